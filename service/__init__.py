@@ -1,0 +1,1 @@
+"""FastAPI service serving the exported digit classifiers (see README)."""

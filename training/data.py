@@ -1,0 +1,73 @@
+"""The lecture's data: ``load_digits`` split 80/20 with ``random_state=1234``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+#: The split of the lecture; every reported figure uses it.
+LECTURE_RANDOM_STATE = 1234
+TEST_SIZE = 0.20
+#: The first test labels of the lecture's split, used as its fingerprint.
+LECTURE_FIRST_TEST_LABELS = (7, 1, 7, 6, 0, 2, 4, 3, 6, 3)
+N_FEATURES = 64
+N_CLASSES = 10
+PIXEL_MIN = 0.0
+PIXEL_MAX = 16.0
+
+
+class SplitMismatch(RuntimeError):
+    """The split does not match the lecture's (different sklearn data or split code)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train and test rows as tensors: ``x`` float32 (N, 64) raw 0..16, ``y`` int64 (N,)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    random_state: int
+
+    def describe(self) -> dict[str, object]:
+        """The facts a manifest records about this split."""
+        return {
+            "dataset": "sklearn.datasets.load_digits",
+            "test_size": TEST_SIZE,
+            "random_state": self.random_state,
+            "shuffle": True,
+            "n_train": len(self.y_train),
+            "n_test": len(self.y_test),
+        }
+
+
+def load_split(random_state: int = LECTURE_RANDOM_STATE, *, check: bool = True) -> Split:
+    """Load the digits and split them as the lecture does.
+
+    With the lecture's ``random_state`` and ``check=True`` the first test labels are compared
+    with the lecture's, so a changed dataset or split never goes unnoticed.
+    """
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        digits.data, digits.target, test_size=TEST_SIZE, shuffle=True, random_state=random_state
+    )
+    split = Split(
+        x_train=torch.from_numpy(np.asarray(x_train, dtype=np.float32)),
+        y_train=torch.from_numpy(np.asarray(y_train, dtype=np.int64)),
+        x_test=torch.from_numpy(np.asarray(x_test, dtype=np.float32)),
+        y_test=torch.from_numpy(np.asarray(y_test, dtype=np.int64)),
+        random_state=random_state,
+    )
+    if check and random_state == LECTURE_RANDOM_STATE:
+        first = tuple(int(v) for v in split.y_test[: len(LECTURE_FIRST_TEST_LABELS)])
+        if first != LECTURE_FIRST_TEST_LABELS:
+            raise SplitMismatch(
+                f"first test labels are {first}, the lecture's split has "
+                f"{LECTURE_FIRST_TEST_LABELS}; check the scikit-learn version"
+            )
+    return split

@@ -1,0 +1,198 @@
+"""One fit loop for every family and recipe.
+
+``fit`` records the loss of every iteration and the train/test accuracy every ``acc_step``
+iterations, reports each step to an optional callback, and stops early when the callback
+returns ``STOP`` (``True``), as scipy's optimizer callbacks do. For a given seed it is
+deterministic on one machine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from training.data import Split
+from training.models import ModelSpec, build_model
+from training.recipes import Recipe
+
+STOP = True
+
+
+@dataclass(frozen=True)
+class AccuracyPoint:
+    """Train and test accuracy after ``iteration`` steps."""
+
+    iteration: int
+    train: float
+    test: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the callback sees after each iteration."""
+
+    iteration: int
+    total: int
+    loss: float
+    elapsed: float
+    #: Set on the iterations where accuracy was recorded, else ``None``.
+    accuracy: AccuracyPoint | None = None
+
+
+StepCallback = Callable[[Step], bool | None]
+
+
+@dataclass
+class FitResult:
+    """The curves and final figures of one fit."""
+
+    loss_curve: list[float] = field(default_factory=list)
+    accuracy: list[AccuracyPoint] = field(default_factory=list)
+    iterations: int = 0
+    total_iterations: int = 0
+    fit_seconds: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def final_loss(self) -> float:
+        return self.loss_curve[-1] if self.loss_curve else math.nan
+
+    @property
+    def train_accuracy(self) -> float:
+        return self.accuracy[-1].train if self.accuracy else math.nan
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.accuracy[-1].test if self.accuracy else math.nan
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of rows whose argmax logit is the label (model in eval mode, no grad)."""
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        correct = (model(x).argmax(dim=1) == y).sum().item()
+    model.train(was_training)
+    return float(correct) / len(y)
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The optimizer a recipe names."""
+    params = model.parameters()
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; expected sgd, adam or adamw")
+
+
+def shift_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Shift each 8x8 image by -1, 0 or +1 pixel in each direction, filling with zeros."""
+    n = x.shape[0]
+    images = x.view(n, 8, 8)
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
+    dy = torch.randint(0, 3, (n,), generator=generator)
+    dx = torch.randint(0, 3, (n,), generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(8).view(1, 8)).view(n, 8, 1).expand(n, 8, 8)
+    cols = (dx.view(n, 1) + torch.arange(8).view(1, 8)).view(n, 1, 8).expand(n, 8, 8)
+    batch = torch.arange(n).view(n, 1, 1).expand(n, 8, 8)
+    return padded[batch, rows, cols].reshape(n, 64)
+
+
+def fit(
+    model: nn.Module,
+    split: Split,
+    recipe: Recipe,
+    on_step: StepCallback | None = None,
+) -> FitResult:
+    """Fit ``model`` on ``split.x_train`` following ``recipe``.
+
+    ``on_step`` is called after every iteration; returning ``STOP`` stops the fit after that
+    iteration, and the result says ``cancelled=True``. Initialise the model under the same
+    seed (``torch.manual_seed(recipe.seed)``) for a reproducible run: batches and shifts draw
+    from their own generator seeded with ``recipe.seed``.
+    """
+    if recipe.iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {recipe.iterations}")
+    generator = torch.Generator().manual_seed(recipe.seed)
+    optimizer = make_optimizer(model, recipe)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.iterations)
+        if recipe.schedule == "cosine"
+        else None
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    x_all, y_all = split.x_train, split.y_train
+    n = len(y_all)
+    batch_size = recipe.batch_size if recipe.batch_size and recipe.batch_size < n else n
+    order = torch.randperm(n, generator=generator)
+    cursor = 0
+    result = FitResult(total_iterations=recipe.iterations)
+    start = time.perf_counter()
+    model.train()
+    for iteration in range(1, recipe.iterations + 1):
+        if batch_size == n:
+            x, y = x_all, y_all
+        else:
+            if cursor + batch_size > n:
+                order = torch.randperm(n, generator=generator)
+                cursor = 0
+            index = order[cursor : cursor + batch_size]
+            cursor += batch_size
+            x, y = x_all[index], y_all[index]
+        if recipe.augment_shift:
+            x = shift_images(x, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        loss_value = float(loss.item())
+        result.loss_curve.append(loss_value)
+        result.iterations = iteration
+        point = None
+        if iteration % recipe.acc_step == 0 or iteration == recipe.iterations:
+            point = AccuracyPoint(
+                iteration,
+                accuracy(model, split.x_train, split.y_train),
+                accuracy(model, split.x_test, split.y_test),
+            )
+            result.accuracy.append(point)
+        elapsed = time.perf_counter() - start
+        if on_step is not None and on_step(
+            Step(iteration, recipe.iterations, loss_value, elapsed, point)
+        ):
+            result.cancelled = True
+            break
+    if result.cancelled and (
+        not result.accuracy or result.accuracy[-1].iteration != result.iterations
+    ):
+        result.accuracy.append(
+            AccuracyPoint(
+                result.iterations,
+                accuracy(model, split.x_train, split.y_train),
+                accuracy(model, split.x_test, split.y_test),
+            )
+        )
+    result.fit_seconds = time.perf_counter() - start
+    model.eval()
+    return result
+
+
+def train(
+    spec: ModelSpec, split: Split, recipe: Recipe, on_step: StepCallback | None = None
+) -> tuple[nn.Module, FitResult]:
+    """Seed torch with ``recipe.seed``, build the model ``spec`` describes and fit it."""
+    torch.manual_seed(recipe.seed)
+    model = build_model(spec)
+    return model, fit(model, split, recipe, on_step)
