@@ -57,13 +57,16 @@ class ModelSpec:
 
 
 class _Scale(nn.Module):
-    """Multiplies its input by a fixed factor kept as a buffer (exported with the model)."""
+    """Multiplies its input by a fixed factor, a constant of the exported module.
 
-    factor: torch.Tensor
+    A plain float attribute rather than an annotated buffer: TorchScript cannot resolve the
+    string annotation ``"torch.Tensor"`` that ``from __future__ import annotations`` makes
+    of a class-level buffer annotation, and a float needs no device move.
+    """
 
     def __init__(self, factor: float) -> None:
         super().__init__()
-        self.register_buffer("factor", torch.tensor(float(factor)))
+        self.factor = float(factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.factor
