@@ -1,0 +1,69 @@
+"""``python -m service`` / ``digits-serve``: start uvicorn on ``create_app(Settings())``.
+
+The only place the environment is read. Command-line options override environment settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import uvicorn
+
+from service.settings import Settings
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve the digit classifiers in MODELS_DIR over HTTP. Every option also "
+        "comes from the environment (DIGITS_HOST, DIGITS_PORT, ...; see the README).",
+    )
+    parser.add_argument("--host", help="interface to bind (DIGITS_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (DIGITS_PORT, default 8000)")
+    parser.add_argument(
+        "--workers", type=int, help="uvicorn worker processes (DIGITS_WORKERS, default 1)"
+    )
+    parser.add_argument(
+        "--models-dir", type=Path, help="folder of exported models (DIGITS_MODELS_DIR)"
+    )
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (DIGITS_DEVICE)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "workers": args.workers,
+            "models_dir": args.models_dir,
+            "device": args.device,
+        }.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Each worker process builds its app from the environment: pass the overrides along.
+    for key, value in overrides.items():
+        os.environ[f"DIGITS_{key.upper()}"] = str(value)
+    uvicorn.run(
+        "service.app:create_app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        factory=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Errors the service answers with, and the one JSON envelope they are rendered in.
+
+Tree::
+
+    ServiceError               500 internal
+    ├── InvalidInput           422 invalid_input
+    ├── PayloadTooLarge        413 payload_too_large
+    ├── ModelNotFound          404 model_not_found
+    ├── VersionNotFound        404 version_not_found
+    ├── JobNotFound            404 job_not_found
+    ├── JobNotCancellable      409 job_not_cancellable
+    ├── QueueFull              429 queue_full
+    ├── Unauthorized           401 unauthorized
+    ├── Forbidden              403 forbidden
+    └── ModelNotReady          503 not_ready
+
+Body: ``{"error": {"code": str, "message": str, "expected": str | null, ...details}}``.
+Domain code raises these; only ``app.py`` turns them into HTTP responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    """Base class: carries the HTTP status, a stable code and a human message."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str | None = None,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.headers = headers
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the response."""
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "expected": self.expected,
+                **self.details,
+            }
+        }
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ModelNotFound(ServiceError):
+    status_code = 404
+    code = "model_not_found"
+
+
+class VersionNotFound(ServiceError):
+    status_code = 404
+    code = "version_not_found"
+
+
+class JobNotFound(ServiceError):
+    status_code = 404
+    code = "job_not_found"
+
+
+class JobNotCancellable(ServiceError):
+    status_code = 409
+    code = "job_not_cancellable"
+
+
+class QueueFull(ServiceError):
+    status_code = 429
+    code = "queue_full"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ModelNotReady(ServiceError):
+    status_code = 503
+    code = "not_ready"

@@ -1,0 +1,69 @@
+"""Service settings, read from the environment (prefix ``DIGITS_``) or a ``.env`` file.
+
+Every field is documented in the README's "Settings" table; the defaults need no external
+service (SQLite job store, local worker processes, models from ``./models``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All settings of the service. Environment variable = ``DIGITS_`` + upper-case name."""
+
+    model_config = SettingsConfigDict(env_prefix="DIGITS_", env_file=".env", extra="ignore")
+
+    # --- serving -------------------------------------------------------------------------
+    models_dir: Path = Path("models")
+    """Folder of exported models: ``<name>/<version>/model.pt`` + ``manifest.json``."""
+    device: str = "auto"
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    default_model: str = "cnn"
+    """Model answering ``POST /predict``."""
+    torch_threads: int = Field(default=1, ge=1)
+    """Intra-op threads per process; 1 per worker avoids oversubscribing the cores."""
+    max_batch_size: int = Field(default=256, ge=1)
+    """Most rows the micro-batcher runs in one forward pass."""
+    max_wait_ms: float = Field(default=1.0, ge=0)
+    """How long a batch waits for more requests once another request is already queued."""
+    max_rows: int = Field(default=1024, ge=1)
+    """Most rows one predict request may carry (413 beyond)."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted (413 beyond)."""
+    reload_interval_s: float = Field(default=2.0, ge=0)
+    """How often the models folder is scanned for new versions (0 = never)."""
+
+    # --- process -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- training jobs -------------------------------------------------------------------
+    database_url: str = "sqlite:///var/jobs.db"
+    """SQLAlchemy URL of the job store (e.g. ``postgresql+psycopg://user@host/db``)."""
+    job_backend: Literal["local", "celery"] = "local"
+    """``local``: worker processes owned by the API; ``celery``: Celery workers via a broker."""
+    max_running_jobs: int = Field(default=1, ge=1)
+    """Training jobs running at once (local backend)."""
+    max_queued_jobs: int = Field(default=16, ge=0)
+    """Jobs waiting beyond those running; ``POST /train`` answers 429 when full."""
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    """Broker of the celery backend."""
+    admin_api_key: SecretStr | None = None
+    """When set, ``POST /train`` and ``DELETE /train/{id}`` need ``Authorization: Bearer <key>``."""
+    read_api_key: SecretStr | None = None
+    """When set, every other route but health and metrics needs this key (or the admin key)."""
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
