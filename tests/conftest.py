@@ -1,0 +1,77 @@
+"""Fixtures shared by every test package: small real models exported into temporary folders,
+settings built on ``tmp_path`` (never a patched global) and clients that run the lifespan."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from training.data import Split, load_split
+from training.export import export
+from training.fit import train
+from training.models import FAMILIES
+from training.recipes import DEFAULT
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.fixture(scope="session")
+def split() -> Split:
+    """The lecture's split, loaded once per test session."""
+    return load_split()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory, split: Split) -> Path:
+    """A models folder holding version 1 of logistic, fnn and cnn, each fitted for 40 steps."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    for family in FAMILIES:
+        preset = DEFAULT[family]
+        recipe = replace(preset.recipe, iterations=40, acc_step=20)
+        model, result = train(preset.spec, split, recipe)
+        export(
+            model,
+            spec=preset.spec,
+            recipe=recipe,
+            recipe_name="default",
+            split=split,
+            result=result,
+            models_dir=root,
+            name=family,
+            measure=False,
+        )
+    return root
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path, tiny_models: Path) -> Path:
+    """A private copy of ``tiny_models`` that a test may change."""
+    target = tmp_path / "models"
+    shutil.copytree(tiny_models, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, models_dir: Path) -> Settings:
+    """Embedded-default settings on temporary folders (SQLite job store, local jobs)."""
+    return Settings(
+        models_dir=models_dir,
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        device="cpu",
+        reload_interval_s=0,
+        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings init-only option
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """A client on a fresh app whose lifespan has run (models loaded, ready)."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
