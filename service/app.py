@@ -1,7 +1,8 @@
 """The application factory: ``create_app(settings)`` builds everything on ``app.state``.
 
 Nothing is created at import time; a test builds a whole app on a temporary folder with its
-own ``Settings``.
+own ``Settings``. State: ``settings``, ``metrics`` (built in ``create_app``), then, in the
+lifespan, ``device``, ``registry``, ``dataplane`` (micro-batchers + forward thread), ``ready``.
 """
 
 from __future__ import annotations
@@ -15,23 +16,27 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from service.dataplane import DataPlane
 from service.device import resolve_device
 from service.errors import ServiceError
+from service.metrics import ServiceMetrics
+from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import health
+from service.routes import health, metrics, models, predict
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def _watch_models(registry: ModelRegistry, interval: float) -> None:
+async def _watch_models(dataplane: DataPlane, interval: float) -> None:
     """Poll the models folder so versions published by any process get served."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(registry.refresh)
+            await dataplane.refresh()
         except OSError as exc:  # a transient filesystem error must not stop the watcher
             log.warning("scanning the models folder failed: %s", exc)
 
@@ -39,24 +44,47 @@ async def _watch_models(registry: ModelRegistry, interval: float) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app; the lifespan loads the models and starts the collaborators."""
     settings = settings or Settings()
+    service_metrics = ServiceMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        torch.set_num_threads(settings.torch_threads)
-        device = resolve_device(settings.device)
-        registry = ModelRegistry(ModelRepository(settings.models_dir), device)
-        app.state.settings = settings
-        app.state.device = device
-        app.state.registry = registry
-        app.state.ready = False
         async with contextlib.AsyncExitStack() as stack:
+            # --- models: load and warm every version on disk (in a thread) ---------------
+            torch.set_num_threads(settings.torch_threads)
+            device = resolve_device(settings.device)
+            registry = ModelRegistry(ModelRepository(settings.models_dir), device)
+            app.state.device = device
+            app.state.registry = registry
+            service_metrics.track_models(lambda: len(registry))
             await asyncio.to_thread(registry.refresh)
+
+            # --- data plane: one micro-batcher per version, one forward thread ----------
+            dataplane = DataPlane(
+                registry,
+                service_metrics,
+                default_model=settings.default_model,
+                max_rows=settings.max_rows,
+                max_batch_size=settings.max_batch_size,
+                max_wait_ms=settings.max_wait_ms,
+                torch_threads=settings.torch_threads,
+            )
+            stack.push_async_callback(dataplane.aclose)
+            dataplane.sync()
+            await dataplane.warm_up()
+            app.state.dataplane = dataplane
+
+            # --- new versions on disk become servable without a restart -----------------
             if settings.reload_interval_s > 0:
-                watcher = asyncio.create_task(_watch_models(registry, settings.reload_interval_s))
+                watcher = asyncio.create_task(_watch_models(dataplane, settings.reload_interval_s))
                 stack.callback(watcher.cancel)
+
+            # --- training jobs: the job runner is wired here ----------------------------
+
+            # --- ready: every model on disk at start-up is loaded and warmed ------------
             app.state.ready = len(registry) > 0
             log.info("ready: %d model version(s) on %s", len(registry), device)
             yield
+            app.state.ready = False
 
     app = FastAPI(
         title="digits-serve",
@@ -65,11 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = service_metrics
     app.state.ready = False
-    for router in (health.router,):
+    for router in (predict.router, models.router, health.router, metrics.router):
         app.include_router(router)
+    # The last added runs first: count every request, including those refused for size.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=service_metrics)
     app.add_exception_handler(ServiceError, handle_service_error)  # type: ignore[arg-type]  # starlette types handlers loosely
     app.add_exception_handler(RequestValidationError, handle_validation_error)  # type: ignore[arg-type]  # same
+    app.add_exception_handler(HTTPException, handle_http_error)  # type: ignore[arg-type]  # same
+    app.add_exception_handler(Exception, handle_unexpected_error)
     return app
 
 
@@ -99,3 +133,17 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
         }
     }
     return JSONResponse(body, status_code=422)
+
+
+async def handle_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Render Starlette's HTTP errors (unknown path, wrong method) in the same envelope."""
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    body = {"error": {"code": code, "message": str(exc.detail), "expected": None}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one catch-all: log the traceback, answer 500 in the envelope without details."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"error": {"code": "internal", "message": "internal server error", "expected": None}}
+    return JSONResponse(body, status_code=500)

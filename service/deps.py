@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.dataplane import DataPlane
+from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
 from service.settings import Settings
 
@@ -20,5 +22,17 @@ def get_registry(request: Request) -> ModelRegistry:
     return registry
 
 
+def get_dataplane(request: Request) -> DataPlane:
+    dataplane: DataPlane = request.app.state.dataplane
+    return dataplane
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

@@ -1,0 +1,133 @@
+"""Micro-batching: concurrent requests to one model version share one forward pass.
+
+Policy (the trade-off between latency and throughput):
+
+- A request that finds the worker idle and nothing queued is dispatched at once: a lone
+  client never pays ``max_wait_ms``.
+- While a forward is in flight, new requests queue up; when it ends, everything queued (up to
+  ``max_batch_size`` rows) goes into the next forward. The in-flight forward is the gathering
+  window, so under load batches grow by themselves without any timer.
+- Only when several requests are already queued (evidence of concurrent clients) does the
+  worker wait up to ``max_wait_ms`` more for the batch to fill. Larger values mean bigger
+  batches under heavy load and more latency per request; 0 turns the timer off.
+- A request larger than ``max_batch_size`` rows runs alone, in one forward.
+
+The forward runs in ``executor`` (one thread per device), never on the event loop; its result
+rows are split back to the callers in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.errors import ModelNotReady
+
+log = logging.getLogger(__name__)
+
+Forward = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: np.ndarray  # (n, 64) float32
+    future: asyncio.Future[np.ndarray]
+
+
+class MicroBatcher:
+    """Gathers ``submit`` calls into forwards of at most ``max_batch_size`` rows."""
+
+    def __init__(
+        self,
+        forward: Forward,
+        executor: Executor,
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.forward = forward
+        self.executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000
+        self.on_batch = on_batch
+        self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def submit(self, rows: np.ndarray) -> np.ndarray:
+        """Probabilities (n, 10) for ``rows`` (n, 64), computed in some batch."""
+        if self._closed:
+            raise ModelNotReady("the service is shutting down", expected="retry shortly")
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="micro-batcher")
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(rows, future))
+        self._queued_rows += len(rows)
+        self._wakeup.set()
+        return await future
+
+    async def aclose(self) -> None:
+        """Stop the worker; requests still queued get ``ModelNotReady``."""
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(ModelNotReady("the service is shutting down"))
+
+    def _take(self, limit: int) -> list[_Pending]:
+        """Queued requests from the head totalling at most ``limit`` rows (always one)."""
+        taken = [self._queue.popleft()]
+        rows = len(taken[0].rows)
+        while self._queue and rows + len(self._queue[0].rows) <= limit:
+            pending = self._queue.popleft()
+            rows += len(pending.rows)
+            taken.append(pending)
+        self._queued_rows -= rows
+        return taken
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            gather = len(self._queue) > 1 and self._queued_rows < self.max_batch_size
+            if gather and self.max_wait_s > 0:
+                await asyncio.sleep(self.max_wait_s)
+            batch = self._take(self.max_batch_size)
+            rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
+            try:
+                probabilities = await loop.run_in_executor(self.executor, self.forward, rows)
+            except asyncio.CancelledError:
+                _fail(batch, ModelNotReady("the service is shutting down"))
+                raise
+            except Exception as exc:  # a failed forward fails its callers, not the worker
+                log.exception("forward of %d rows failed", len(rows))
+                _fail(batch, exc)
+                continue
+            if self.on_batch is not None:
+                self.on_batch(len(rows))
+            start = 0
+            for pending in batch:
+                end = start + len(pending.rows)
+                if not pending.future.done():  # the caller may have gone away
+                    pending.future.set_result(probabilities[start:end])
+                start = end
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for pending in batch:
+        if not pending.future.done():
+            pending.future.set_exception(exc)

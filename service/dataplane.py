@@ -1,0 +1,130 @@
+"""The data plane (as in MLServer): protocol-independent inference over the registry.
+
+Routes of any protocol (``/predict`` today, a ``/v2`` Open Inference Protocol router later)
+decode their body into float32 ``(N, 64)`` rows and call ``DataPlane.infer``; it picks the
+model version, hands the rows to that version's micro-batcher and returns the probabilities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from service.batcher import Forward, MicroBatcher
+from service.errors import InvalidInput
+from service.metrics import ServiceMetrics
+from service.registry import LoadedModel, ModelRegistry
+from training.data import N_FEATURES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceResult:
+    """The answer of one model version to one request's rows."""
+
+    model: str
+    version: int
+    device: str
+    probabilities: np.ndarray  # (N, 10) float32
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The predicted class of each row, (N,) int64."""
+        labels: np.ndarray = self.probabilities.argmax(axis=1)
+        return labels
+
+
+class DataPlane:
+    """Owns one micro-batcher per loaded model version and one forward thread per device."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        metrics: ServiceMetrics,
+        *,
+        default_model: str,
+        max_rows: int,
+        max_batch_size: int,
+        max_wait_ms: float,
+        torch_threads: int = 1,
+    ) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.default_model = default_model
+        self.max_rows = max_rows
+        self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
+        # One thread runs every forward of this device: forwards never overlap on the cores.
+        self.executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="forward",
+            initializer=torch.set_num_threads,
+            initargs=(torch_threads,),
+        )
+        self._batchers: dict[tuple[str, int], tuple[LoadedModel, MicroBatcher]] = {}
+        self._retired: list[MicroBatcher] = []  # replaced ones, closed at shutdown
+
+    async def infer(self, name: str, version: int | None, rows: np.ndarray) -> InferenceResult:
+        """Probabilities of ``name`` at ``version`` (None = default) for float32 rows (N, 64)."""
+        if rows.ndim != 2 or rows.shape[1] != N_FEATURES or rows.dtype != np.float32:
+            raise InvalidInput(
+                f"expected float32 rows of shape (N, {N_FEATURES}), got {rows.dtype} {rows.shape}"
+            )
+        model = self.registry.get(name, version)
+        probabilities = await self._batcher(model).submit(rows)
+        return InferenceResult(model.name, model.version, str(model.device), probabilities)
+
+    def sync(self) -> None:
+        """Create batchers for every loaded version that has none (after a registry refresh)."""
+        for name in self.registry.names():
+            for model in self.registry.versions(name):
+                self._batcher(model)
+
+    async def refresh(self) -> list[LoadedModel]:
+        """Load new versions from disk (in a thread) and give each its batcher."""
+        loaded = await asyncio.to_thread(self.registry.refresh)
+        self.sync()
+        return loaded
+
+    async def warm_up(self) -> None:
+        """Start the forward thread so the first request does not pay for it."""
+        await asyncio.get_running_loop().run_in_executor(self.executor, torch.get_num_threads)
+
+    async def aclose(self) -> None:
+        """Stop every batcher, then the forward thread."""
+        for batcher in [b for _m, b in self._batchers.values()] + self._retired:
+            await batcher.aclose()
+        self._batchers.clear()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def _batcher(self, model: LoadedModel) -> MicroBatcher:
+        key = (model.name, model.version)
+        entry = self._batchers.get(key)
+        if entry is not None and entry[0] is model:
+            return entry[1]
+        if entry is not None:  # the same version number re-published with another artifact
+            self._retired.append(entry[1])
+        version = str(model.version)
+        batcher = MicroBatcher(
+            _forward_of(model),
+            self.executor,
+            max_batch_size=self.max_batch_size,
+            max_wait_ms=self.max_wait_ms,
+            on_batch=lambda rows: self.metrics.observe_batch(model.name, version, rows),
+        )
+        self._batchers[key] = (model, batcher)
+        log.debug("batcher ready for %s v%s", model.name, version)
+        return batcher
+
+
+def _forward_of(model: LoadedModel) -> Forward:
+    def forward(rows: np.ndarray) -> np.ndarray:
+        return model.predict_proba(torch.from_numpy(rows)).numpy()  # (N, 10)
+
+    return forward

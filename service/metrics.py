@@ -1,0 +1,85 @@
+"""Prometheus metrics of one app, on its own ``CollectorRegistry`` (several apps never clash).
+
+``create_app`` builds one ``ServiceMetrics`` and puts it on ``app.state.metrics``; ``GET
+/metrics`` renders ``metrics.registry``. Other components register their metrics on the same
+registry, each in its own small class, e.g. the training jobs::
+
+    class JobMetrics:
+        def __init__(self, registry: CollectorRegistry) -> None:
+            self.jobs = Counter("digits_jobs_total", "...", ["status"], registry=registry)
+
+    app.state.job_metrics = JobMetrics(app.state.metrics.registry)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServiceMetrics:
+    """The HTTP and inference metrics of one app."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "digits_http_requests_total",
+            "HTTP requests by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "digits_http_request_duration_seconds",
+            "Time from the request's start to the end of its response, by route template.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "digits_predictions_total",
+            "Rows predicted, by model and version.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "digits_batch_size_rows",
+            "Rows per forward pass actually run by the micro-batcher, by model and version.",
+            ["model", "version"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.models_loaded = Gauge(
+            "digits_models_loaded",
+            "Model versions loaded and servable.",
+            registry=self.registry,
+        )
+
+    def track_models(self, count: Callable[[], float]) -> None:
+        """Let the ``models_loaded`` gauge read ``count()`` at each scrape."""
+        self.models_loaded.set_function(count)
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one finished HTTP request and its latency."""
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def observe_batch(self, model: str, version: str, rows: int) -> None:
+        """Record one forward pass of ``rows`` rows."""
+        self.batch_size.labels(model, version).observe(rows)
+        self.predictions.labels(model, version).inc(rows)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,16 @@
+"""``GET /metrics``: the app's Prometheus registry in text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from service.deps import MetricsDep
+from service.metrics import CONTENT_TYPE
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(metrics: MetricsDep) -> Response:
+    """Request counts and latency, predictions, batch sizes, models loaded (Prometheus text)."""
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
