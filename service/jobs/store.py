@@ -1,0 +1,356 @@
+"""The persistent job store: ``JobStore(url)`` over any SQLAlchemy URL (SQLite by default).
+
+Every method is a short synchronous transaction; the API calls them through
+``asyncio.to_thread``, worker processes call them directly. Transitions are conditional
+``UPDATE ... WHERE status = ...`` statements whose row count says whether they happened, so
+several API processes and workers can share one database:
+
+- ``claim_next`` / ``start``: ``queued -> running`` for exactly one claimant;
+- ``record_progress`` / ``finish`` / ``fail``: only while the job is ``running`` and owned
+  by the caller, so a job declared lost is never resurrected by a late worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from service.errors import JobNotCancellable, JobNotFound
+from service.jobs.models import (
+    Curve,
+    JobRecord,
+    JobSpec,
+    JobStatus,
+    curve_table,
+    jobs_table,
+    metadata,
+)
+
+log = logging.getLogger(__name__)
+
+#: A running job whose owner has not written for this long is declared lost.
+STALE_AFTER_S = 300.0
+WORKER_LOST = "worker lost: the process running this job exited"
+
+
+def new_owner() -> str:
+    """A claimant id, ``host:pid:token``: unique per runner, says where it ran."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str, me: str) -> bool:
+    """Whether ``owner`` certainly no longer runs: a process of this host that has exited
+    (or this very process under another token: a previous runner of it)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner != me
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers (the API) read while a worker writes progress.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class JobStore:
+    """Jobs and their curves in SQL. ``create_tables`` is idempotent and race-safe."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        if create:
+            self.create_tables()
+
+    def create_tables(self) -> None:
+        """Create the tables that are missing (another process may be doing the same)."""
+        try:
+            metadata.create_all(self.engine)
+        except (OperationalError, ProgrammingError):
+            metadata.create_all(self.engine)  # lost a creation race: the second pass sees it
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- API side ----------------------------------------------------------------------
+
+    def create(self, spec: JobSpec, *, max_queued: int | None = None) -> JobRecord | None:
+        """Insert a ``queued`` job; ``None`` when ``max_queued`` jobs are already waiting."""
+        stored = spec.stored()
+        job_id = uuid.uuid4().hex
+        with self.engine.begin() as conn:
+            if max_queued is not None:
+                waiting = conn.execute(
+                    select(func.count()).where(jobs_table.c.status == JobStatus.QUEUED)
+                ).scalar_one()
+                if waiting >= max_queued:
+                    return None
+            conn.execute(
+                insert(jobs_table).values(
+                    id=job_id,
+                    status=JobStatus.QUEUED,
+                    family=spec.family,
+                    name=spec.model_name,
+                    promote=spec.promote,
+                    spec=stored,
+                    created_at=time.time(),
+                    cancel_requested=False,
+                    iteration=0,
+                    total_iterations=stored["recipe"]["iterations"],
+                )
+            )
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job ``job_id``; ``JobNotFound`` if there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs_table).where(jobs_table.c.id == job_id)).first()
+        if row is None:
+            raise JobNotFound(f"no training job {job_id!r}", expected="an id from GET /train")
+        return JobRecord.from_row(row)
+
+    def list_jobs(
+        self, *, status: JobStatus | None = None, limit: int = 20, offset: int = 0
+    ) -> tuple[list[JobRecord], int]:
+        """Jobs newest first (one page), and how many match in all."""
+        where = [] if status is None else [jobs_table.c.status == status]
+        query = (
+            select(jobs_table)
+            .where(*where)
+            .order_by(jobs_table.c.created_at.desc(), jobs_table.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            total = conn.execute(select(func.count()).where(*where)).scalar_one()
+        return [JobRecord.from_row(r) for r in rows], int(total)
+
+    def counts(self) -> dict[JobStatus, int]:
+        """Number of jobs in each status."""
+        query = select(jobs_table.c.status, func.count()).group_by(jobs_table.c.status)
+        with self.engine.connect() as conn:
+            found = {JobStatus(s): int(n) for s, n in conn.execute(query).all()}
+        return {s: found.get(s, 0) for s in JobStatus}
+
+    def curve(self, job_id: str, *, after_seq: int = 0) -> Curve:
+        """The curve chunks of ``job_id`` written after chunk ``after_seq``, joined."""
+        query = (
+            select(curve_table.c.seq, curve_table.c.losses, curve_table.c.accuracy)
+            .where(curve_table.c.job_id == job_id, curve_table.c.seq > after_seq)
+            .order_by(curve_table.c.seq)
+        )
+        curve = Curve(last_seq=after_seq)
+        with self.engine.connect() as conn:
+            for seq, losses, accuracy in conn.execute(query):
+                curve.extend(losses, accuracy, seq)
+        return curve
+
+    def request_cancel(self, job_id: str, *, reason: str | None = None) -> JobRecord:
+        """Cancel a queued job at once, or ask a running one to stop.
+
+        ``reason`` ``None`` is a user's cancel (the job ends ``cancelled``); any other reason
+        makes the job end ``failed`` with it (used when the service shuts down).
+        ``JobNotCancellable`` for a finished job.
+        """
+        with self.engine.begin() as conn:
+            queued = conn.execute(
+                update(jobs_table)
+                .where(jobs_table.c.id == job_id, jobs_table.c.status == JobStatus.QUEUED)
+                .values(
+                    status=JobStatus.CANCELLED if reason is None else JobStatus.FAILED,
+                    error=reason,
+                    cancel_requested=True,
+                    finished_at=time.time(),
+                )
+            ).rowcount
+            if not queued:
+                conn.execute(
+                    update(jobs_table)
+                    .where(jobs_table.c.id == job_id, jobs_table.c.status == JobStatus.RUNNING)
+                    .values(cancel_requested=True, cancel_reason=reason)
+                )
+        job = self.get(job_id)
+        if job.status.finished and not queued:
+            raise JobNotCancellable(
+                f"job {job_id} already ended {job.status}",
+                expected="a queued or running job",
+            )
+        return job
+
+    def mark_orphans(self, me: str, *, stale_after: float = STALE_AFTER_S) -> list[str]:
+        """Fail the running jobs whose owner is gone (see ``owner_is_dead``) or silent for
+        ``stale_after`` seconds; returns their ids."""
+        query = select(jobs_table.c.id, jobs_table.c.owner, jobs_table.c.heartbeat_at).where(
+            jobs_table.c.status == JobStatus.RUNNING
+        )
+        with self.engine.connect() as conn:
+            running = conn.execute(query).all()
+        now, lost = time.time(), []
+        for job_id, owner, heartbeat in running:
+            silent = heartbeat is not None and now - heartbeat > stale_after
+            gone = (owner and owner_is_dead(owner, me)) or silent
+            if gone and self.fail(job_id, WORKER_LOST, owner=owner):
+                lost.append(job_id)
+        return lost
+
+    # --- worker side -------------------------------------------------------------------
+
+    def claim_next(self, owner: str) -> str | None:
+        """Claim the oldest queued job for ``owner``; ``None`` when nothing is queued."""
+        for _attempt in range(10):
+            with self.engine.connect() as conn:
+                job_id = conn.execute(
+                    select(jobs_table.c.id)
+                    .where(jobs_table.c.status == JobStatus.QUEUED)
+                    .order_by(jobs_table.c.created_at, jobs_table.c.id)
+                    .limit(1)
+                ).scalar()
+            if job_id is None:
+                return None
+            if self.claim(job_id, owner):
+                return str(job_id)
+        return None  # lost every race: let the next round try again
+
+    def claim(self, job_id: str, owner: str) -> bool:
+        """``queued -> running`` for ``owner``; ``False`` if another claimant was first."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(jobs_table)
+                .where(jobs_table.c.id == job_id, jobs_table.c.status == JobStatus.QUEUED)
+                .values(status=JobStatus.RUNNING, owner=owner, started_at=now, heartbeat_at=now)
+            ).rowcount
+        return claimed == 1
+
+    def start(self, job_id: str, owner: str, pid: int) -> JobRecord | None:
+        """Begin running ``job_id`` in process ``pid``: claim it if it is still queued, go
+        on if ``owner`` already holds it; ``None`` if it is not ``owner``'s to run."""
+        self.claim(job_id, owner)
+        with self.engine.begin() as conn:
+            mine = conn.execute(
+                update(jobs_table)
+                .where(*self._held(job_id, owner))
+                .values(worker_pid=pid, heartbeat_at=time.time())
+            ).rowcount
+        return self.get(job_id) if mine else None
+
+    def record_progress(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        iteration: int,
+        elapsed: float,
+        losses: Sequence[float],
+        accuracy: Sequence[dict[str, float]],
+    ) -> tuple[bool, str | None]:
+        """Append the new curve points and the progress; returns ``(stop, reason)``: stop
+        when a cancel was requested or the job is no longer ``owner``'s running job."""
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                update(jobs_table)
+                .where(*self._held(job_id, owner))
+                .values(
+                    iteration=iteration,
+                    elapsed=elapsed,
+                    last_loss=losses[-1] if losses else None,
+                    heartbeat_at=time.time(),
+                )
+            ).rowcount
+            if not held:
+                return True, "the job is no longer held by this worker"
+            if losses or accuracy:
+                conn.execute(
+                    insert(curve_table).values(
+                        job_id=job_id,
+                        first_iteration=iteration - len(losses) + 1,
+                        losses=list(losses),
+                        accuracy=list(accuracy),
+                    )
+                )
+            flag, reason = conn.execute(
+                select(jobs_table.c.cancel_requested, jobs_table.c.cancel_reason).where(
+                    jobs_table.c.id == job_id
+                )
+            ).one()
+        return bool(flag), reason
+
+    def finish(
+        self,
+        job_id: str,
+        owner: str,
+        status: JobStatus,
+        *,
+        metrics: dict[str, Any] | None = None,
+        model: tuple[str, int] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """End ``owner``'s running job with ``status``; ``False`` if it was not held."""
+        values: dict[str, Any] = {"status": status, "finished_at": time.time(), "error": error}
+        if metrics is not None:
+            values["metrics"] = metrics
+        if model is not None:
+            values["model_name"], values["model_version"] = model
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(jobs_table).where(*self._held(job_id, owner)).values(**values)
+            ).rowcount
+        return done == 1
+
+    def fail(self, job_id: str, error: str, *, owner: str | None = None) -> bool:
+        """Mark a queued or running job failed (only ``owner``'s running job, if given)."""
+        where = [jobs_table.c.id == job_id]
+        if owner is None:
+            where.append(jobs_table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        else:
+            where.extend(self._held(job_id, owner)[1:])
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(jobs_table)
+                .where(*where)
+                .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
+            ).rowcount
+        return done == 1
+
+    @staticmethod
+    def _held(job_id: str, owner: str) -> list[Any]:
+        return [
+            jobs_table.c.id == job_id,
+            jobs_table.c.status == JobStatus.RUNNING,
+            jobs_table.c.owner == owner,
+        ]

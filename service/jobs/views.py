@@ -1,0 +1,174 @@
+"""The JSON views of a job: ``JobView`` (``GET /train/{id}``), the SSE event payloads and
+the loss-curve thinning.
+
+The loss curve in ``JobView`` holds at most ``MAX_CURVE_POINTS`` points: with ``n`` losses
+and ``stride = ceil(n / 1000)``, each point is the mean of ``stride`` consecutive losses,
+placed at the last iteration of its span. ``GET /train/{id}/curve.json`` serves every loss.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.jobs.models import Curve, JobRecord, JobStatus
+
+MAX_CURVE_POINTS = 1000
+
+
+class Progress(BaseModel):
+    """How far the fit is: iteration of total, seconds spent and estimated to go."""
+
+    iteration: int
+    total: int
+    fraction: float
+    elapsed_s: float | None
+    remaining_s: float | None = Field(description="linear estimate; null before the first step")
+
+
+class LossCurve(BaseModel):
+    """The loss curve, thinned to at most 1,000 points (means over ``stride`` iterations)."""
+
+    iterations: list[int]
+    values: list[float]
+    stride: int
+    points: int = Field(description="losses recorded so far (the unthinned length)")
+
+
+class AccuracyPoint(BaseModel):
+    iteration: int
+    train: float
+    test: float
+
+
+class PublishedModel(BaseModel):
+    """The model version a succeeded job published."""
+
+    name: str
+    version: int
+
+
+class JobView(BaseModel):
+    """A training job as the API shows it."""
+
+    id: str
+    status: JobStatus
+    family: str
+    name: str = Field(description="model name the result is published under")
+    recipe: str
+    promote: bool
+    architecture: dict[str, Any]
+    hyperparameters: dict[str, Any] = Field(description="the resolved recipe the fit uses")
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    progress: Progress
+    loss: LossCurve | None = Field(description="null in list views")
+    accuracy: list[AccuracyPoint] | None = Field(description="null in list views")
+    metrics: dict[str, float | int] | None
+    model: PublishedModel | None
+    error: str | None
+    cancel_requested: bool
+    links: dict[str, str]
+
+
+class JobPage(BaseModel):
+    """One page of ``GET /train``, newest first."""
+
+    jobs: list[JobView]
+    total: int
+    limit: int
+    offset: int
+    next: str | None = Field(description="URL of the next page, null on the last")
+
+
+class FullCurve(BaseModel):
+    """Every loss (index i = iteration i + 1) and every accuracy point of a job."""
+
+    job_id: str
+    loss: list[float]
+    accuracy: list[AccuracyPoint]
+
+
+def thin(losses: list[float], limit: int = MAX_CURVE_POINTS) -> LossCurve:
+    """Means over spans of ``ceil(n / limit)`` losses, at each span's last iteration."""
+    n = len(losses)
+    stride = max(1, math.ceil(n / limit))
+    iterations, values = [], []
+    for start in range(0, n, stride):
+        span = losses[start : start + stride]
+        iterations.append(start + len(span))
+        values.append(sum(span) / len(span))
+    return LossCurve(iterations=iterations, values=values, stride=stride, points=n)
+
+
+def _time(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
+
+
+def progress(job: JobRecord) -> Progress:
+    """Iteration of total, elapsed seconds and a linear estimate of the rest."""
+    remaining = None
+    if job.elapsed is not None and job.iteration > 0 and not job.status.finished:
+        remaining = job.elapsed / job.iteration * (job.total_iterations - job.iteration)
+    return Progress(
+        iteration=job.iteration,
+        total=job.total_iterations,
+        fraction=job.iteration / job.total_iterations if job.total_iterations else 0.0,
+        elapsed_s=job.elapsed,
+        remaining_s=remaining,
+    )
+
+
+def job_view(job: JobRecord, curve: Curve | None = None) -> JobView:
+    """The JSON view of ``job``; with ``curve`` the thinned loss and the accuracy points."""
+    base = f"/train/{job.id}"
+    model = (
+        PublishedModel(name=job.model_name, version=job.model_version)
+        if job.model_name is not None and job.model_version is not None
+        else None
+    )
+    return JobView(
+        id=job.id,
+        status=job.status,
+        family=job.family,
+        name=job.name,
+        recipe=job.spec["request"]["recipe"],
+        promote=job.promote,
+        architecture=job.spec["architecture"],
+        hyperparameters=job.spec["recipe"],
+        created=datetime.fromtimestamp(job.created_at, UTC),
+        started=_time(job.started_at),
+        finished=_time(job.finished_at),
+        progress=progress(job),
+        loss=None if curve is None else thin(curve.losses),
+        accuracy=None
+        if curve is None
+        else [AccuracyPoint.model_validate(p) for p in curve.accuracy],
+        metrics=job.metrics,
+        model=model,
+        error=job.error,
+        cancel_requested=job.cancel_requested,
+        links={
+            "self": base,
+            "events": f"{base}/events",
+            "curve": f"{base}/curve.json",
+            "plot": f"{base}/curve.png",
+        },
+    )
+
+
+def progress_event(job: JobRecord, new: Curve, first_iteration: int) -> dict[str, Any]:
+    """Payload of an SSE ``progress`` event: the progress and the points added since the
+    previous event (``losses[i]`` is the loss of iteration ``first_iteration + i``)."""
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "progress": progress(job).model_dump(),
+        "first_iteration": first_iteration,
+        "losses": new.losses,
+        "accuracy": new.accuracy,
+    }

@@ -1,0 +1,130 @@
+"""Training jobs over HTTP: submit, follow (JSON, SSE, plots), list and cancel.
+
+The handlers only translate HTTP to the job runner on ``app.state.jobs`` and back; the
+runner, the store and the worker processes do the work. See ``docs/train.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from service.jobs.models import JobSpec, JobStatus
+from service.jobs.runner import JobRunner
+from service.jobs.views import AccuracyPoint, FullCurve, JobPage, JobView, job_view
+from service.security import AdminDep, ReaderDep
+from training.export import plot_curves
+
+router = APIRouter(prefix="/train", tags=["train"], dependencies=[ReaderDep])
+
+#: matplotlib's Agg backend is not thread-safe across figures being drawn at once.
+_PLOT_LOCK = threading.Lock()
+_JOB_RESPONSES: dict[int | str, dict[str, str]] = {404: {"description": "no such job"}}
+
+
+def get_jobs(request: Request) -> JobRunner:
+    jobs: JobRunner = request.app.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[AdminDep],
+    responses={429: {"description": "queue full; see Retry-After"}},
+)
+async def submit(spec: JobSpec, jobs: JobsDep, response: Response) -> JobView:
+    """Queue a training job; 202 with the job and ``Location: /train/{id}``."""
+    job = await jobs.submit(spec)
+    response.headers["Location"] = f"/train/{job.id}"
+    return job_view(job, await jobs.curve(job.id))
+
+
+@router.get("")
+async def list_jobs(
+    jobs: JobsDep,
+    request: Request,
+    job_status: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    """Jobs newest first, ``limit`` per page from ``offset``, optionally of one status."""
+    records, total = await jobs.list(status=job_status, limit=limit, offset=offset)
+    next_url = None
+    if offset + len(records) < total:
+        next_url = str(request.url.include_query_params(offset=offset + len(records)))
+    return JobPage(
+        jobs=[job_view(r) for r in records], total=total, limit=limit, offset=offset, next=next_url
+    )
+
+
+@router.get("/{job_id}", responses=_JOB_RESPONSES)
+async def get_job(job_id: str, jobs: JobsDep) -> JobView:
+    """Status, progress, loss curve (at most 1,000 points), accuracy, metrics, model."""
+    job = await jobs.get(job_id)
+    return job_view(job, await jobs.curve(job_id))
+
+
+@router.delete("/{job_id}", dependencies=[AdminDep], responses={409: {"description": "ended"}})
+async def cancel(job_id: str, jobs: JobsDep, response: Response) -> JobView:
+    """Cancel a queued job (200, ``cancelled``) or stop a running one (202; it stops
+    within a second); 409 for a job that has already ended."""
+    job = await jobs.cancel(job_id)
+    if not job.status.finished:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return job_view(job, await jobs.curve(job_id))
+
+
+@router.get("/{job_id}/curve.json", responses=_JOB_RESPONSES)
+async def curve_json(job_id: str, jobs: JobsDep) -> FullCurve:
+    """Every loss (iteration i at index i - 1) and every accuracy point, unthinned."""
+    curve = await jobs.curve(job_id)
+    return FullCurve(
+        job_id=job_id,
+        loss=curve.losses,
+        accuracy=[AccuracyPoint.model_validate(p) for p in curve.accuracy],
+    )
+
+
+def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: str) -> bytes:
+    with _PLOT_LOCK, tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"curves.{fmt}"
+        plot_curves(loss, accuracy, path, title)
+        return path.read_bytes()
+
+
+@router.get(
+    "/{job_id}/curve.{fmt}",
+    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}, **_JOB_RESPONSES},
+    response_class=Response,
+)
+async def curve_plot(job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep) -> Response:
+    """The loss and accuracy curves drawn by ``training.export.plot_curves``."""
+    job = await jobs.get(job_id)
+    curve = await jobs.curve(job_id)
+    title = f"job {job_id[:8]}: {job.name} ({job.family}), {job.status}"
+    body = await asyncio.to_thread(_draw, curve.losses, curve.accuracy, title, fmt)
+    return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml")
+
+
+@router.get("/{job_id}/events", responses=_JOB_RESPONSES, response_class=EventSourceResponse)
+async def events(job_id: str, jobs: JobsDep) -> EventSourceResponse:
+    """Server-sent events: ``state`` (the job so far), ``progress`` while it runs, ``final``."""
+    await jobs.get(job_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for event in jobs.events(job_id):
+            yield ServerSentEvent(data=json.dumps(event.data), event=event.kind)
+
+    return EventSourceResponse(stream(), ping=15)
