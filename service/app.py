@@ -21,11 +21,12 @@ from starlette.exceptions import HTTPException
 from service.dataplane import DataPlane
 from service.device import resolve_device
 from service.errors import ServiceError
+from service.jobs import open_job_runner
 from service.metrics import ServiceMetrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import health, metrics, models, predict
+from service.routes import health, metrics, models, predict, train
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.callback(watcher.cancel)
 
             # --- training jobs: the job runner is wired here ----------------------------
+            app.state.jobs = await stack.enter_async_context(
+                open_job_runner(settings, dataplane.refresh, service_metrics.registry)
+            )
 
             # --- ready: every model on disk at start-up is loaded and warmed ------------
             app.state.ready = len(registry) > 0
@@ -95,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = service_metrics
     app.state.ready = False
-    for router in (predict.router, models.router, health.router, metrics.router):
+    for router in (predict.router, models.router, train.router, health.router, metrics.router):
         app.include_router(router)
     # The last added runs first: count every request, including those refused for size.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
