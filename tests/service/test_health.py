@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.registry import LoadedModel
 from service.settings import Settings
 
 
@@ -25,3 +27,22 @@ def test_ready_is_503_without_models(tmp_path: Path) -> None:
         response = client.get("/health/ready")
         assert response.status_code == 503
         assert response.json()["status"] == "not_ready"
+
+
+def test_ready_flips_only_after_warm_up(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While models warm up /health/ready is still 503; it answers 200 once all are warm."""
+    app = create_app(settings)
+    seen_during_warm_up: list[bool] = []
+    original = LoadedModel.warm_up
+
+    def spy(model: LoadedModel) -> None:
+        seen_during_warm_up.append(app.state.ready)
+        original(model)
+
+    monkeypatch.setattr(LoadedModel, "warm_up", spy)
+    with TestClient(app) as client:
+        assert client.get("/health/ready").status_code == 200
+    assert seen_during_warm_up == [False, False, False]
+    assert app.state.ready is False  # and back to not ready once shut down

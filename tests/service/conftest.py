@@ -1,0 +1,99 @@
+"""Fixtures of the service tests: the shipped models, hand-made artifacts, async clients."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import SHIPPED_MODELS
+from training.export import MANIFEST_FILE, MODEL_FILE, Manifest, Metrics, sha256_file
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the loop uvicorn uses)."""
+    return "asyncio"
+
+
+def make_settings(models_dir: Path, **overrides: object) -> Settings:
+    """Test settings on ``models_dir``: CPU, no polling unless asked, no .env file."""
+    values: dict[str, object] = {"device": "cpu", "reload_interval_s": 0, **overrides}
+    return Settings(models_dir=models_dir, _env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init-only option
+
+
+def write_artifact(root: Path, name: str, version: int, module: torch.nn.Module) -> Path:
+    """Script ``module`` and write it as ``root/name/version`` with a valid manifest."""
+    folder = root / name / str(version)
+    folder.mkdir(parents=True)
+    torch.jit.save(torch.jit.script(module.eval()), str(folder / MODEL_FILE))
+    manifest = Manifest(
+        name=name,
+        version=version,
+        family="logistic",
+        architecture={"family": "logistic"},
+        hyperparameters={},
+        recipe="hand-set",
+        data_split={},
+        metrics=Metrics(
+            train_accuracy=0,
+            test_accuracy=0,
+            test_errors=0,
+            n_test=0,
+            final_loss=0,
+            fit_seconds=0,
+            iterations=0,
+        ),
+        torch_version=torch.__version__,
+        created=datetime.now(UTC),
+        sha256=sha256_file(folder / MODEL_FILE),
+    )
+    (folder / MANIFEST_FILE).write_text(manifest.model_dump_json())
+    return folder
+
+
+def republish(root: Path, name: str, old: int, new: int) -> None:
+    """Copy ``name/old`` to ``name/new`` (manifest renumbered), renamed into place at once."""
+    staging = root / name / f".staging-{new}"
+    shutil.copytree(root / name / str(old), staging)
+    manifest = Manifest.model_validate_json((staging / MANIFEST_FILE).read_text())
+    manifest.version = new
+    (staging / MANIFEST_FILE).write_text(manifest.model_dump_json())
+    staging.rename(root / name / str(new))
+
+
+@pytest.fixture
+def shipped_models(tmp_path: Path) -> Path:
+    """A private copy of the repository's shipped ``models/`` folder."""
+    if not all(
+        (SHIPPED_MODELS / f / "1" / MODEL_FILE).is_file() for f in ("logistic", "fnn", "cnn")
+    ):
+        pytest.skip("no shipped models in models/{logistic,fnn,cnn}/1 (run python -m training)")
+    target = tmp_path / "shipped"
+    shutil.copytree(SHIPPED_MODELS, target)
+    return target
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """An app on the tiny models whose lifespan has run."""
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def aclient(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An async client on ``app``, for concurrent requests."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client

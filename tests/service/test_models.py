@@ -1,0 +1,70 @@
+"""What is served: /models, new versions without a restart, refused artifacts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from tests.service.conftest import make_settings, republish
+
+
+def test_models_lists_every_version_with_manifest_and_default(client: TestClient) -> None:
+    """GET /models names each model, its versions with manifests, the default and the device."""
+    response = client.get("/models")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["device"] == "cpu"
+    assert [m["name"] for m in body["models"]] == ["cnn", "fnn", "logistic"]
+    cnn = body["models"][0]
+    assert cnn["default_version"] == 1
+    (version,) = cnn["versions"]
+    assert version["is_default"] is True
+    manifest = version["manifest"]
+    assert manifest["family"] == "cnn"
+    assert manifest["input"]["shape"] == [None, 64]
+    assert {"test_accuracy", "train_accuracy"} <= set(manifest["metrics"])
+    assert len(manifest["sha256"]) == 64
+
+
+def test_model_detail_and_unknown_model(client: TestClient) -> None:
+    """GET /models/{name} describes one model; an unknown name is a 404 listing the others."""
+    assert client.get("/models/fnn").json()["name"] == "fnn"
+    response = client.get("/models/resnet")
+    assert response.status_code == 404
+    assert response.json()["error"]["expected"] == "one of: cnn, fnn, logistic"
+
+
+def test_new_version_becomes_servable_without_restart(models_dir: Path) -> None:
+    """A version renamed into the models folder is served after the next poll, as default."""
+    settings = make_settings(models_dir, reload_interval_s=0.05)
+    with TestClient(create_app(settings)) as client:
+        republish(models_dir, "fnn", old=1, new=2)
+        deadline = time.monotonic() + 10
+        while client.get("/models/fnn").json()["default_version"] != 2:
+            assert time.monotonic() < deadline, "version 2 was not picked up within 10 s"
+            time.sleep(0.05)
+        response = client.post("/models/fnn/predict?version=2", json={"pixels": [0] * 64})
+        assert response.status_code == 200
+        assert response.json()["version"] == "2"
+        assert (
+            client.post("/models/fnn/predict", json={"pixels": [0] * 64}).json()["version"] == "2"
+        )
+        assert ("fnn", 2) in client.app.state.dataplane._batchers  # type: ignore[attr-defined]
+
+
+def test_tampered_artifact_is_refused_while_the_others_serve(models_dir: Path) -> None:
+    """A model.pt whose sha256 differs from its manifest is not served and is listed as failed."""
+    with (models_dir / "fnn" / "1" / "model.pt").open("ab") as fh:
+        fh.write(b"tampered")
+    with TestClient(create_app(make_settings(models_dir))) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200
+        failures = ready.json()["failures"]
+        assert list(failures) == [str(models_dir / "fnn" / "1")]
+        assert "sha256" in failures[str(models_dir / "fnn" / "1")]
+        assert ready.json()["models"] == {"cnn": [1], "logistic": [1]}
+        assert client.post("/models/fnn/predict", json={"pixels": [0] * 64}).status_code == 404
+        assert client.post("/models/cnn/predict", json={"pixels": [0] * 64}).status_code == 200
