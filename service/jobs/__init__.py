@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 
+from service.jobs.celery_runner import CeleryJobRunner
 from service.jobs.metrics import JobMetrics
 from service.jobs.models import JobRecord, JobSpec, JobStatus
 from service.jobs.runner import JobRunner, LocalJobRunner
@@ -40,18 +41,24 @@ async def open_job_runner(
     """The job store and runner the settings describe, open for the app's lifespan."""
     store = await asyncio.to_thread(JobStore, settings.database_url)
     try:
-        if settings.job_backend != "local":
-            raise NotImplementedError(
-                f"job_backend={settings.job_backend!r} is wired in service/jobs/celery_backend.py"
+        runner: LocalJobRunner | CeleryJobRunner
+        if settings.job_backend == "celery":
+            runner = CeleryJobRunner(
+                store,
+                settings=settings,
+                max_queued=settings.max_queued_jobs,
+                refresh=refresh,
+                metrics=JobMetrics(metrics_registry),
             )
-        runner = LocalJobRunner(
-            store,
-            models_dir=settings.models_dir,
-            max_running=settings.max_running_jobs,
-            max_queued=settings.max_queued_jobs,
-            refresh=refresh,
-            metrics=JobMetrics(metrics_registry),
-        )
+        else:
+            runner = LocalJobRunner(
+                store,
+                models_dir=settings.models_dir,
+                max_running=settings.max_running_jobs,
+                max_queued=settings.max_queued_jobs,
+                refresh=refresh,
+                metrics=JobMetrics(metrics_registry),
+            )
         async with runner:
             yield runner
     finally:
