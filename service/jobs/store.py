@@ -157,7 +157,8 @@ class JobStore:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-            total = conn.execute(select(func.count()).where(*where)).scalar_one()
+            count = select(func.count()).select_from(jobs_table).where(*where)
+            total = conn.execute(count).scalar_one()
         return [JobRecord.from_row(r) for r in rows], int(total)
 
     def counts(self) -> dict[JobStatus, int]:

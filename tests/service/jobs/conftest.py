@@ -1,0 +1,82 @@
+"""Fixtures of the job tests: one app per module whose worker processes are reused (a
+spawned worker imports torch once, ~2-3 s), and helpers that wait without sleeping blindly."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.jobs.models import JobRecord
+from service.settings import Settings
+
+#: A fit that cannot end during a test: for cancel, queue and kill tests.
+LONG_CNN = {"family": "cnn", "hyperparameters": {"iterations": 20000, "acc_step": 1000}}
+#: A fit that ends in well under a second.
+SHORT_LOGISTIC = {"family": "logistic", "hyperparameters": {"iterations": 150, "acc_step": 50}}
+
+
+def job_settings(tmp: Path, models: Path, **overrides: Any) -> Settings:
+    """Embedded-default settings on ``tmp``: SQLite job store, one worker, one queued job."""
+    values: dict[str, Any] = {
+        "models_dir": models,
+        "database_url": f"sqlite:///{tmp / 'jobs.db'}",
+        "device": "cpu",
+        "reload_interval_s": 0,
+        "max_running_jobs": 1,
+        "max_queued_jobs": 1,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init-only option
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Path:
+    """A temporary folder with a private copy of ``tiny_models`` under ``models/``."""
+    root = tmp_path_factory.mktemp("jobs")
+    shutil.copytree(tiny_models, root / "models")
+    return root
+
+
+@pytest.fixture(scope="module")
+def jobs_client(module_tmp: Path) -> Iterator[TestClient]:
+    """One app for the module: its worker process is spawned once and reused."""
+    settings = job_settings(module_tmp, module_tmp / "models")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def wait_job(client: TestClient, job_id: str, timeout: float = 60) -> JobRecord:
+    """The job once it has ended and its model is served (``TimeoutError`` otherwise)."""
+    job: JobRecord = client.portal.call(client.app.state.jobs.wait, job_id, timeout)  # type: ignore[attr-defined]
+    return job
+
+
+def wait_until(
+    client: TestClient, job_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> dict[str, Any]:
+    """Poll ``GET /train/{id}`` (every 50 ms, at most ``timeout`` s) until ``check`` holds."""
+    for _ in range(int(timeout / 0.05)):
+        body: dict[str, Any] = client.get(f"/train/{job_id}").json()
+        if check(body):
+            return body
+        client.portal.call(anyio.sleep, 0.05)  # type: ignore[attr-defined]
+    raise TimeoutError(f"job {job_id} never satisfied the check; last state {body['status']}")
+
+
+def running_with_steps(body: dict[str, Any]) -> bool:
+    """The job is running and has recorded at least one step."""
+    return body["status"] == "running" and body["progress"]["iteration"] > 0
+
+
+def cancel_and_wait(client: TestClient, job_id: str) -> None:
+    """Cancel a job if it has not ended, and wait for it to end."""
+    response = client.delete(f"/train/{job_id}")
+    assert response.status_code in (200, 202, 409)
+    wait_job(client, job_id, timeout=30)

@@ -1,0 +1,157 @@
+"""Training jobs over HTTP on one app whose worker process is reused across the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from fastapi.testclient import TestClient
+
+from tests.service.jobs.conftest import (
+    LONG_CNN,
+    SHORT_LOGISTIC,
+    cancel_and_wait,
+    running_with_steps,
+    wait_job,
+    wait_until,
+)
+
+PIXELS = {"pixels": [0.0] * 64}
+
+
+def test_job_succeeds_with_a_falling_curve_and_its_version_answers(
+    jobs_client: TestClient,
+) -> None:
+    """A short job ends succeeded, its loss falls, and the new version answers predict."""
+    response = jobs_client.post("/train", json={**SHORT_LOGISTIC, "name": "fresh"})
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    assert response.headers["location"] == f"/train/{job_id}"
+    assert response.json()["status"] in ("queued", "running")
+
+    assert wait_job(jobs_client, job_id).status == "succeeded"
+    body = jobs_client.get(f"/train/{job_id}").json()
+    assert body["model"] == {"name": "fresh", "version": 1}
+    assert body["progress"]["iteration"] == body["progress"]["total"] == 150
+    assert body["loss"]["points"] == 150
+    values = body["loss"]["values"]
+    assert sum(values[-10:]) / 10 < sum(values[:10]) / 10
+    assert body["accuracy"][-1]["iteration"] == 150
+    assert body["metrics"]["test_accuracy"] > 0.8
+    full = jobs_client.get(f"/train/{job_id}/curve.json").json()
+    assert len(full["loss"]) == 150
+    answer = jobs_client.post("/models/fresh/predict", json=PIXELS)
+    assert answer.status_code == 200
+    assert answer.json()["version"] == "1"
+
+
+def test_promote_makes_the_new_version_the_default(jobs_client: TestClient) -> None:
+    """Without promote the served default stays; with promote the new version is served."""
+    kept = wait_job(jobs_client, jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"])
+    assert kept.model_version is not None
+    assert kept.model_version > 1
+    before = jobs_client.post("/models/logistic/predict", json=PIXELS).json()["version"]
+    assert before == "1"
+
+    promoted_id = jobs_client.post("/train", json={**SHORT_LOGISTIC, "promote": True}).json()["id"]
+    promoted = wait_job(jobs_client, promoted_id)
+    assert promoted.status == "succeeded"
+    after = jobs_client.post("/models/logistic/predict", json=PIXELS).json()["version"]
+    assert after == str(promoted.model_version)
+
+
+def test_cancel_stops_a_running_fit_within_a_second(jobs_client: TestClient) -> None:
+    """DELETE on a running job answers 202 and the job ends cancelled in under a second."""
+    job_id = jobs_client.post("/train", json=LONG_CNN).json()["id"]
+    wait_until(jobs_client, job_id, running_with_steps)
+
+    started = time.monotonic()
+    response = jobs_client.delete(f"/train/{job_id}")
+    assert response.status_code == 202
+    assert response.json()["cancel_requested"] is True
+    job = wait_job(jobs_client, job_id, timeout=5)
+    assert job.status == "cancelled"
+    assert time.monotonic() - started < 1.5  # stop latency ~0.2 s plus polling
+    assert jobs_client.delete(f"/train/{job_id}").status_code == 409
+
+
+def test_queue_full_answers_429_with_retry_after(jobs_client: TestClient) -> None:
+    """With one job running and one queued (the limits), another submit is refused 429."""
+    running = jobs_client.post("/train", json=LONG_CNN).json()["id"]
+    wait_until(jobs_client, running, running_with_steps)
+    queued = jobs_client.post("/train", json=LONG_CNN)
+    assert queued.status_code == 202
+    try:
+        refused = jobs_client.post("/train", json=LONG_CNN)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "queue_full"
+        assert int(refused.headers["retry-after"]) > 0
+        cancelled = jobs_client.delete(f"/train/{queued.json()['id']}")
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "cancelled"
+    finally:
+        cancel_and_wait(jobs_client, queued.json()["id"])
+        cancel_and_wait(jobs_client, running)
+
+
+def test_list_is_newest_first_paginated_and_filtered(jobs_client: TestClient) -> None:
+    """GET /train pages newest first, links the next page and filters by status."""
+    ids = [jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"]]
+    wait_job(jobs_client, ids[0])
+    ids.append(jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"])
+    wait_job(jobs_client, ids[1])
+
+    page = jobs_client.get("/train", params={"limit": 1}).json()
+    assert [j["id"] for j in page["jobs"]] == [ids[1]]
+    assert page["total"] >= 2
+    assert page["jobs"][0]["loss"] is None
+    second = jobs_client.get(page["next"]).json()
+    assert [j["id"] for j in second["jobs"]] == [ids[0]]
+    succeeded = jobs_client.get("/train", params={"status": "succeeded", "limit": 100}).json()
+    assert {j["status"] for j in succeeded["jobs"]} == {"succeeded"}
+    assert jobs_client.get("/train", params={"status": "bogus"}).status_code == 422
+
+
+def test_curve_plots_render_as_png_and_svg(jobs_client: TestClient) -> None:
+    """curve.png and curve.svg draw a finished job's curves."""
+    job_id = jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"]
+    wait_job(jobs_client, job_id)
+    png = jobs_client.get(f"/train/{job_id}/curve.png")
+    assert png.status_code == 200
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    svg = jobs_client.get(f"/train/{job_id}/curve.svg")
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in svg.content
+
+
+def test_unknown_job_is_404(jobs_client: TestClient) -> None:
+    """Every job route answers 404 job_not_found for an unknown id."""
+    for path in ("/train/nope", "/train/nope/curve.json", "/train/nope/events"):
+        response = jobs_client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "job_not_found"
+    assert jobs_client.delete("/train/nope").status_code == 404
+
+
+def test_killed_worker_fails_its_job_and_the_service_still_predicts(
+    jobs_client: TestClient,
+) -> None:
+    """SIGKILL of the worker mid-fit ends the job failed with a reason; predict still works,
+    and the next job runs on a fresh worker."""
+    job_id = jobs_client.post("/train", json=LONG_CNN).json()["id"]
+    wait_until(jobs_client, job_id, running_with_steps)
+    pid = jobs_client.portal.call(jobs_client.app.state.jobs.get, job_id).worker_pid  # type: ignore[attr-defined]
+    assert pid is not None
+    assert pid != os.getpid()
+
+    os.kill(pid, signal.SIGKILL)
+    job = wait_job(jobs_client, job_id, timeout=10)
+    assert job.status == "failed"
+    assert job.error is not None
+    assert "worker lost" in job.error
+    assert jobs_client.post("/predict", json=PIXELS).status_code == 200
+
+    after = jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"]
+    assert wait_job(jobs_client, after).status == "succeeded"

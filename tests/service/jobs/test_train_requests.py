@@ -1,0 +1,115 @@
+"""What POST /train accepts, and who may submit and cancel (no job ever runs here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from tests.service.jobs.conftest import job_settings
+
+ADMIN, READER = "admin-secret", "read-secret"
+
+
+def _job(**hyperparameters: Any) -> dict[str, Any]:
+    return {"family": "fnn", "hyperparameters": hyperparameters}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "allowed"),
+    [
+        pytest.param(_job(iterations=0), "iterations", "[1, 20000]", id="iterations-0"),
+        pytest.param(_job(iterations=20001), "iterations", "[1, 20000]", id="iterations-20001"),
+        pytest.param(_job(lr=0), "lr", "(0, 10]", id="lr-0"),
+        pytest.param(_job(lr=11), "lr", "(0, 10]", id="lr-11"),
+        pytest.param(_job(momentum=1.0), "momentum", "[0, 0.999]", id="momentum-1"),
+        pytest.param(_job(hidden=4096), "hidden", "[1, 2048]", id="hidden-4096"),
+        pytest.param(_job(depth=5), "depth", "[1, 4]", id="depth-5"),
+        pytest.param(_job(batch_size=0), "batch_size", "[1, 4096]", id="batch-0"),
+        pytest.param(_job(label_smoothing=0.9), "label_smoothing", "[0, 0.5]", id="smooth-0.9"),
+        pytest.param(_job(dropout=0.95), "dropout", "[0, 0.9]", id="dropout-0.95"),
+        pytest.param(_job(seed=-1), "seed", "[0, 2147483647]", id="seed-negative"),
+        pytest.param(_job(acc_step=0), "acc_step", "[1, 20000]", id="acc-step-0"),
+        pytest.param(_job(optimizer="lbfgs"), "optimizer", "sgd", id="optimizer-unknown"),
+        pytest.param(_job(activation="gelu"), "activation", "relu", id="activation-unknown"),
+        pytest.param(_job(weight_decay=2), "weight_decay", "[0, 1]", id="weight-decay-2"),
+        pytest.param(_job(steps=10), "steps", "Extra inputs", id="unknown-field"),
+        pytest.param(
+            {"family": "cnn", "hyperparameters": {"channels": [8] * 5}},
+            "channels",
+            "1 to 4",
+            id="channels-5",
+        ),
+        pytest.param(
+            {"family": "cnn", "hyperparameters": {"hidden": 32}},
+            "hyperparameters",
+            "fnn",
+            id="hidden-for-cnn",
+        ),
+        pytest.param({"family": "svm"}, "family", "logistic", id="family-unknown"),
+        pytest.param({"family": "fnn", "name": "Bad Name"}, "name", "a-z0-9", id="name-pattern"),
+        pytest.param({"family": "fnn", "name": "x" * 65}, "name", "a-z0-9", id="name-65"),
+        pytest.param({"family": "fnn", "recipe": "fast"}, "recipe", "lecture", id="recipe"),
+    ],
+)
+def test_submit_rejects_a_bad_field_naming_it_and_its_range(
+    client: TestClient, body: dict[str, Any], field: str, allowed: str
+) -> None:
+    """Each out-of-range or unknown field is a 422 that names the field and what is allowed."""
+    response = client.post("/train", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert field in error["message"]
+    assert allowed in error["message"]
+    assert client.get("/train").json()["total"] == 0
+
+
+@pytest.fixture
+def keyed_client(tmp_path: Path, models_dir: Path) -> Iterator[TestClient]:
+    """A client on an app with an admin key and a read key set."""
+    settings = job_settings(tmp_path, models_dir, admin_api_key=ADMIN, read_api_key=READER)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({}, 401, id="no-key"),
+        pytest.param({"Authorization": "Bearer wrong"}, 403, id="wrong-bearer"),
+        pytest.param({"X-API-Key": "wrong"}, 403, id="wrong-header"),
+        pytest.param({"Authorization": f"Bearer {READER}"}, 403, id="read-key"),
+    ],
+)
+def test_submit_and_cancel_need_the_admin_key(
+    keyed_client: TestClient, headers: dict[str, str], status: int
+) -> None:
+    """Without the admin key POST /train and DELETE /train/{id} answer 401 or 403."""
+    body = {"family": "logistic", "hyperparameters": {"iterations": 20000}}
+    submitted = keyed_client.post("/train", json=body, headers=headers)
+    assert submitted.status_code == status
+    assert submitted.json()["error"]["code"] == ("unauthorized" if status == 401 else "forbidden")
+    if status == 401:
+        assert submitted.headers["www-authenticate"] == "Bearer"
+    assert keyed_client.delete("/train/any", headers=headers).status_code == status
+
+
+def test_admin_key_passes_and_read_key_reads(keyed_client: TestClient) -> None:
+    """The admin key (bearer or X-API-Key) gets past the guard of submit and cancel (to
+    validation and lookup); the read key or the admin key reads, no key does not."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    assert keyed_client.post("/train", json={"family": "svm"}, headers=admin).status_code == 422
+    assert keyed_client.delete("/train/nope", headers={"X-API-Key": ADMIN}).status_code == 404
+    assert keyed_client.get("/train").status_code == 401
+    assert keyed_client.get("/train/nope", headers={"X-API-Key": READER}).status_code == 404
+    assert keyed_client.get("/train", headers=admin).status_code == 200
+
+
+def test_reads_are_open_without_a_read_key(client: TestClient) -> None:
+    """With no keys set, listing jobs needs no header."""
+    assert client.get("/train").status_code == 200
