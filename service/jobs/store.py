@@ -223,9 +223,13 @@ class JobStore:
             running = conn.execute(query).all()
         now, lost = time.time(), []
         for job_id, owner, heartbeat in running:
-            silent = heartbeat is not None and now - heartbeat > stale_after
-            gone = (owner and owner_is_dead(owner, me)) or silent
-            if gone and self.fail(job_id, WORKER_LOST, owner=owner):
+            if owner and owner_is_dead(owner, me):
+                reason = WORKER_LOST
+            elif heartbeat is not None and now - heartbeat > stale_after:
+                reason = f"worker lost: no word from {owner} for over {stale_after:.0f} s"
+            else:
+                continue
+            if self.fail(job_id, reason, owner=owner):
                 lost.append(job_id)
         return lost
 

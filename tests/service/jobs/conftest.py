@@ -80,3 +80,9 @@ def cancel_and_wait(client: TestClient, job_id: str) -> None:
     response = client.delete(f"/train/{job_id}")
     assert response.status_code in (200, 202, 409)
     wait_job(client, job_id, timeout=30)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the loop uvicorn uses)."""
+    return "asyncio"
