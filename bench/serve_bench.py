@@ -1,0 +1,254 @@
+"""Serving benchmark: the service against a naive and a ceiling FastAPI server (not a test).
+
+    .venv/bin/python bench/serve_bench.py [--models-dir models] [--seconds 5] [--rounds 2]
+
+Every server is one process pinned to core 0 (``taskset -c 0``), torch threads 1, uvicorn with
+uvloop + httptools; ``wrk`` (``apt-get install -y wrk``) is pinned to core 1. Rounds are
+interleaved (service, naive, ceiling, then the next scenario) so background load hits all
+three alike; each figure is the median over rounds. See docs/service.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+SERVER_CORE, CLIENT_CORE = "0", "1"
+PORTS = {"service": 8100, "naive": 8101, "ceiling": 8102}
+# Test row 0 of the lecture's split (a 7).
+SEVEN = [0, 0, 2, 15, 16, 16, 13, 0, 0, 0, 8, 12, 8, 12, 16, 0, 0, 0, 0, 0, 0, 15, 10, 0,
+         0, 0, 0, 0, 6, 16, 3, 0, 0, 0, 0, 3, 16, 16, 14, 0, 0, 0, 0, 0, 12, 10, 1, 0,
+         0, 0, 0, 2, 15, 2, 0, 0, 0, 0, 0, 13, 8, 0, 0, 0]  # fmt: skip
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_us: float = float("nan")  # server CPU time per request (robust to background load)
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    cold_start_s: float
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the server process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def start(name: str, models_dir: Path) -> Server:
+    """Start one server pinned to the server core; wait until it answers (ready for the service)."""
+    port = PORTS[name]
+    env = {**os.environ, "DIGITS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    if name == "service":
+        env |= {"DIGITS_MODELS_DIR": str(models_dir), "DIGITS_LOG_LEVEL": "warning"}
+        cmd = [PY, "-m", "service", "--port", str(port), "--device", "cpu"]
+        probe = f"http://127.0.0.1:{port}/health/ready"
+    else:
+        cmd = [PY, str(ROOT / "bench" / f"ref_{name}.py"), "--port", str(port)]
+        if name == "naive":
+            cmd += ["--model", str(models_dir / "cnn" / "1" / "model.pt")]
+        probe = f"http://127.0.0.1:{port}/"
+    began = time.perf_counter()
+    process = subprocess.Popen(["taskset", "-c", SERVER_CORE, *cmd], cwd=ROOT, env=env)
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(probe, timeout=1) as response:
+                if response.status == 200:
+                    return Server(name, process, time.perf_counter() - began)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.02)
+
+
+def lua_script(folder: Path, body: dict[str, object]) -> Path:
+    """A wrk script POSTing ``body`` as JSON."""
+    path = folder / f"body-{len(os.listdir(folder))}.lua"
+    text = json.dumps(body, separators=(",", ":"))
+    path.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{text}]==]\n"
+    )
+    return path
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> Result:
+    """Run wrk on the client core and parse requests/s and the latency percentiles."""
+    cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
+    cmd += ["--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return Result(rps, _percentile(out, "50%"), _percentile(out, "99%"), errors)
+
+
+def _percentile(out: str, label: str) -> float:
+    match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    if match is None:
+        return float("nan")
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def forward_rows_per_s(
+    models_dir: Path, name: str, batch: int = 256, seconds: float = 1.0
+) -> float:
+    """In-process rows/s of ``name``'s TorchScript forward (+ softmax) at ``batch``, one core."""
+    module = torch.jit.load(str(models_dir / name / "1" / "model.pt")).eval()
+    x = torch.rand(batch, 64) * 16
+    with torch.inference_mode():
+        for _ in range(20):
+            torch.softmax(module(x), dim=1)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.softmax(module(x), dim=1)
+            count += 1
+    return count * batch / (time.perf_counter() - start)
+
+
+def median(results: list[Result]) -> Result:
+    return Result(
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+        statistics.median(r.cpu_us for r in results),
+    )
+
+
+def measure(server: Server, url: str, script: Path, connections: int, seconds: float) -> Result:
+    """``wrk`` plus the server's CPU time per request over the run."""
+    before = server.cpu_s()
+    result = wrk(url, script, connections, seconds)
+    result.cpu_us = (server.cpu_s() - before) / (result.rps * seconds) * 1e6
+    return result
+
+
+def mean_batch(port: int) -> float:
+    """Mean rows per forward of the service's CNN, from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+        text = response.read().decode()
+    total = re.search(r'digits_batch_size_rows_sum\{model="cnn",version="1"\} (\S+)', text)
+    count = re.search(r'digits_batch_size_rows_count\{model="cnn",version="1"\} (\S+)', text)
+    return float(total.group(1)) / float(count.group(1)) if total and count else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--batch-connections", type=int, default=4)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
+    models = [m for m in ("logistic", "fnn", "cnn") if (args.models_dir / m / "1").is_dir()]
+    os.sched_setaffinity(0, {int(SERVER_CORE)})
+    torch.set_num_threads(1)
+    forward = {m: forward_rows_per_s(args.models_dir, m) for m in models}
+    os.sched_setaffinity(0, {int(SERVER_CORE), int(CLIENT_CORE)})
+
+    servers = {name: start(name, args.models_dir) for name in PORTS}
+    single: dict[tuple[str, int], list[Result]] = {}
+    batch: dict[str, list[Result]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            one = lua_script(folder, {"instances": [SEVEN]})
+            rows = lua_script(folder, {"instances": [SEVEN] * 256})
+            for name in PORTS:  # warm-up
+                wrk(f"http://127.0.0.1:{PORTS[name]}/predict", one, 8, 1)
+            for _round in range(args.rounds):
+                for c in args.concurrency:
+                    for name in PORTS:
+                        result = wrk(
+                            f"http://127.0.0.1:{PORTS[name]}/predict", one, c, args.seconds
+                        )
+                        single.setdefault((name, c), []).append(result)
+                for m in models:
+                    url = f"http://127.0.0.1:{PORTS['service']}/models/{m}/predict"
+                    result = measure(
+                        servers["service"], url, rows, args.batch_connections, args.seconds
+                    )
+                    batch.setdefault(m, []).append(result)
+        rss = {name: s.rss_mb() for name, s in servers.items()}
+        print(
+            f"service: mean CNN rows per forward over the run: {mean_batch(PORTS['service']):.1f}"
+        )
+    finally:
+        for server in servers.values():
+            server.process.terminate()
+            server.process.wait(timeout=10)
+    report(servers, single, batch, forward, rss, args)
+    return 0
+
+
+def report(
+    servers: dict[str, Server],
+    single: dict[tuple[str, int], list[Result]],
+    batch: dict[str, list[Result]],
+    forward: dict[str, float],
+    rss: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
+    print(f"\n{args.rounds} interleaved rounds of {args.seconds:g} s; medians.\n")
+    print(
+        "| single vector, CNN | server | req/s | p50 ms | p99 ms | errors | vs ceiling | vs naive |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for c in args.concurrency:
+        ceiling, naive = median(single[("ceiling", c)]), median(single[("naive", c)])
+        for name in PORTS:
+            r = median(single[(name, c)])
+            print(
+                f"| c={c} | {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
+                f"| {r.rps / ceiling.rps:.2f}x | {r.rps / naive.rps:.2f}x | {r.cpu_us:.0f} |"
+            )
+    print("\n| batch of 256 rows | rows/s | in-process forward rows/s | ratio | p50 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for m, results in batch.items():
+        r = median(results)
+        rows = r.rps * 256
+        print(
+            f"| {m} (c={args.batch_connections}) | {rows:,.0f} | {forward[m]:,.0f} "
+            f"| {rows / forward[m]:.2f}x | {r.p50_ms:.2f} | {r.errors} |"
+        )
+    print("\n| server | cold start to ready s | RSS after the run MB |")
+    print("|---|---:|---:|")
+    for name, server in servers.items():
+        print(f"| {name} | {server.cold_start_s:.2f} | {rss[name]:.0f} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
