@@ -1,0 +1,88 @@
+"""The job store and a whole job over HTTP on a real PostgreSQL (``postgresql+psycopg://``).
+
+Each test module run gets its own schema (dropped afterwards); the URL carries it as the
+connection's ``search_path``, so worker processes that get only the URL use it too.
+Skipped with the reason when PostgreSQL is unreachable, unless ``CI=true`` (then it fails).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.jobs.models import JobSpec, JobStatus
+from service.jobs.store import JobStore
+from tests.service.jobs.conftest import SHORT_LOGISTIC, job_settings, wait_job
+
+pytestmark = pytest.mark.integration
+
+ADMIN_URL = os.environ.get("DIGITS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A SQLAlchemy URL on a fresh schema of the local ``test`` database."""
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {ADMIN_URL} is required when CI=true: {exc}")
+        pytest.skip(f"PostgreSQL at {ADMIN_URL} is unreachable: {exc}")
+    schema = f"jobs_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    base = ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
+    """Eight claimers on two PostgreSQL stores claim each of 30 jobs exactly once."""
+    stores = [JobStore(pg_url), JobStore(pg_url)]
+    ids = set()
+    for _ in range(30):
+        job = stores[0].create(JobSpec(family="logistic"))
+        assert job is not None
+        ids.add(job.id)
+    claims: list[list[str]] = [[] for _ in range(8)]
+
+    def claimer(store: JobStore, mine: list[str], owner: str) -> None:
+        while (job_id := store.claim_next(owner)) is not None:
+            mine.append(job_id)
+
+    threads = [
+        threading.Thread(target=claimer, args=(stores[i % 2], claims[i], f"owner-{i}"))
+        for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    claimed = [job_id for mine in claims for job_id in mine]
+    assert sorted(claimed) == sorted(ids)
+    assert stores[1].counts()[JobStatus.RUNNING] >= 30
+    for store in stores:
+        store.close()
+
+
+def test_postgres_backs_a_whole_job_over_http(
+    pg_url: str, tmp_path: Path, models_dir: Path
+) -> None:
+    """A job submitted over HTTP runs in a worker on PostgreSQL and its curve is stored."""
+    settings = job_settings(tmp_path, models_dir, database_url=pg_url, max_queued_jobs=100)
+    with TestClient(create_app(settings)) as client:
+        job_id = client.post("/train", json=SHORT_LOGISTIC).json()["id"]
+        assert wait_job(client, job_id).status == "succeeded"
+        curve = client.get(f"/train/{job_id}/curve.json").json()
+        assert len(curve["loss"]) == 150
+        assert client.get("/train", params={"status": "succeeded"}).json()["total"] == 1
