@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 from tests.integration.stack import Stack, running_stack, unreachable_reason  # noqa: E402
 
 FINAL = ("succeeded", "failed", "cancelled")
+#: Readiness needs a model; without shipped models the bench waits for liveness only.
+PROBE = "/health/ready" if any((ROOT / "models").glob("*/*/manifest.json")) else "/health/live"
 
 
 def submit(api: str, iterations: int) -> str:
@@ -62,7 +64,7 @@ def queued_jobs(models: Path, logs: Path, workers: int, jobs: int, iterations: i
         api = stack.start_api()
         for _ in range(workers):
             stack.start_worker()
-        stack.wait_ready()
+        stack.wait_ready(probe=PROBE)
         time.sleep(3)  # let the workers finish starting (pool process, training data loaded)
         start = time.monotonic()
         ids = [submit(api, iterations) for _ in range(jobs)]
@@ -97,7 +99,7 @@ class Prober(threading.Thread):
 def kill_mid_job(stack: Stack, api: str, victim: str, iterations: int) -> None:
     """One worker runs a long job, a second job waits; SIGKILL mid-job, time the outcome."""
     worker = stack.start_worker()
-    stack.wait_ready()
+    stack.wait_ready(probe=PROBE)
     long_id = submit(api, 20_000)
     next_id = submit(api, iterations)
     while job(api, long_id)["progress"]["iteration"] == 0:

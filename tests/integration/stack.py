@@ -182,13 +182,13 @@ class Stack:
         self.workers.append(proc)
         return proc
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Wait until every API answers 200 on /health/ready."""
+    def wait_ready(self, timeout: float = 90.0, probe: str = "/health/ready") -> None:
+        """Wait until every API answers 200 on ``probe``."""
         deadline = time.monotonic() + timeout
         for url in self.apis:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                    if httpx.get(f"{url}{probe}", timeout=2).status_code == 200:
                         break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{url} not ready after {timeout} s; logs in {self.logs}")
