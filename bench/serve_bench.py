@@ -192,9 +192,8 @@ def main() -> int:
             for _round in range(args.rounds):
                 for c in args.concurrency:
                     for name in PORTS:
-                        result = wrk(
-                            f"http://127.0.0.1:{PORTS[name]}/predict", one, c, args.seconds
-                        )
+                        url = f"http://127.0.0.1:{PORTS[name]}/predict"
+                        result = measure(servers[name], url, one, c, args.seconds)
                         single.setdefault((name, c), []).append(result)
                 for m in models:
                     url = f"http://127.0.0.1:{PORTS['service']}/models/{m}/predict"
@@ -223,10 +222,11 @@ def report(
     args: argparse.Namespace,
 ) -> None:
     print(f"\n{args.rounds} interleaved rounds of {args.seconds:g} s; medians.\n")
-    print(
-        "| single vector, CNN | server | req/s | p50 ms | p99 ms | errors | vs ceiling | vs naive |"
+    head = (
+        "| single vector, CNN | server | req/s | p50 ms | p99 ms | errors | vs ceiling | vs naive"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print(head + " | CPU us/req |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for c in args.concurrency:
         ceiling, naive = median(single[("ceiling", c)]), median(single[("naive", c)])
         for name in PORTS:
@@ -235,14 +235,17 @@ def report(
                 f"| c={c} | {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
                 f"| {r.rps / ceiling.rps:.2f}x | {r.rps / naive.rps:.2f}x | {r.cpu_us:.0f} |"
             )
-    print("\n| batch of 256 rows | rows/s | in-process forward rows/s | ratio | p50 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "\n| batch of 256 rows | rows/s | in-process forward rows/s | ratio | p50 ms | errors "
+        "| CPU us/row |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for m, results in batch.items():
         r = median(results)
         rows = r.rps * 256
         print(
             f"| {m} (c={args.batch_connections}) | {rows:,.0f} | {forward[m]:,.0f} "
-            f"| {rows / forward[m]:.2f}x | {r.p50_ms:.2f} | {r.errors} |"
+            f"| {rows / forward[m]:.2f}x | {r.p50_ms:.2f} | {r.errors} | {r.cpu_us / 256:.1f} |"
         )
     print("\n| server | cold start to ready s | RSS after the run MB |")
     print("|---|---:|---:|")
