@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from training.data import load_split
@@ -93,6 +94,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="model name to export under (only with a single --family; default: the family)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads; 1 is fastest for these tiny models on a shared machine",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="do not show the per-model progress bars"
     )
     return parser
@@ -152,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), fit, export and print the table; 0 if done."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     families: list[Family] = list(dict.fromkeys(args.family or FAMILIES))
     if args.name is not None and len(families) != 1:
         parser.error("--name needs exactly one --family (each family is exported under its name)")
