@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 #: The split of the lecture; every reported figure uses it.
 LECTURE_RANDOM_STATE = 1234
@@ -52,6 +50,11 @@ def load_split(random_state: int = LECTURE_RANDOM_STATE, *, check: bool = True) 
     With the lecture's ``random_state`` and ``check=True`` the first test labels are compared
     with the lecture's, so a changed dataset or split never goes unnoticed.
     """
+    # Imported here, not at module level: the service imports this module for its constants
+    # and must not pay scikit-learn's import time and memory (~1 s, ~80 MB) to serve.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(
         digits.data, digits.target, test_size=TEST_SIZE, shuffle=True, random_state=random_state
