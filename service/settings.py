@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     """Training jobs running at once (local backend)."""
     max_queued_jobs: int = Field(default=16, ge=0)
     """Jobs waiting beyond those running; ``POST /train`` answers 429 when full."""
+    job_nice: int = Field(default=10, ge=0, le=19)
+    """Niceness added to local training worker processes, so predict keeps its CPU share."""
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     """Broker of the celery backend."""
     admin_api_key: SecretStr | None = None

@@ -58,6 +58,7 @@ async def open_job_runner(
                 max_queued=settings.max_queued_jobs,
                 refresh=refresh,
                 metrics=JobMetrics(metrics_registry),
+                nice=settings.job_nice,
             )
         async with runner:
             yield runner

@@ -152,11 +152,12 @@ class _Slot:
     job_id: str | None = None
 
 
-def _new_pool() -> ProcessPoolExecutor:
+def _new_pool(nice: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=init_worker_process,
+        initargs=(nice,),
     )
 
 
@@ -175,9 +176,11 @@ class LocalJobRunner(StoreRunner):
         metrics: JobMetrics | None = None,
         poll_interval: float = 0.25,
         sweep_interval: float = 10.0,
+        nice: int = 0,
     ) -> None:
         super().__init__(store, max_queued=max_queued, metrics=metrics, poll_interval=poll_interval)
         self.models_dir = Path(models_dir)
+        self.nice = nice
         self.refresh = refresh
         self.owner = new_owner()
         self.sweep_interval = sweep_interval
@@ -257,14 +260,14 @@ class LocalJobRunner(StoreRunner):
         """Run ``job_id`` in ``slot``'s worker; afterwards serve its model or record why not."""
         try:
             if slot.pool is None:
-                slot.pool = _new_pool()
+                slot.pool = _new_pool(self.nice)
             loop = asyncio.get_running_loop()
             args = (self.store.url, str(self.models_dir), job_id, self.owner)
             await loop.run_in_executor(slot.pool, run_job, *args)
         except BrokenProcessPool:
             log.error("the worker running job %s exited; starting a new one", job_id)
             await asyncio.to_thread(self.store.fail, job_id, WORKER_LOST, owner=self.owner)
-            broken, slot.pool = slot.pool, _new_pool()
+            broken, slot.pool = slot.pool, _new_pool(self.nice)
             if broken is not None:
                 broken.shutdown(wait=False, cancel_futures=True)
         except Exception as exc:  # e.g. the job could not be sent to the worker

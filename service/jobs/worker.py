@@ -34,9 +34,12 @@ PROGRESS_INTERVAL_S = 0.2
 CANCELLED = "cancelled"
 
 
-def init_worker_process() -> None:
-    """Process-pool initializer: one torch thread per worker (the API keeps the others)."""
+def init_worker_process(nice: int = 0) -> None:
+    """Process-pool initializer: one torch thread per worker (the API keeps the others), and
+    ``nice`` added to its niceness so a fit yields the CPU to the predict path."""
     torch.set_num_threads(1)
+    if nice:
+        os.nice(nice)
 
 
 def warm_up() -> None:
