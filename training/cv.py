@@ -7,7 +7,8 @@ fit time, multiply-adds per row (the serving cost) and the measured forward time
 
 The pick per family follows the one-standard-error rule, weighted by serving cost: among the
 candidates whose mean CV accuracy is within one standard error of the best one, take the one
-with the fewest multiply-adds per row (then the most accurate).
+with the fewest multiply-adds per row, then the fewest errors; a full tie keeps the
+incumbent default (listed first).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def pick(scores: list[CVScore]) -> CVScore:
     """The one-standard-error rule weighted by cost: cheapest within 1 SE of the best mean."""
     best = max(scores, key=lambda s: s.mean)
     band = [s for s in scores if s.mean >= best.mean - best.sem]
-    return min(band, key=lambda s: (s.macs_per_row, -s.mean))
+    # Ties (same cost, same error count) keep the earlier candidate: the incumbent default.
+    return min(band, key=lambda s: (s.macs_per_row, s.errors))
 
 
 def format_scores(family: Family, scores: list[CVScore], n_rows: int) -> str:

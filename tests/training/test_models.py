@@ -1,0 +1,41 @@
+"""Every lecture row and every default architecture maps (N, 64) pixels to (N, 10) logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.models import ModelSpec, build_model
+from training.recipes import DEFAULT, LECTURE_ROWS
+
+ALL_SPECS = [pytest.param(p.spec, id=f"lecture-{k}") for k, p in LECTURE_ROWS.items()] + [
+    pytest.param(p.spec, id=f"default-{k}") for k, p in DEFAULT.items()
+]
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+@pytest.mark.parametrize("n", [1, 7])
+def test_model_maps_n_rows_of_64_to_n_rows_of_10_logits(spec: ModelSpec, n: int) -> None:
+    """A batch of N raw-pixel rows gives N rows of 10 finite logits."""
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    with torch.inference_mode():
+        out = model(torch.randint(0, 17, (n, 64)).float())
+    assert out.shape == (n, 10)
+    assert torch.isfinite(out).all()
+
+
+def test_build_model_rejects_an_unknown_family() -> None:
+    """An unknown family is a ValueError that names the valid ones."""
+    with pytest.raises(ValueError, match="logistic, fnn, cnn"):
+        build_model(ModelSpec("svm"))  # type: ignore[arg-type]  # deliberately invalid
+
+
+def test_input_scale_is_applied_inside_the_model() -> None:
+    """A model with input_scale 1/16 on raw pixels equals the unscaled model on pixels / 16."""
+    torch.manual_seed(0)
+    scaled = build_model(ModelSpec("logistic", input_scale=1 / 16))
+    torch.manual_seed(0)
+    plain = build_model(ModelSpec("logistic"))
+    x = torch.randint(0, 17, (4, 64)).float()
+    torch.testing.assert_close(scaled(x), plain(x / 16))
