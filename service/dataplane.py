@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ class DataPlane:
         max_batch_size: int,
         max_wait_ms: float,
         torch_threads: int = 1,
+        inline_forward_max_us: float = 1000.0,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -60,6 +62,7 @@ class DataPlane:
         self.max_rows = max_rows
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
+        self.inline_forward_max_us = inline_forward_max_us
         # One thread runs every forward of this device: forwards never overlap on the cores.
         self.executor = ThreadPoolExecutor(
             max_workers=1,
@@ -69,6 +72,7 @@ class DataPlane:
         )
         self._batchers: dict[tuple[str, int], tuple[LoadedModel, MicroBatcher]] = {}
         self._retired: list[MicroBatcher] = []  # replaced ones, closed at shutdown
+        self._uncalibrated: list[tuple[LoadedModel, MicroBatcher]] = []  # inline_rows unset
 
     async def infer(self, name: str, version: int | None, rows: np.ndarray) -> InferenceResult:
         """Probabilities of ``name`` at ``version`` (None = default) for float32 rows (N, 64)."""
@@ -90,11 +94,51 @@ class DataPlane:
         """Load new versions from disk (in a thread) and give each its batcher."""
         loaded = await asyncio.to_thread(self.registry.refresh)
         self.sync()
+        if loaded:
+            await self.warm_up()
         return loaded
 
     async def warm_up(self) -> None:
-        """Start the forward thread so the first request does not pay for it."""
-        await asyncio.get_running_loop().run_in_executor(self.executor, torch.get_num_threads)
+        """Start the forward thread, and time each new model's forward (in that thread) to set
+        how many rows its batcher may run inline on the event loop."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.executor, torch.get_num_threads)
+        while self._uncalibrated:
+            model, batcher = self._uncalibrated.pop()
+            batcher.inline_rows = await loop.run_in_executor(
+                self.executor, self._inline_rows, model
+            )
+
+    def _inline_rows(self, model: LoadedModel) -> int:
+        """The most rows whose forward takes at most ``inline_forward_max_us`` (0 off CPU).
+
+        The cost is modelled as fixed + per row from the best of a few timed forwards of 1 and
+        ``max_batch_size`` rows, so a moment of background load does not skew it much.
+        """
+        if model.device.type != "cpu" or self.inline_forward_max_us <= 0:
+            return 0
+        forward = _forward_of(model)
+
+        def best(rows: int) -> float:
+            x = np.zeros((rows, N_FEATURES), dtype=np.float32)
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                forward(x)
+                times.append(time.perf_counter() - start)
+            return min(times) * 1e6
+
+        n = self.max_batch_size
+        one, many = best(1), best(n) if n > 1 else best(1)
+        per_row = max((many - one) / (n - 1), 1e-3) if n > 1 else one
+        fixed = max(one - per_row, 0.0)
+        rows = int((self.inline_forward_max_us - fixed) // per_row)
+        rows = max(0, min(rows, n))
+        log.info(
+            "%s v%s: forward %.0f us + %.1f us/row; batches of <= %d rows run inline",
+            model.name, model.version, fixed, per_row, rows,
+        )  # fmt: skip
+        return rows
 
     async def aclose(self) -> None:
         """Stop every batcher, then the forward thread."""
@@ -119,6 +163,7 @@ class DataPlane:
             on_batch=lambda rows: self.metrics.observe_batch(model.name, version, rows),
         )
         self._batchers[key] = (model, batcher)
+        self._uncalibrated.append((model, batcher))
         log.debug("batcher ready for %s v%s", model.name, version)
         return batcher
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -135,6 +136,10 @@ def decode_rows(body: bytes, max_rows: int) -> np.ndarray:
     # JSON true/false would be coerced to 1/0 by numpy: look for them only when present.
     if b"true" in body or b"false" in body:
         _reject_non_numbers(field, rows)
+    elif body.count(b'"') == 2 and b"null" not in body:  # only numbers and lists: fast path
+        array = _flat_rows(rows)
+        if array is not None:
+            return _check_range(field, array)
     try:
         array = np.array(rows)
     except ValueError:  # ragged rows
@@ -143,6 +148,20 @@ def decode_rows(body: bytes, max_rows: int) -> np.ndarray:
         _reject_non_numbers(field, rows)
         array = np.array(rows, dtype=np.float64)  # numbers only, e.g. integers beyond int64
     return _check_range(field, array)
+
+
+def _flat_rows(rows: list[Any]) -> np.ndarray | None:
+    """(N, 64) float64 from rows of 64 plain numbers, in one pass (``np.array`` on nested lists
+    takes ~1.5x as long); None when anything else is there, for the checks that name it."""
+    try:
+        if any(len(row) != N_FEATURES for row in rows):
+            return None
+        flat = np.fromiter(
+            chain.from_iterable(rows), dtype=np.float64, count=len(rows) * N_FEATURES
+        )
+    except (TypeError, ValueError, OverflowError):  # a number, null or list where a value goes
+        return None
+    return flat.reshape(len(rows), N_FEATURES)
 
 
 def _label(field: str, index: int) -> str:
@@ -186,6 +205,9 @@ def _reject_non_numbers(field: str, rows: list[Any]) -> None:
 
 def _check_range(field: str, array: np.ndarray) -> np.ndarray:
     rows = array.astype(np.float32)  # (N, 64)
+    # The common case in two reductions: NaN fails both comparisons, and so does +-inf.
+    if rows.min() >= PIXEL_MIN and rows.max() <= PIXEL_MAX:
+        return rows
     finite = np.isfinite(rows)
     if not finite.all():
         index = int(np.flatnonzero(~finite.all(axis=1))[0])

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     """Most rows the micro-batcher runs in one forward pass."""
     max_wait_ms: float = Field(default=1.0, ge=0)
     """How long a batch waits for more requests once another request is already queued."""
+    inline_forward_max_us: float = Field(default=1000.0, ge=0)
+    """On CPU, batches whose forward is measured (at load) to take at most this long run on the
+    event loop instead of the forward thread, whose hand-off costs more than a small forward;
+    0 = every forward in the thread. Never inline on a GPU."""
     max_rows: int = Field(default=1024, ge=1)
     """Most rows one predict request may carry (413 beyond)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -111,3 +112,44 @@ async def test_failed_forward_fails_its_callers_and_the_batcher_keeps_serving(
     result = await batcher.submit(np.zeros((1, 64), np.float32))
     await batcher.aclose()
     assert result.shape == (1, 10)
+
+
+async def test_small_batches_run_inline_and_large_ones_in_the_executor(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """Batches of at most ``inline_rows`` rows run on the event loop's thread, others not."""
+    threads: list[int] = []
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return x[:, :10]
+
+    batcher = MicroBatcher(forward, executor, max_batch_size=64, max_wait_ms=0, inline_rows=4)
+    small = await batcher.submit(np.ones((4, 64), dtype=np.float32))
+    large = await batcher.submit(np.ones((5, 64), dtype=np.float32))
+    await batcher.aclose()
+    assert small.shape == (4, 10)
+    assert large.shape == (5, 10)
+    assert threads[0] == threading.get_ident()
+    assert threads[1] != threading.get_ident()
+
+
+async def test_inline_rows_come_from_the_measured_forward_cost(models_dir: Path) -> None:
+    """At warm-up each CPU model gets the most rows whose forward fits the inline budget;
+    a budget of 0 keeps every forward in the thread."""
+    app = create_app(make_settings(models_dir))
+    async with LifespanManager(app):
+        dataplane = app.state.dataplane
+        models = [m for m, _b in dataplane._batchers.values()]
+        rows = [b.inline_rows for _m, b in dataplane._batchers.values()]
+        assert all(0 <= r <= dataplane.max_batch_size for r in rows)
+        assert max(rows) > 0  # tiny test models: at least one forward is well under 1 ms
+        dataplane.inline_forward_max_us = 0
+        assert [dataplane._inline_rows(m) for m in models] == [0] * len(models)
+        dataplane.inline_forward_max_us = 1e9
+        assert {dataplane._inline_rows(m) for m in models} == {dataplane.max_batch_size}
+
+
+def test_inline_forward_setting_defaults_to_one_millisecond(tmp_path: Path) -> None:
+    assert make_settings(tmp_path).inline_forward_max_us == 1000.0
+    assert make_settings(tmp_path, inline_forward_max_us=0).inline_forward_max_us == 0
