@@ -2,7 +2,8 @@
 
 - ``RequestMetrics``: counts requests by route template and status, and their latency.
 - ``BodyLimit``: answers 413 for a body over the limit, by ``Content-Length`` before the app
-  runs, and by the bytes actually received for chunked or lying clients.
+  runs, and by the bytes actually received for chunked bodies (no ``Content-Length``; the
+  HTTP server itself never delivers more bytes than a ``Content-Length`` announces).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class BodyLimit:
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
             await self._reject(send, f"Content-Length {length}")
+            return
+        if length is not None:  # the server never reads past Content-Length: nothing to watch
+            await self.app(scope, receive, send)
             return
         received = 0
         exceeded = started = False
