@@ -55,7 +55,6 @@ def get_args_parser() -> argparse.ArgumentParser:
             "Fit the lecture's digit classifiers on the lecture's split of load_digits "
             "(1,437 train / 360 test rows) and export each as TorchScript with a manifest."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--family",
@@ -71,10 +70,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         choices=RECIPE_NAMES,
         default="default",
         help="'lecture': the lecture's exact procedure (raw pixels, full-batch SGD lr 0.001 "
-        "momentum 0.9); 'default': the better recipe per family chosen by cross-validation",
+        "momentum 0.9); 'default' (the default): the better recipe per family chosen by "
+        "cross-validation",
     )
     parser.add_argument(
-        "--seed", type=_seed, default=0, help="seeds weight init, batch order and augmentation"
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seeds weight init, batch order and augmentation (default: 0)",
     )
     parser.add_argument(
         "--iterations",
@@ -86,7 +89,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--models-dir",
         type=Path,
         default=Path("models"),
-        help="where models are exported, as <models-dir>/<name>/<version>/",
+        help="where models are exported, as <models-dir>/<name>/<version>/ (default: ./models)",
     )
     parser.add_argument(
         "--name",
@@ -97,7 +100,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="torch intra-op threads; 1 is fastest for these tiny models on a shared machine",
+        help="torch intra-op threads; 1 (the default) is fastest for these tiny models "
+        "on a shared machine",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="do not show the per-model progress bars"

@@ -170,7 +170,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.cv",
         description="k-fold cross-validation of candidate recipes on the training rows only.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--family", nargs="+", action="extend", choices=FAMILIES, help="families (default: all)"
@@ -179,9 +178,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="torch intra-op threads; 1 is fastest for these tiny models on a shared machine",
+        help="torch intra-op threads; 1 (the default) is fastest for these tiny models "
+        "on a shared machine",
     )
-    parser.add_argument("--folds", type=int, default=5, help="number of stratified folds (>= 2)")
+    parser.add_argument(
+        "--folds", type=int, default=5, help="number of stratified folds, >= 2 (default: 5)"
+    )
     return parser
 
 

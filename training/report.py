@@ -119,9 +119,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.report",
         description="Rerun every lecture row and every default recipe over several seeds.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per model (>= 1)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per model (default: 5)")
     parser.add_argument(
         "--only",
         choices=["lecture", "default"],
@@ -138,7 +137,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=1,
-        help="torch intra-op threads; 1 is fastest for these tiny models on a shared machine",
+        help="torch intra-op threads; 1 (the default) is fastest for these tiny models "
+        "on a shared machine",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from torch import nn
 
 from training.data import Split, load_split
@@ -16,6 +18,14 @@ from training.recipes import DEFAULT, Preset
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Few steps keep the suite fast; enough for the loss to fall.
 FEW_ITERATIONS = 20
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """The commands set torch's thread count (``--threads``); give other tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ def test_cli_exports_one_family_under_a_chosen_name(tmp_path: Path) -> None:
         pytest.param(["--seed", "-1"], id="negative-seed"),
         pytest.param(["--name", "x"], id="name-with-three-families"),
         pytest.param(["--family", "cnn", "--name", "../x"], id="name-with-a-slash"),
+        pytest.param(["--threads", "0"], id="zero-threads"),
         pytest.param(["--unknown"], id="unknown-option"),
     ],
 )
