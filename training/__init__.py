@@ -7,4 +7,7 @@ Modules (no work happens at import time):
 - ``recipes``: ``Recipe`` (how to fit) and the ``lecture`` / ``default`` presets per family.
 - ``fit``: ``fit(model, split, recipe, on_step=None) -> FitResult``.
 - ``export``: TorchScript export, the ``Manifest`` and sha256-checked loading.
+- ``__main__``: ``python -m training`` (``digits-train``), fit and export chosen families.
+- ``cv``: ``python -m training.cv``, k-fold CV of candidate recipes on the training rows.
+- ``report``: ``python -m training.report --seeds 5``, the reproduction report.
 """
