@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_rows=settings.max_rows,
                 max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms,
+                inline_forward_max_us=settings.inline_forward_max_us,
                 torch_threads=settings.torch_threads,
             )
             stack.push_async_callback(dataplane.aclose)

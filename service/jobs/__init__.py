@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 
-from service.jobs.celery_runner import CeleryJobRunner
 from service.jobs.metrics import JobMetrics
 from service.jobs.models import JobRecord, JobSpec, JobStatus
 from service.jobs.runner import JobRunner, LocalJobRunner
@@ -41,8 +40,11 @@ async def open_job_runner(
     """The job store and runner the settings describe, open for the app's lifespan."""
     store = await asyncio.to_thread(JobStore, settings.database_url)
     try:
-        runner: LocalJobRunner | CeleryJobRunner
+        runner: JobRunner
         if settings.job_backend == "celery":
+            # Imported here: Celery and its broker client cost ~0.3 s and ~20 MB at start-up.
+            from service.jobs.celery_runner import CeleryJobRunner
+
             runner = CeleryJobRunner(
                 store,
                 settings=settings,

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from service.errors import JobNotCancellable, JobNotFound
 from service.jobs.models import (
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: A running job whose owner has not written for this long is declared lost.
 STALE_AFTER_S = 300.0
+#: PostgreSQL advisory-lock key serialising table creation ("digits" in ASCII).
+_DDL_LOCK_KEY = 0x646967697473
 WORKER_LOST = "worker lost: the process running this job exited"
 
 
@@ -97,11 +99,19 @@ class JobStore:
             self.create_tables()
 
     def create_tables(self) -> None:
-        """Create the tables that are missing (another process may be doing the same)."""
+        """Create the tables that are missing (another process may be doing the same).
+
+        On PostgreSQL a transaction-scoped advisory lock serialises the replicas and workers
+        that start together, so one creates the tables and the others find them; elsewhere a
+        lost race is retried once (the second pass sees the tables).
+        """
         try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
+                metadata.create_all(conn)
+        except (OperationalError, ProgrammingError, IntegrityError):
             metadata.create_all(self.engine)
-        except (OperationalError, ProgrammingError):
-            metadata.create_all(self.engine)  # lost a creation race: the second pass sees it
 
     def close(self) -> None:
         self.engine.dispose()

@@ -86,3 +86,35 @@ def test_postgres_backs_a_whole_job_over_http(
         curve = client.get(f"/train/{job_id}/curve.json").json()
         assert len(curve["loss"]) == 150
         assert client.get("/train", params={"status": "succeeded"}).json()["total"] == 1
+
+
+def test_stores_opened_at_once_on_an_empty_database_all_start(pg_url: str) -> None:
+    """Replicas and workers starting together on a fresh schema all open their job store
+    (one creates the tables, the others wait for it instead of failing at start-up)."""
+    schema = f"jobs_race_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = pg_url.split("?", 1)[0] + f"?options=-csearch_path%3D{schema}"
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            JobStore(url).close()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        store = JobStore(url)
+        assert store.create(JobSpec(family="logistic")) is not None
+        store.close()
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
