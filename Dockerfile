@@ -28,7 +28,7 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY training ./training
 COPY service ./service
 # torch==2.13.0 is already satisfied (the +cpu/+cuXXX local label matches), so pip keeps it.
