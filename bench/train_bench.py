@@ -118,7 +118,7 @@ def main() -> None:
                 spec = {"family": "cnn", "recipe": "lecture", "name": "cnn_job",
                         "hyperparameters": {"seed": 0}}  # fmt: skip
                 job = wait_job(client, client.post("/train", json=spec).json()["id"])
-                curve = client.get(f"/train/{job['id']}/curve.json").json()["loss"]
+                curve = client.get(f"/train/{job['id']}/curve.json").json()["loss_curve"]
                 diff = max(abs(a - b) for a, b in zip(curve, cli_curve, strict=True))
                 same = curve == cli_curve_one
                 job_s = job["metrics"]["fit_seconds"]

@@ -1,9 +1,10 @@
 """The JSON views of a job: ``JobView`` (``GET /train/{id}``), the SSE event payloads and
 the loss-curve thinning.
 
-The loss curve in ``JobView`` holds at most ``MAX_CURVE_POINTS`` points: with ``n`` losses
-and ``stride = ceil(n / 1000)``, each point is the mean of ``stride`` consecutive losses,
-placed at the last iteration of its span. ``GET /train/{id}/curve.json`` serves every loss.
+``loss_curve`` in ``JobView`` holds at most ``MAX_CURVE_POINTS`` floats: with ``n`` losses
+and ``stride = ceil(n / 1000)``, point ``i`` is the mean of losses ``i*stride+1 ..
+(i+1)*stride`` (``loss_curve_iterations`` gives the last iteration of each span).
+``GET /train/{id}/curve.json`` serves every loss.
 """
 
 from __future__ import annotations
@@ -38,10 +39,20 @@ class LossCurve(BaseModel):
     points: int = Field(description="losses recorded so far (the unthinned length)")
 
 
-class AccuracyPoint(BaseModel):
-    iteration: int
-    train: float
-    test: float
+class AccuracyCurve(BaseModel):
+    """Train and test accuracy, recorded every ``acc_step`` iterations (columns)."""
+
+    iterations: list[int]
+    train: list[float]
+    test: list[float]
+
+    @classmethod
+    def of(cls, points: list[dict[str, Any]]) -> AccuracyCurve:
+        return cls(
+            iterations=[int(p["iteration"]) for p in points],
+            train=[float(p["train"]) for p in points],
+            test=[float(p["test"]) for p in points],
+        )
 
 
 class PublishedModel(BaseModel):
@@ -66,8 +77,14 @@ class JobView(BaseModel):
     started: datetime | None
     finished: datetime | None
     progress: Progress
-    loss: LossCurve | None = Field(description="null in list views")
-    accuracy: list[AccuracyPoint] | None = Field(description="null in list views")
+    loss_curve: list[float] = Field(
+        description="loss per iteration, thinned to at most 1,000 means of `loss_curve_stride` "
+        "consecutive iterations; every loss is in curve.json"
+    )
+    loss_curve_iterations: list[int] = Field(description="last iteration of each point's span")
+    loss_curve_stride: int
+    loss_points: int = Field(description="losses recorded so far (the unthinned length)")
+    accuracy: AccuracyCurve
     metrics: dict[str, float | int] | None
     model: PublishedModel | None
     error: str | None
@@ -89,8 +106,8 @@ class FullCurve(BaseModel):
     """Every loss (index i = iteration i + 1) and every accuracy point of a job."""
 
     job_id: str
-    loss: list[float]
-    accuracy: list[AccuracyPoint]
+    loss_curve: list[float]
+    accuracy: AccuracyCurve
 
 
 def thin(losses: list[float], limit: int = MAX_CURVE_POINTS) -> LossCurve:
@@ -123,9 +140,10 @@ def progress(job: JobRecord) -> Progress:
     )
 
 
-def job_view(job: JobRecord, curve: Curve | None = None) -> JobView:
-    """The JSON view of ``job``; with ``curve`` the thinned loss and the accuracy points."""
+def job_view(job: JobRecord, curve: Curve) -> JobView:
+    """The JSON view of ``job`` with its thinned loss curve and its accuracy curve."""
     base = f"/train/{job.id}"
+    loss = thin(curve.losses)
     model = (
         PublishedModel(name=job.model_name, version=job.model_version)
         if job.model_name is not None and job.model_version is not None
@@ -144,10 +162,11 @@ def job_view(job: JobRecord, curve: Curve | None = None) -> JobView:
         started=_time(job.started_at),
         finished=_time(job.finished_at),
         progress=progress(job),
-        loss=None if curve is None else thin(curve.losses),
-        accuracy=None
-        if curve is None
-        else [AccuracyPoint.model_validate(p) for p in curve.accuracy],
+        loss_curve=loss.values,
+        loss_curve_iterations=loss.iterations,
+        loss_curve_stride=loss.stride,
+        loss_points=loss.points,
+        accuracy=AccuracyCurve.of(curve.accuracy),
         metrics=job.metrics,
         model=model,
         error=job.error,

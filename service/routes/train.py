@@ -19,7 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.jobs.models import JobSpec, JobStatus
 from service.jobs.runner import JobRunner
-from service.jobs.views import AccuracyPoint, FullCurve, JobPage, JobView, job_view
+from service.jobs.views import AccuracyCurve, FullCurve, JobPage, JobView, job_view
 from service.security import AdminDep, ReaderDep
 from training.export import plot_curves
 
@@ -64,8 +64,13 @@ async def list_jobs(
     next_url = None
     if offset + len(records) < total:
         next_url = str(request.url.include_query_params(offset=offset + len(records)))
+    curves = await asyncio.gather(*(jobs.curve(r.id) for r in records))
     return JobPage(
-        jobs=[job_view(r) for r in records], total=total, limit=limit, offset=offset, next=next_url
+        jobs=[job_view(r, c) for r, c in zip(records, curves, strict=True)],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=next_url,
     )
 
 
@@ -91,9 +96,7 @@ async def curve_json(job_id: str, jobs: JobsDep) -> FullCurve:
     """Every loss (iteration i at index i - 1) and every accuracy point, unthinned."""
     curve = await jobs.curve(job_id)
     return FullCurve(
-        job_id=job_id,
-        loss=curve.losses,
-        accuracy=[AccuracyPoint.model_validate(p) for p in curve.accuracy],
+        job_id=job_id, loss_curve=curve.losses, accuracy=AccuracyCurve.of(curve.accuracy)
     )
 
 

@@ -52,9 +52,11 @@ async def test_events_stream_state_then_progress_then_final(
     assert progress[0]["first_iteration"] + len(streamed) - 1 <= 1500
     final = events[-1][1]
     assert final["status"] == "succeeded"
-    assert final["loss"]["points"] == 1500
+    assert final["loss_points"] == 1500
+    assert len(final["loss_curve"]) == 750  # thinned: ceil(1500 / 1000) = 2 iterations a point
+    assert final["loss_curve_stride"] == 2
     assert final["model"]["name"] == "fnn"
 
     late_events = parse_sse(late.text)
     assert [kind for kind, _ in late_events] == ["state", "final"]
-    assert late_events[0][1]["loss"]["points"] == 1500
+    assert late_events[0][1]["loss_points"] == 1500

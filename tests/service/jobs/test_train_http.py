@@ -34,13 +34,16 @@ def test_job_succeeds_with_a_falling_curve_and_its_version_answers(
     body = jobs_client.get(f"/train/{job_id}").json()
     assert body["model"] == {"name": "fresh", "version": 1}
     assert body["progress"]["iteration"] == body["progress"]["total"] == 150
-    assert body["loss"]["points"] == 150
-    values = body["loss"]["values"]
+    assert body["loss_points"] == 150
+    values = body["loss_curve"]
+    assert len(values) == 150
+    assert all(isinstance(v, float) for v in values)
     assert sum(values[-10:]) / 10 < sum(values[:10]) / 10
-    assert body["accuracy"][-1]["iteration"] == 150
+    assert body["accuracy"]["iterations"][-1] == 150
+    assert len(body["accuracy"]["train"]) == len(body["accuracy"]["test"])
     assert body["metrics"]["test_accuracy"] > 0.8
     full = jobs_client.get(f"/train/{job_id}/curve.json").json()
-    assert len(full["loss"]) == 150
+    assert len(full["loss_curve"]) == 150
     answer = jobs_client.post("/models/fresh/predict", json=PIXELS)
     assert answer.status_code == 200
     assert answer.json()["version"] == "1"
@@ -105,7 +108,8 @@ def test_list_is_newest_first_paginated_and_filtered(jobs_client: TestClient) ->
     page = jobs_client.get("/train", params={"limit": 1}).json()
     assert [j["id"] for j in page["jobs"]] == [ids[1]]
     assert page["total"] >= 2
-    assert page["jobs"][0]["loss"] is None
+    assert page["jobs"][0]["loss_points"] == 150
+    assert len(page["jobs"][0]["loss_curve"]) == 150
     second = jobs_client.get(page["next"]).json()
     assert [j["id"] for j in second["jobs"]] == [ids[0]]
     succeeded = jobs_client.get("/train", params={"status": "succeeded", "limit": 100}).json()
