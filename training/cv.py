@@ -1,9 +1,11 @@
 """Cross-validation of candidate recipes on the 1,437 TRAINING rows only (never the test rows).
 
-``python -m training.cv [--family cnn] [--folds 5]`` splits the training rows into stratified
-folds, fits every candidate of a small grid on k-1 folds and scores it on the held-out fold,
-then prints per candidate: mean ± std of the fold accuracies, errors out of 1,437, the mean
-fit time, multiply-adds per row (the serving cost) and the measured forward time per row.
+``python -m training.cv [--family cnn] [--folds 5] [--seeds 2]`` splits the training rows into
+stratified folds, fits every candidate of a small grid on k-1 folds and scores it on the
+held-out fold, once per fit seed (seed ``s * folds + fold``; ``--seeds 1`` is the fold index
+alone), then prints per candidate: mean ± std of the fold-and-seed accuracies, the worst of
+them, errors over all folds (out of 1,437 per seed) and per seed, the mean fit time,
+multiply-adds per row (the serving cost) and the measured forward time per row.
 
 The pick per family follows the one-standard-error rule, weighted by serving cost: among the
 candidates whose mean CV accuracy is within one standard error of the best one, take the one
@@ -57,9 +59,16 @@ CANDIDATES: dict[Family, dict[str, Preset]] = {
     },
     "cnn": {
         "default (16,32)": DEFAULT["cnn"],
-        "channels (8,16)": _variant("cnn", {"channels": (8, 16)}, {}),
-        "channels (32,64)": _variant("cnn", {"channels": (32, 64)}, {}),
-        "(16,32) no shift aug.": _variant("cnn", {}, {"augment_shift": False}),
+        "EMA of weights 0.998": _variant("cnn", {}, {"ema_decay": 0.998}),
+        "adamw, weight decay 0.05": _variant(
+            "cnn", {}, {"optimizer": "adamw", "weight_decay": 0.05}
+        ),
+        "lr 0.002": _variant("cnn", {}, {"lr": 0.002}),
+        "3000 iterations": _variant("cnn", {}, {"iterations": 3000}),
+        "warm-up 100 steps": _variant("cnn", {}, {"warmup": 100}),
+        "dropout 0.1": _variant("cnn", {"dropout": 0.1}, {}),
+        "hidden FC 64": _variant("cnn", {"fc_hidden": 64}, {}),
+        "batch norm": _variant("cnn", {"batch_norm": True}, {}),
     },
 }
 
@@ -69,11 +78,18 @@ class CVScore:
     """The fold accuracies and costs of one candidate."""
 
     name: str
+    #: One accuracy per (seed, fold) fit, seed-major.
     fold_accuracies: list[float]
     errors: int
     fit_seconds: float
     macs_per_row: int
     forward_us_per_row: float
+    #: Held-out errors over all folds, per fit seed (sums to ``errors``).
+    seed_errors: tuple[int, ...] = ()
+
+    @property
+    def worst(self) -> float:
+        return min(self.fold_accuracies)
 
     @property
     def mean(self) -> float:
@@ -97,7 +113,12 @@ def macs_per_row(spec: ModelSpec) -> int:
         return sum(a * b for a, b in itertools.pairwise(widths))
     convs = [1, *spec.channels]
     conv = sum(64 * 9 * a * b for a, b in itertools.pairwise(convs))  # 8x8, 3x3
-    return conv + spec.channels[-1] * 16 * N_CLASSES  # after the 2x2 max-pool: 4x4
+    if spec.batch_norm:  # one multiply-add per activation (the exported module keeps it)
+        conv += 64 * sum(spec.channels)
+    widths = [spec.channels[-1] * 16]  # after the 2x2 max-pool: 4x4
+    if spec.fc_hidden > 0:
+        widths.append(spec.fc_hidden)
+    return conv + sum(a * b for a, b in itertools.pairwise([*widths, N_CLASSES]))
 
 
 def folds(split: Split, k: int, seed: int = 0) -> list[Split]:
@@ -117,25 +138,33 @@ def folds(split: Split, k: int, seed: int = 0) -> list[Split]:
     return out
 
 
-def cross_validate(name: str, candidate: Preset, fold_splits: list[Split]) -> CVScore:
-    """Fit ``candidate`` on each fold's k-1 parts and score it on the held-out part."""
+def cross_validate(
+    name: str, candidate: Preset, fold_splits: list[Split], seeds: int = 1
+) -> CVScore:
+    """Fit ``candidate`` on each fold's k-1 parts and score it on the held-out part, once per
+    fit seed ``s * len(fold_splits) + fold index`` for ``s`` in ``0..seeds-1``."""
     recipe = replace(candidate.recipe, acc_step=candidate.recipe.iterations)
-    accuracies, errors, seconds = [], 0, 0.0
+    accuracies, seed_errors, seconds = [], [], 0.0
     model = None
-    for index, fold in enumerate(fold_splits):
-        model, result = train(candidate.spec, fold, replace(recipe, seed=index))
-        accuracies.append(result.test_accuracy)
-        errors += round(len(fold.y_test) * (1 - result.test_accuracy))
-        seconds += result.fit_seconds
+    for s in range(seeds):
+        errors = 0
+        for index, fold in enumerate(fold_splits):
+            seed = s * len(fold_splits) + index
+            model, result = train(candidate.spec, fold, replace(recipe, seed=seed))
+            accuracies.append(result.test_accuracy)
+            errors += round(len(fold.y_test) * (1 - result.test_accuracy))
+            seconds += result.fit_seconds
+        seed_errors.append(errors)
     assert model is not None
     cost = measure_forward(script_model(model))
     return CVScore(
         name,
         accuracies,
-        errors,
-        seconds / len(fold_splits),
+        sum(seed_errors),
+        seconds / len(accuracies),
         macs_per_row(candidate.spec),
         cost.per_row_batch256_us,
+        tuple(seed_errors),
     )
 
 
@@ -147,20 +176,29 @@ def pick(scores: list[CVScore]) -> CVScore:
     return min(band, key=lambda s: (s.macs_per_row, s.errors))
 
 
-def format_scores(family: Family, scores: list[CVScore], n_rows: int) -> str:
-    """A markdown table of one family's candidates, with the pick marked."""
+def format_scores(family: Family, scores: list[CVScore], n_rows: int, seeds: int = 1) -> str:
+    """A markdown table of one family's candidates, with the pick marked.
+
+    With one seed it is the original table; with several, *errors* counts over all seeds
+    (out of ``n_rows`` x seeds) and two columns give the errors per seed and the worst
+    fold-and-seed accuracy.
+    """
     chosen = pick(scores)
+    many = seeds > 1
+    extra_head = " errors per seed | worst fold |" if many else ""
     lines = [
         f"### {family}",
         "",
-        "| candidate | CV acc (mean ± std) | errors | fit s | MACs/row | fwd µs/row @256 |",
-        "|---|---|---|---|---|---|",
+        f"| candidate | CV acc (mean ± std) | errors |{extra_head} fit s | MACs/row "
+        "| fwd µs/row @256 |",
+        "|---|---|---|" + ("---|---|" if many else "") + "---|---|---|",
     ]
     for s in scores:
         mark = " **(pick)**" if s is chosen else ""
+        extra = f" {', '.join(str(e) for e in s.seed_errors)} | {s.worst:.4f} |" if many else ""
         lines.append(
-            f"| {s.name}{mark} | {s.mean:.4f} ± {s.std:.4f} | {s.errors}/{n_rows} "
-            f"| {s.fit_seconds:.1f} | {s.macs_per_row:,} | {s.forward_us_per_row:.2f} |"
+            f"| {s.name}{mark} | {s.mean:.4f} ± {s.std:.4f} | {s.errors}/{n_rows * seeds} |"
+            f"{extra} {s.fit_seconds:.1f} | {s.macs_per_row:,} | {s.forward_us_per_row:.2f} |"
         )
     return "\n".join(lines)
 
@@ -184,6 +222,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--folds", type=int, default=5, help="number of stratified folds, >= 2 (default: 5)"
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="fit seeds per fold, >= 1: every candidate is fitted folds x seeds times (default: 1)",
+    )
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="only these candidates (by their exact name in the grid; the family's first, the "
+        "incumbent, is always kept)",
+    )
     return parser
 
 
@@ -196,14 +248,25 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.folds < 2:
         parser.error(f"--folds must be >= 2, got {args.folds}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    families: list[Family] = list(dict.fromkeys(args.family or FAMILIES))
+    wanted = set(args.candidates or ())
+    known = {n for f in families for n in CANDIDATES[f]}
+    if wanted - known:
+        parser.error(f"unknown candidates {sorted(wanted - known)}; known: {sorted(known)}")
     split = load_split()
     fold_splits = folds(split, args.folds)
-    families: list[Family] = list(dict.fromkeys(args.family or FAMILIES))
     out = sys.stdout
-    out.write(f"{args.folds}-fold stratified CV on the {len(split.y_train)} training rows\n\n")
+    out.write(
+        f"{args.folds}-fold stratified CV on the {len(split.y_train)} training rows, "
+        f"{args.seeds} fit seed(s) per fold\n\n"
+    )
     for family in families:
-        scores = [cross_validate(n, c, fold_splits) for n, c in CANDIDATES[family].items()]
-        out.write(format_scores(family, scores, len(split.y_train)) + "\n\n")
+        grid = list(CANDIDATES[family].items())
+        grid = [(n, c) for i, (n, c) in enumerate(grid) if not wanted or i == 0 or n in wanted]
+        scores = [cross_validate(n, c, fold_splits, args.seeds) for n, c in grid]
+        out.write(format_scores(family, scores, len(split.y_train), args.seeds) + "\n\n")
         out.flush()
     return 0
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from training.data import Split
 from training.models import ModelSpec, build_model
@@ -108,6 +109,61 @@ def shift_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[batch, rows, cols].reshape(n, 64)
 
 
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, recipe: Recipe
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule a recipe names, stepped once per iteration (or ``None``).
+
+    Without warm-up the cosine schedule is torch's ``CosineAnnealingLR`` to zero; with
+    ``warmup`` steps the rate rises linearly to the peak over those steps first, then (cosine)
+    falls to zero over the remaining ones or (constant) stays.
+    """
+    total, warmup = recipe.iterations, min(max(recipe.warmup, 0), recipe.iterations)
+    if warmup == 0:
+        if recipe.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        return None
+    cosine = recipe.schedule == "cosine"
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if not cosine or total == warmup:
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class _WeightAverage:
+    """An exponential moving average of a model's parameters (``AveragedModel`` + EMA).
+
+    Buffers (batch-norm statistics) are not averaged: ``sync`` copies the live model's into
+    the averaged copy before it is evaluated, and ``copy_to`` moves the averaged parameters
+    into the live model at the end of the fit.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        average_fn = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]  # torch stub
+        self.averaged = AveragedModel(model, multi_avg_fn=average_fn)
+
+    def update(self, model: nn.Module) -> None:
+        self.averaged.update_parameters(model)
+
+    def sync(self, model: nn.Module) -> nn.Module:
+        with torch.no_grad():
+            for mine, theirs in zip(self.averaged.module.buffers(), model.buffers(), strict=True):
+                mine.copy_(theirs)
+        return self.averaged.module
+
+    def copy_to(self, model: nn.Module) -> None:
+        with torch.no_grad():
+            for theirs, mine in zip(
+                model.parameters(), self.averaged.module.parameters(), strict=True
+            ):
+                theirs.copy_(mine)
+
+
 def fit(
     model: nn.Module,
     split: Split,
@@ -120,16 +176,17 @@ def fit(
     iteration, and the result says ``cancelled=True``. Initialise the model under the same
     seed (``torch.manual_seed(recipe.seed)``) for a reproducible run: batches and shifts draw
     from their own generator seeded with ``recipe.seed``.
+
+    With ``recipe.ema_decay`` > 0 an exponential moving average of the weights is kept; the
+    recorded accuracies are the averaged weights', and ``model`` holds the averaged weights
+    when ``fit`` returns (also after a cancel), so exporting it exports the averaged model.
     """
     if recipe.iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {recipe.iterations}")
     generator = torch.Generator().manual_seed(recipe.seed)
     optimizer = make_optimizer(model, recipe)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.iterations)
-        if recipe.schedule == "cosine"
-        else None
-    )
+    scheduler = make_scheduler(optimizer, recipe)
+    average = _WeightAverage(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     x_all, y_all = split.x_train, split.y_train
     n = len(y_all)
@@ -157,15 +214,18 @@ def fit(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if average is not None:
+            average.update(model)
         loss_value = float(loss.item())
         result.loss_curve.append(loss_value)
         result.iterations = iteration
         point = None
         if iteration % recipe.acc_step == 0 or iteration == recipe.iterations:
+            scored = model if average is None else average.sync(model)
             point = AccuracyPoint(
                 iteration,
-                accuracy(model, split.x_train, split.y_train),
-                accuracy(model, split.x_test, split.y_test),
+                accuracy(scored, split.x_train, split.y_train),
+                accuracy(scored, split.x_test, split.y_test),
             )
             result.accuracy.append(point)
         elapsed = time.perf_counter() - start
@@ -174,6 +234,8 @@ def fit(
         ):
             result.cancelled = True
             break
+    if average is not None:
+        average.copy_to(model)
     if result.cancelled and (
         not result.accuracy or result.accuracy[-1].iteration != result.iterations
     ):

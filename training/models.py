@@ -36,6 +36,10 @@ class ModelSpec:
     channels: tuple[int, ...] = (8,)
     #: fnn/cnn: dropout before the output layer (and between hidden layers of an fnn).
     dropout: float = 0.0
+    #: cnn: width of a hidden fully connected layer (ReLU) after the convolutions; 0 = none.
+    fc_hidden: int = 0
+    #: cnn: batch normalisation after each convolution (before its ReLU).
+    batch_norm: bool = False
     #: Multiplies the raw 0..16 input inside the module (1/16 maps it to 0..1).
     input_scale: float = 1.0
     #: Free-form label, e.g. ``"lecture FNN, Tanh"``; not used to build the model.
@@ -134,23 +138,38 @@ class CNN(nn.Module):
     """Convolutional net on the 8x8 image.
 
     ``channels=(8,)`` is the lecture's model: Conv2d(1, 8, 3, padding 1), ReLU, MaxPool2d(2),
-    flatten, Linear(8*4*4, 10). More entries stack more 3x3 convolutions (each with ReLU)
-    before the one max-pool.
+    flatten, Linear(8*4*4, 10). More entries stack more 3x3 convolutions (each with ReLU, and
+    ``batch_norm`` before it) before the one max-pool; ``fc_hidden`` adds a hidden Linear-ReLU
+    layer before the output one (dropout, when set, precedes each Linear layer).
     """
 
     def __init__(
-        self, channels: tuple[int, ...] = (8,), dropout: float = 0.0, input_scale: float = 1.0
+        self,
+        channels: tuple[int, ...] = (8,),
+        dropout: float = 0.0,
+        input_scale: float = 1.0,
+        fc_hidden: int = 0,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [_Scale(input_scale), nn.Unflatten(1, (1, 8, 8))]
         in_ch = 1
         for out_ch in channels:
-            layers += [nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1), nn.ReLU()]
+            layers.append(nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_ch))
+            layers.append(nn.ReLU())
             in_ch = out_ch
         layers += [nn.MaxPool2d(2), nn.Flatten()]
+        width = in_ch * 4 * 4
+        if fc_hidden > 0:
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            layers += [nn.Linear(width, fc_hidden), nn.ReLU()]
+            width = fc_hidden
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(in_ch * 4 * 4, N_CLASSES))
+        layers.append(nn.Linear(width, N_CLASSES))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,5 +190,5 @@ def build_model(spec: ModelSpec) -> nn.Module:
     if spec.family == "cnn":
         if not spec.channels:
             raise ValueError("cnn needs at least one convolution in channels")
-        return CNN(spec.channels, spec.dropout, spec.input_scale)
+        return CNN(spec.channels, spec.dropout, spec.input_scale, spec.fc_hidden, spec.batch_norm)
     raise ValueError(f"unknown family {spec.family!r}; expected one of {', '.join(FAMILIES)}")

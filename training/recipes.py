@@ -36,6 +36,13 @@ class Recipe:
     #: Train and test accuracy are recorded every ``acc_step`` iterations (and at the end).
     acc_step: int = 10
     seed: int = 0
+    #: Linear warm-up of the learning rate over the first ``warmup`` steps (0 = none); with
+    #: the cosine schedule the cosine then runs over the remaining steps.
+    warmup: int = 0
+    #: Exponential moving average of the weights, updated after every step with this decay
+    #: (0 = off). When on, the accuracies are those of the averaged weights and the fitted
+    #: model ends up holding them (so the exported model is the averaged one).
+    ema_decay: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for manifests and job records)."""

@@ -1,10 +1,11 @@
 """Reproduction report: every lecture row and every default recipe over several seeds.
 
 ``python -m training.report --seeds 5`` fits each model once per seed (0..N-1) on the lecture's
-split and prints a markdown table: mean ± std of train and test accuracy next to the lecture's
-figure, test errors out of 360, fit time (also relative to the lecture CNN's, the speed
-reference) and the in-process forward time of the TorchScript module at batch 1 and per row
-at batch 256 (measured once, on the seed-0 model).
+split (``--only default`` / ``--family cnn`` narrow the rows) and prints a markdown table:
+mean ± std of train and test accuracy next to the lecture's figure, test errors out of 360,
+fit time (also relative to the lecture CNN's, the speed reference) and the in-process forward
+time of the TorchScript module at batch 1 and per row at batch 256 (measured once, on the
+seed-0 model).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from training.data import Split, load_split
 from training.export import ForwardCost, measure_forward, script_model
 from training.fit import train
+from training.models import FAMILIES, Family
 from training.recipes import DEFAULT, LECTURE_REPORTED, LECTURE_ROWS, Preset
 
 #: The fit-time reference of the report: the lecture's CNN.
@@ -128,6 +130,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="report only the lecture rows or only the default recipes (default: both)",
     )
     parser.add_argument(
+        "--family",
+        nargs="+",
+        action="extend",
+        choices=FAMILIES,
+        help="report only the rows of these families (default: all)",
+    )
+    parser.add_argument(
         "--iterations",
         type=int,
         default=None,
@@ -160,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [(k, p, "lecture") for k, p in LECTURE_ROWS.items()]
     if args.only in (None, "default"):
         jobs += [(k, p, "default") for k, p in DEFAULT.items()]
+    families: set[Family] = set(args.family or FAMILIES)
+    jobs = [job for job in jobs if job[1].spec.family in families]
     split = load_split()
     seeds = list(range(args.seeds))
     with tqdm(total=len(jobs) * len(seeds), desc="fits", disable=args.no_progress) as bar:

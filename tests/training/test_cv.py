@@ -52,3 +52,30 @@ def test_pick_keeps_the_incumbent_default_on_a_tie() -> None:
     incumbent = _score("default", [0.99, 1.0, 0.98, 1.0, 0.99], 18_944)
     challenger = _score("other", [1.0, 0.99, 0.99, 0.99, 0.99], 18_944)
     assert pick([incumbent, challenger]) is incumbent
+
+
+def test_macs_count_the_cnn_hidden_layer_and_batch_norm() -> None:
+    """A hidden FC layer and batch norm add their multiply-adds to the (16, 32) CNN's."""
+    base = macs_per_row(ModelSpec("cnn", channels=(16, 32)))
+    assert macs_per_row(ModelSpec("cnn", channels=(16, 32), fc_hidden=64)) == (
+        base - 512 * 10 + 512 * 64 + 64 * 10
+    )
+    assert macs_per_row(ModelSpec("cnn", channels=(16, 32), batch_norm=True)) == base + 64 * 48
+
+
+def test_cv_with_two_seeds_fits_every_fold_twice(split: Split) -> None:
+    """--seeds 2 gives folds x 2 accuracies and per-seed error counts that sum to the total."""
+    from training.cv import cross_validate, format_scores
+    from training.recipes import DEFAULT, Preset
+
+    chosen = DEFAULT["logistic"]
+    short = Preset(chosen.spec, chosen.recipe.with_overrides(iterations=5))
+    parts = folds(split, 3)
+    score = cross_validate("short", short, parts, seeds=2)
+    assert len(score.fold_accuracies) == 6
+    assert len(score.seed_errors) == 2
+    assert sum(score.seed_errors) == score.errors
+    assert score.worst == min(score.fold_accuracies)
+    table = format_scores("logistic", [score], 1437, seeds=2)
+    assert f"/{1437 * 2}" in table
+    assert "worst fold" in table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from training.data import Split
@@ -62,3 +63,55 @@ def test_another_seed_gives_another_curve(split: Split) -> None:
     _, a = train(chosen.spec, split, replace(chosen.recipe, iterations=5, seed=0))
     _, b = train(chosen.spec, split, replace(chosen.recipe, iterations=5, seed=1))
     assert a.loss_curve != b.loss_curve
+
+
+def test_ema_fit_leaves_the_averaged_weights_in_the_model(split: Split) -> None:
+    """With ema_decay the model returned holds the moving average, not the last step's weights,
+    and the recorded test accuracy is that of the returned (exported) weights."""
+    chosen = DEFAULT["cnn"]
+    recipe = replace(chosen.recipe, iterations=30, acc_step=10)
+    plain, _ = train(chosen.spec, split, recipe)
+    averaged, result = train(chosen.spec, split, replace(recipe, ema_decay=0.9))
+    assert result.iterations == 30
+    # Same seed, same batches: the live weights are the plain fit's; the model holds others.
+    first_plain = next(plain.parameters())
+    first_averaged = next(averaged.parameters())
+    assert not torch.equal(first_plain, first_averaged)
+    with torch.inference_mode():
+        correct = (averaged.eval()(split.x_test).argmax(dim=1) == split.y_test).sum().item()
+    assert correct / len(split.y_test) == result.test_accuracy
+
+
+def test_ema_fit_cancelled_early_still_returns_the_averaged_weights(split: Split) -> None:
+    """A callback's STOP ends an EMA fit with cancelled=True and the callback semantics kept."""
+    chosen = DEFAULT["cnn"]
+    recipe = replace(chosen.recipe, iterations=50, acc_step=100, ema_decay=0.9)
+    model, result = train(chosen.spec, split, recipe, lambda s: STOP if s.iteration == 4 else None)
+    assert result.cancelled
+    assert result.iterations == 4
+    with torch.inference_mode():
+        correct = (model.eval()(split.x_test).argmax(dim=1) == split.y_test).sum().item()
+    assert correct / len(split.y_test) == result.test_accuracy
+
+
+def test_warmup_rises_linearly_then_follows_the_cosine_to_zero() -> None:
+    """With 10 warm-up steps of 110 the rate climbs to the peak at step 10, then falls to 0."""
+    from training.fit import make_scheduler
+    from training.recipes import Recipe
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = make_scheduler(
+        optimizer, Recipe(iterations=110, lr=1.0, schedule="cosine", warmup=10)
+    )
+    assert scheduler is not None
+    rates = []
+    for _ in range(110):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == 0.1
+    assert rates[9] == 1.0
+    assert rates[10] == 1.0
+    assert rates[60] == pytest.approx(0.5)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

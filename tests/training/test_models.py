@@ -39,3 +39,17 @@ def test_input_scale_is_applied_inside_the_model() -> None:
     plain = build_model(ModelSpec("logistic"))
     x = torch.randint(0, 17, (4, 64)).float()
     torch.testing.assert_close(scaled(x), plain(x / 16))
+
+
+def test_cnn_options_add_a_hidden_layer_and_batch_norm() -> None:
+    """fc_hidden adds a Linear-ReLU layer of that width; batch_norm one BatchNorm2d per conv."""
+    spec = ModelSpec("cnn", channels=(4, 8), dropout=0.1, fc_hidden=16, batch_norm=True)
+    model = build_model(spec)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(128, 16), (16, 10)]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 2
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    scripted = torch.jit.script(model.eval())
+    x = torch.randint(0, 17, (3, 64)).float()
+    with torch.inference_mode():
+        torch.testing.assert_close(scripted(x), model(x))

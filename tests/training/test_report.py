@@ -25,3 +25,26 @@ def test_report_rejects_zero_seeds() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--seeds", "0"])
     assert exc.value.code == 2
+
+
+def test_report_family_option_keeps_only_that_family(capsys: pytest.CaptureFixture[str]) -> None:
+    """--only default --family cnn reports the CNN default row alone."""
+    assert (
+        main(
+            [
+                "--seeds",
+                "1",
+                "--iterations",
+                "2",
+                "--no-progress",
+                "--only",
+                "default",
+                "--family",
+                "cnn",
+            ]
+        )
+        == 0
+    )
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| CNN")]
+    assert len(rows) == 1
+    assert "default" in rows[0]
