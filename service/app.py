@@ -102,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     for router in (predict.router, models.router, train.router, health.router, metrics.router):
         app.include_router(router)
-    # The last added runs first: count every request, including those refused for size.
+    # The last added runs first: count every request, including those refused for size;
+    # then the predict fast path (see service/routes/predict.py), in front of the router.
+    app.add_middleware(predict.PredictFastPath)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=service_metrics)
     app.add_exception_handler(ServiceError, handle_service_error)  # type: ignore[arg-type]  # starlette types handlers loosely

@@ -6,6 +6,17 @@ For the same reason ``_PredictRoute`` skips FastAPI's parameter solving at reque
 (~15-20 us a request): the endpoints below declare the parameters for OpenAPI, and the
 handlers that actually run read the path, the query and ``app.state.dataplane`` themselves,
 raising the same ``RequestValidationError`` FastAPI would for a bad ``version``.
+
+``PredictFastPath`` (pure ASGI, the innermost middleware, so request metrics and the body
+limit still wrap it) serves ``POST`` on these two paths without going through Starlette's
+exception middleware, FastAPI's exit-stack middleware and the router's match over every route
+(~25 us a request together). It matches the routes' own ``path_regex``, sets the scope keys
+the router would (``route``, ``endpoint``, ``path_params``), runs the same lean handlers, and
+renders an exception with the app's own handler for it, as Starlette's ``ExceptionMiddleware``
+does, so every answer (status, envelope, message) is the routes'. Anything else falls through
+to the app: other paths and methods, a ``root_path``, and requests FastAPI's native
+OpenTelemetry instrumentation is tracing (``fastapi.telemetry`` in the scope), whose spans
+take the route from the router.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane, InferenceResult
 from service.schemas import PredictResponse, decode_rows, predict_openapi
@@ -131,3 +143,61 @@ def _encode(result: InferenceResult) -> bytes:
         "predictions": predictions,
     }
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class PredictFastPath:
+    """Serve ``POST`` to the predict routes of ``routes`` straight from the middleware stack."""
+
+    def __init__(self, app: ASGIApp, routes: list[Any] | None = None) -> None:
+        self.app = app
+        self.routes = [
+            route
+            for route in (router.routes if routes is None else routes)
+            if isinstance(route, APIRoute) and route.name in _HANDLERS
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope.get("root_path")
+            or "fastapi.telemetry" in scope
+        ):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        for route in self.routes:
+            match = route.path_regex.match(path)
+            if match is not None:
+                break
+        else:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {
+            key: route.param_convertors[key].convert(value)
+            for key, value in match.groupdict().items()
+        }
+        request = Request(scope, receive, send)
+        try:
+            response = await _HANDLERS[route.name](request)
+        except Exception as exc:
+            handler = _exception_handler(scope["app"], exc)
+            if handler is None:  # ServerErrorMiddleware answers it (the catch-all 500)
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
+def _exception_handler(app: Any, exc: Exception) -> Callable[..., Any] | None:
+    """The app's handler for ``exc`` by its class hierarchy, as Starlette's
+    ``ExceptionMiddleware`` looks it up (the ``Exception`` one belongs to the outer layer)."""
+    handlers = app.exception_handlers
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            handler: Callable[..., Any] = handlers[cls]
+            return handler
+    return None
