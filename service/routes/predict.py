@@ -28,6 +28,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane, InferenceResult
@@ -125,9 +126,22 @@ async def predict(request: Request, name: str, version: VersionQuery = None) -> 
 async def _predict(
     request: Request, dataplane: DataPlane, name: str, version: int | None
 ) -> Response:
-    rows = decode_rows(await request.body(), dataplane.max_rows)  # (N, 64) float32
+    rows = decode_rows(await _read_body(request), dataplane.max_rows)  # (N, 64) float32
     result = await dataplane.infer(name, version, rows)
     return Response(_encode(result), media_type="application/json")
+
+
+async def _read_body(request: Request) -> bytes:
+    """``await request.body()`` without its async generator (a few us a request)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect
 
 
 def _encode(result: InferenceResult) -> bytes:

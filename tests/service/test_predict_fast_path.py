@@ -95,3 +95,25 @@ async def test_fast_path_serves_predict_without_the_router(app: FastAPI) -> None
         await fast({**scope, "headers": [], "app": app}, receive, send)
     assert reached == ["/predict"]  # the GET
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [422, 422]
+
+
+@pytest.mark.anyio
+async def test_body_is_read_from_every_chunk_and_a_disconnect_raises() -> None:
+    """``_read_body`` joins a chunked body as ``Request.body()`` does; a disconnect raises."""
+    from starlette.requests import ClientDisconnect, Request
+
+    from service.routes.predict import _read_body
+
+    def request_of(messages: list[dict[str, Any]]) -> Request:
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        return Request({"type": "http", "method": "POST", "headers": []}, receive)
+
+    chunks = [
+        {"type": "http.request", "body": b'{"pix', "more_body": True},
+        {"type": "http.request", "body": b'els": []}', "more_body": False},
+    ]
+    assert await _read_body(request_of(chunks)) == b'{"pixels": []}'
+    with pytest.raises(ClientDisconnect):
+        await _read_body(request_of([{"type": "http.disconnect"}]))
