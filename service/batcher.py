@@ -9,7 +9,9 @@ Policy (the trade-off between latency and throughput):
   window, so under load batches grow by themselves without any timer.
 - Only when several requests are already queued (evidence of concurrent clients) does the
   worker wait up to ``max_wait_ms`` more for the batch to fill. Larger values mean bigger
-  batches under heavy load and more latency per request; 0 turns the timer off.
+  batches under heavy load and more latency per request; 0 (the service's default) turns the
+  timer off: on CPU the forward or loop turn in progress already gathers what arrives, and a
+  timer only idles the core (measured: c=8 3,486 -> 5,246 req/s with 1 ms -> 0).
 - A request larger than ``max_batch_size`` rows runs alone, in one forward.
 
 Where the forward runs: in ``executor`` (one thread per device), except for batches of at most
