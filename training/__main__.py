@@ -20,21 +20,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from training.cli import add_threads_argument, positive_int
 from training.data import load_split
 from training.export import Manifest, export
 from training.fit import Step, StepCallback, train
 from training.models import FAMILIES, Family
 from training.recipes import RECIPE_NAMES, RecipeName, preset
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -81,7 +72,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--iterations",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="override the recipe's number of optimizer steps (default: the recipe's own)",
     )
@@ -96,13 +87,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=None,
         help="model name to export under (only with a single --family; default: the family)",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads; 1 (the default) is fastest for these tiny models "
-        "on a shared machine",
-    )
+    add_threads_argument(parser)
     parser.add_argument(
         "--no-progress", action="store_true", help="do not show the per-model progress bars"
     )
@@ -163,8 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), fit, export and print the table; 0 if done."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     families: list[Family] = list(dict.fromkeys(args.family or FAMILIES))
     if args.name is not None and len(families) != 1:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import torch
 from sklearn.model_selection import StratifiedKFold
 
+from training.cli import add_threads_argument, positive_int
 from training.data import N_CLASSES, N_FEATURES, Split, load_split
 from training.export import measure_forward, script_model
 from training.fit import train
@@ -212,19 +213,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--family", nargs="+", action="extend", choices=FAMILIES, help="families (default: all)"
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads; 1 (the default) is fastest for these tiny models "
-        "on a shared machine",
-    )
+    add_threads_argument(parser)
     parser.add_argument(
         "--folds", type=int, default=5, help="number of stratified folds, >= 2 (default: 5)"
     )
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=positive_int,
         default=1,
         help="fit seeds per fold, >= 1: every candidate is fitted folds x seeds times (default: 1)",
     )
@@ -243,13 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the grid and print one markdown table per family."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     if args.folds < 2:
         parser.error(f"--folds must be >= 2, got {args.folds}")
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     families: list[Family] = list(dict.fromkeys(args.family or FAMILIES))
     wanted = set(args.candidates or ())
     known = {n for f in families for n in CANDIDATES[f]}

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 from tqdm import tqdm
 
+from training.cli import add_threads_argument, positive_int
 from training.data import Split, load_split
 from training.export import ForwardCost, measure_forward, script_model
 from training.fit import train
@@ -122,7 +123,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         prog="python -m training.report",
         description="Rerun every lecture row and every default recipe over several seeds.",
     )
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per model (default: 5)")
+    parser.add_argument(
+        "--seeds", type=positive_int, default=5, help="seeds 0..N-1 per model (default: 5)"
+    )
     parser.add_argument(
         "--only",
         choices=["lecture", "default"],
@@ -138,17 +141,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--iterations",
-        type=int,
+        type=positive_int,
         default=None,
         help="override every recipe's iterations (a quick smoke run; not the real report)",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads; 1 (the default) is fastest for these tiny models "
-        "on a shared machine",
-    )
+    add_threads_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -157,13 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     """Fit everything, print the machine line and the markdown table."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if args.iterations is not None and args.iterations < 1:
-        parser.error(f"--iterations must be >= 1, got {args.iterations}")
     jobs: list[tuple[str, Preset, Literal["lecture", "default"]]] = []
     if args.only in (None, "lecture"):
         jobs += [(k, p, "lecture") for k, p in LECTURE_ROWS.items()]
