@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -20,6 +21,16 @@ from training.models import FAMILIES
 from training.recipes import DEFAULT
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip, with the reason, on a machine without a CUDA device."""
+    if torch.cuda.device_count() > 0:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.device_count() == 0)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,10 @@ def shipped_models(tmp_path: Path) -> Path:
     if not all(
         (SHIPPED_MODELS / f / "1" / MODEL_FILE).is_file() for f in ("logistic", "fnn", "cnn")
     ):
-        pytest.skip("no shipped models in models/{logistic,fnn,cnn}/1 (run python -m training)")
+        pytest.fail(
+            "the shipped models/{logistic,fnn,cnn}/1 are missing: they are part of the "
+            "repository (python -m training --recipe default writes them)"
+        )
     target = tmp_path / "shipped"
     shutil.copytree(SHIPPED_MODELS, target)
     return target

@@ -42,7 +42,7 @@ def _without_fast_path(app: FastAPI) -> FastAPI:
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, TestClient]]:
     if not (SHIPPED_MODELS / "cnn" / "1").is_dir():
-        pytest.skip("no shipped models in models/cnn/1 (run python -m training)")
+        pytest.fail("the shipped models/cnn/1 is missing (it is part of the repository)")
     models = tmp_path_factory.mktemp("fast") / "models"
     shutil.copytree(SHIPPED_MODELS, models)
     settings = make_settings(models, max_rows=1000, max_body_bytes=100_000)

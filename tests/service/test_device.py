@@ -1,0 +1,46 @@
+"""Which device the service runs on: CUDA when there is one, else the CPU; overridable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.device import resolve_device
+from tests.service.conftest import make_settings
+
+
+def test_auto_picks_cuda_when_available_else_cpu() -> None:
+    """``auto`` resolves to CUDA exactly when torch sees a CUDA device."""
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+def test_explicit_cpu_is_honoured() -> None:
+    """``cpu`` forces the CPU even on a GPU machine."""
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_missing_cuda_device_fails_at_start_with_the_way_out() -> None:
+    """Asking for a CUDA device the machine lacks fails at start-up, naming the fix."""
+    index = torch.cuda.device_count()  # one past the last device there is
+    with pytest.raises(RuntimeError, match="DIGITS_DEVICE=auto or cpu"):
+        resolve_device(f"cuda:{index}")
+
+
+def test_invalid_device_setting_is_refused() -> None:
+    """A device name the service does not know is a settings error, not a crash later."""
+    with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
+        make_settings(Path("models"), device="tpu")
+
+
+@pytest.mark.gpu
+def test_predict_runs_on_cuda(models_dir: Path) -> None:
+    """On a GPU machine the default device is CUDA and predictions say so."""
+    with TestClient(create_app(make_settings(models_dir, device="auto"))) as client:
+        response = client.post("/models/cnn/predict", json={"pixels": [0.0] * 64})
+    assert response.status_code == 200
+    assert response.json()["device"].startswith("cuda")
