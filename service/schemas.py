@@ -146,7 +146,11 @@ def decode_rows(body: bytes, max_rows: int) -> np.ndarray:
         array = np.empty(0, dtype=object)
     if array.ndim != 2 or array.shape[1] != N_FEATURES or array.dtype.kind not in "iuf":
         _reject_non_numbers(field, rows)
-        array = np.array(rows, dtype=np.float64)  # numbers only, e.g. integers beyond int64
+        try:
+            array = np.array(rows, dtype=np.float64)  # numbers only, e.g. integers beyond int64
+        except OverflowError:  # an integer beyond float64 (~1.8e308): name it
+            _reject_huge_integers(field, rows)
+            raise
     return _check_range(field, array)
 
 
@@ -201,6 +205,21 @@ def _reject_non_numbers(field: str, rows: list[Any]) -> None:
                     f"{where}[{position}]: expected a number, got {orjson.dumps(value).decode()}",
                     expected=EXPECTED_ROW,
                 )
+
+
+def _reject_huge_integers(field: str, rows: list[Any]) -> None:
+    """Raise for the first integer too large for a float64 (JSON allows any number of digits)."""
+    for index, row in enumerate(rows):
+        for position, value in enumerate(row):
+            try:
+                float(value)
+            except OverflowError:
+                digits = int(value.bit_length() * 0.30103) + 1
+                raise InvalidInput(
+                    f"{_label(field, index)}[{position}]: pixel values must be finite numbers "
+                    f"in {_RANGE}, got an integer of about {digits} digits",
+                    expected=EXPECTED_ROW,
+                ) from None
 
 
 def _check_range(field: str, array: np.ndarray) -> np.ndarray:

@@ -70,6 +70,11 @@ def test_predict_rejects_bad_values(client: TestClient, body: object, message: s
         ),
         pytest.param(b'{"pixels": [Infinity' + b",0" * 63 + b"]}", "got inf", id="infinity"),
         pytest.param(b'{"pixels": [1e400' + b",0" * 63 + b"]}", "got inf", id="overflow"),
+        pytest.param(
+            b'{"pixels": [1' + b"0" * 400 + b",0" * 63 + b"]}",
+            "pixels[0]: pixel values must be finite numbers in 0..16, got an integer of",
+            id="integer-beyond-float64",
+        ),
         pytest.param(b'{"pixels": [0, 0', "not valid JSON", id="malformed-json"),
         pytest.param(b"", "the request body is empty", id="empty-body"),
         pytest.param(b"[" * 5000 + b"]" * 5000, "not valid JSON", id="deep-nesting"),
