@@ -57,7 +57,7 @@ async def list_jobs(
     request: Request,
     job_status: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # SQL's BIGINT OFFSET
 ) -> JobPage:
     """Jobs newest first, ``limit`` per page from ``offset``, optionally of one status."""
     records, total = await jobs.list(status=job_status, limit=limit, offset=offset)

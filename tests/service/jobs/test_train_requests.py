@@ -113,3 +113,14 @@ def test_admin_key_passes_and_read_key_reads(keyed_client: TestClient) -> None:
 def test_reads_are_open_without_a_read_key(client: TestClient) -> None:
     """With no keys set, listing jobs needs no header."""
     assert client.get("/train").status_code == 200
+
+
+@pytest.mark.parametrize("offset", ["9223372036854775808", "99999999999999999999999"])
+def test_list_offset_beyond_bigint_is_422_not_500(client: TestClient, offset: str) -> None:
+    """An offset past SQL's 64-bit range gets a 422 naming the field and its bound."""
+    response = client.get("/train", params={"offset": offset})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert error["message"].startswith("query.offset: ")
+    assert "9223372036854775807" in error["message"]
