@@ -11,11 +11,20 @@ Tables (SQLAlchemy Core, portable between SQLite and PostgreSQL)::
 from __future__ import annotations
 
 import enum
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from sqlalchemy import (
     JSON,
@@ -52,12 +61,25 @@ class JobStatus(enum.StrEnum):
 # --- request schema ------------------------------------------------------------------------
 
 
-def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> AfterValidator:
+def _no_bools(value: Any, allowed: str) -> None:
+    """JSON ``true``/``false`` where a number goes: pydantic's lax mode would read 1/0."""
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, bool) for v in values):
+        raise PydanticCustomError(
+            "number_type",
+            "must be a number in {range}, got {value}",
+            {"range": allowed, "value": json.dumps(value)},
+        )
+
+
+def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> WrapValidator:
     """A range check whose error names the whole allowed range (pydantic's ``ge``/``le``
-    errors name only the bound that was crossed)."""
+    errors name only the bound that was crossed); booleans are refused, not read as 1/0."""
     allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
 
-    def check(value: float | None) -> float | None:
+    def check(raw: Any, handler: ValidatorFunctionWrapHandler) -> float | None:
+        _no_bools(raw, allowed)
+        value: float | None = handler(raw)
         if value is None:
             return value
         inside = (lo < value if lo_open else lo <= value) and value <= hi
@@ -69,10 +91,12 @@ def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> AfterValidator:
             )
         return value
 
-    return AfterValidator(check)
+    return WrapValidator(check)
 
 
-def _check_channels(value: list[int] | None) -> list[int] | None:
+def _check_channels(raw: Any, handler: ValidatorFunctionWrapHandler) -> list[int] | None:
+    _no_bools(raw, "[1, 256]")
+    value: list[int] | None = handler(raw)
     if value is not None and not (1 <= len(value) <= 4 and all(1 <= c <= 256 for c in value)):
         raise PydanticCustomError(
             "out_of_range",
@@ -119,7 +143,7 @@ class Hyperparameters(BaseModel):
     activation: Literal["relu", "tanh"] | None = None
     channels: Annotated[
         list[int] | None,
-        AfterValidator(_check_channels),
+        WrapValidator(_check_channels),
         Field(description="cnn: 1 to 4 counts in [1, 256]"),
     ] = None
     dropout: Annotated[float | None, _bounded(0, 0.9), Field(description="[0, 0.9]")] = None

@@ -38,6 +38,14 @@ def _job(**hyperparameters: Any) -> dict[str, Any]:
         pytest.param(_job(activation="gelu"), "activation", "relu", id="activation-unknown"),
         pytest.param(_job(weight_decay=2), "weight_decay", "[0, 1]", id="weight-decay-2"),
         pytest.param(_job(steps=10), "steps", "Extra inputs", id="unknown-field"),
+        pytest.param(_job(iterations=True), "iterations", "[1, 20000], got true", id="bool-int"),
+        pytest.param(_job(lr=True), "lr", "(0, 10], got true", id="bool-float"),
+        pytest.param(
+            {"family": "cnn", "hyperparameters": {"channels": [True, 8]}},
+            "channels",
+            "[1, 256], got [true, 8]",
+            id="bool-channel",
+        ),
         pytest.param(
             {"family": "cnn", "hyperparameters": {"channels": [8] * 5}},
             "channels",
