@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from itertools import chain
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidInput, PayloadTooLarge
 from training.data import N_CLASSES, N_FEATURES, PIXEL_MAX, PIXEL_MIN
@@ -45,19 +45,32 @@ PREDICT_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+Pixel = Annotated[float, Field(ge=PIXEL_MIN, le=PIXEL_MAX)]
+Row = Annotated[list[Pixel], Field(min_length=N_FEATURES, max_length=N_FEATURES)]
+
+
+def _exactly_one_key(schema: dict[str, Any]) -> None:
+    """The JSON schema says what ``decode_rows`` accepts: exactly one of the two keys, no
+    ``null`` (the ``| None`` below only lets pydantic express "either")."""
+    for prop in schema["properties"].values():
+        prop.update(next(s for s in prop.pop("anyOf") if s.get("type") != "null"))
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["instances"]}, {"required": ["pixels"]}]
+
+
 class PredictRequest(BaseModel):
     """Either ``instances`` (a batch of rows) or ``pixels`` (one row), not both."""
 
-    instances: list[list[float]] | None = Field(
+    model_config = ConfigDict(json_schema_extra=_exactly_one_key)
+
+    instances: list[Row] | None = Field(
         default=None,
         min_length=1,
         description=f"rows of {EXPECTED_ROW}",
         examples=[[_SEVEN]],
     )
-    pixels: list[float] | None = Field(
+    pixels: Row | None = Field(
         default=None,
-        min_length=N_FEATURES,
-        max_length=N_FEATURES,
         description=f"one row: {EXPECTED_ROW}",
         examples=[_SEVEN],
     )

@@ -90,3 +90,18 @@ def test_openapi_documents_the_predict_body_with_examples(client: TestClient) ->
     response = client.post("/predict", json=example)
     assert response.status_code == 200
     assert len(response.json()["predictions"]) == 2
+
+
+def test_openapi_predict_schema_refuses_what_the_route_refuses(client: TestClient) -> None:
+    """The documented body is exactly one key, never null, rows of 64 numbers in 0..16."""
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    schema = body["schema"]
+    assert schema["oneOf"] == [{"required": ["instances"]}, {"required": ["pixels"]}]
+    pixels, instances = schema["properties"]["pixels"], schema["properties"]["instances"]
+    assert "anyOf" not in pixels  # no null branch
+    assert "anyOf" not in instances
+    for row in (pixels, instances["items"]):
+        assert (row["type"], row["minItems"], row["maxItems"]) == ("array", 64, 64)
+        assert (row["items"]["minimum"], row["items"]["maximum"]) == (0, 16)
+    assert instances["minItems"] == 1
