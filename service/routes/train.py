@@ -81,7 +81,15 @@ async def get_job(job_id: str, jobs: JobsDep) -> JobView:
     return job_view(job, await jobs.curve(job_id))
 
 
-@router.delete("/{job_id}", dependencies=[AdminDep], responses={409: {"description": "ended"}})
+@router.delete(
+    "/{job_id}",
+    dependencies=[AdminDep],
+    responses={
+        202: {"description": "running: stop requested", "model": JobView},
+        409: {"description": "ended"},
+        **_JOB_RESPONSES,
+    },
+)
 async def cancel(job_id: str, jobs: JobsDep, response: Response) -> JobView:
     """Cancel a queued job (200, ``cancelled``) or stop a running one (202; it stops
     within a second); 409 for a job that has already ended."""

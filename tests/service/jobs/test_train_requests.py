@@ -132,3 +132,10 @@ def test_list_offset_beyond_bigint_is_422_not_500(client: TestClient, offset: st
     assert error["code"] == "invalid_input"
     assert error["message"].startswith("query.offset: ")
     assert "9223372036854775807" in error["message"]
+
+
+def test_openapi_documents_every_status_cancel_answers(client: TestClient) -> None:
+    """DELETE /train/{id} documents 200, 202 (running), 404 (unknown) and 409 (ended)."""
+    spec = client.get("/openapi.json").json()
+    responses = spec["paths"]["/train/{job_id}"]["delete"]["responses"]
+    assert {"200", "202", "404", "409"} <= set(responses)
