@@ -144,6 +144,16 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
 
 async def handle_http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Render Starlette's HTTP errors (unknown path, wrong method) in the same envelope."""
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):
+        # FastAPI's bare 400 for a JSON body it could not even decode: a 422 like the others.
+        reason = "not UTF-8" if isinstance(cause, UnicodeDecodeError) else "nested too deeply"
+        error = {
+            "code": "invalid_input",
+            "message": f"body: the request body is not valid JSON ({reason})",
+            "expected": "a JSON object, UTF-8 encoded (Content-Type: application/json)",
+        }
+        return JSONResponse({"error": error}, status_code=422)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     body = {"error": {"code": code, "message": str(exc.detail), "expected": None}}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -139,3 +139,22 @@ def test_openapi_documents_every_status_cancel_answers(client: TestClient) -> No
     spec = client.get("/openapi.json").json()
     responses = spec["paths"]["/train/{job_id}"]["delete"]["responses"]
     assert {"200", "202", "404", "409"} <= set(responses)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        pytest.param(b'{"family": "\xff\xfe"}', "not UTF-8", id="invalid-utf8"),
+        pytest.param(b"[" * 5000 + b"]" * 5000, "nested too deeply", id="deep-nesting"),
+    ],
+)
+def test_submit_with_an_undecodable_body_is_422_saying_why(
+    client: TestClient, raw: bytes, reason: str
+) -> None:
+    """A body FastAPI cannot decode gets a 422 invalid_input saying why, not a bare 400."""
+    response = client.post("/train", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert reason in error["message"]
+    assert "application/json" in error["expected"]
