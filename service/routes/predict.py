@@ -59,6 +59,9 @@ def _version(raw: str | None) -> int | None:
         return None
     loc = ("query", "version")
     try:
+        # ASCII digits only: int() would also take "1_0" (as 10) and other scripts' digits.
+        if not (raw.isascii() and raw.strip().lstrip("+-").isdigit()):
+            raise ValueError(raw)
         version = int(raw)
     except ValueError:
         message = "Input should be a valid integer, unable to parse string as an integer"

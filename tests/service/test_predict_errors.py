@@ -147,7 +147,7 @@ def test_unknown_version_is_404_listing_the_versions(client: TestClient) -> None
     assert error["expected"] == "one of: 1"
 
 
-@pytest.mark.parametrize("version", ["x", "0", "-1"])
+@pytest.mark.parametrize("version", ["x", "0", "-1", "1_0", "\u0661", "1.0"])
 def test_bad_version_query_is_422(client: TestClient, version: str) -> None:
     """A version that is not a positive integer gets a 422 naming the query parameter."""
     response = client.post(f"/models/cnn/predict?version={version}", json={"pixels": ZEROS})
