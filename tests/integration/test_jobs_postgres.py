@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.jobs.models import JobSpec, JobStatus
 from service.jobs.store import JobStore
-from tests.service.jobs.conftest import SHORT_LOGISTIC, job_settings, wait_job
+from tests.service.jobs.conftest import SHORT_LOGISTIC, claim_concurrently, job_settings, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -54,20 +54,7 @@ def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
         job = stores[0].create(JobSpec(family="logistic"))
         assert job is not None
         ids.add(job.id)
-    claims: list[list[str]] = [[] for _ in range(8)]
-
-    def claimer(store: JobStore, mine: list[str], owner: str) -> None:
-        while (job_id := store.claim_next(owner)) is not None:
-            mine.append(job_id)
-
-    threads = [
-        threading.Thread(target=claimer, args=(stores[i % 2], claims[i], f"owner-{i}"))
-        for i in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    claims = claim_concurrently(stores)
     claimed = [job_id for mine in claims for job_id in mine]
     assert sorted(claimed) == sorted(ids)
     assert stores[1].counts()[JobStatus.RUNNING] >= 30

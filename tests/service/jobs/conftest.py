@@ -4,6 +4,7 @@ spawned worker imports torch once, ~2-3 s), and helpers that wait without sleepi
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.jobs.models import JobRecord
+from service.jobs.store import JobStore
 from service.settings import Settings
 
 #: A fit that cannot end during a test: for cancel, queue and kill tests.
@@ -86,3 +88,23 @@ def cancel_and_wait(client: TestClient, job_id: str) -> None:
 def anyio_backend() -> str:
     """Async tests run on asyncio (the loop uvicorn uses)."""
     return "asyncio"
+
+
+def claim_concurrently(stores: list[JobStore], claimers: int = 8) -> list[list[str]]:
+    """Run ``claimers`` threads (alternating over ``stores``) that claim queued jobs until none
+    is left; the ids each claimer (owner ``owner-<i>``) got."""
+    claims: list[list[str]] = [[] for _ in range(claimers)]
+
+    def claimer(store: JobStore, mine: list[str], owner: str) -> None:
+        while (job_id := store.claim_next(owner)) is not None:
+            mine.append(job_id)
+
+    threads = [
+        threading.Thread(target=claimer, args=(stores[i % len(stores)], claims[i], f"owner-{i}"))
+        for i in range(claimers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return claims

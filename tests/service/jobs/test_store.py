@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from service.errors import JobNotCancellable
 from service.jobs.models import JobSpec, JobStatus
 from service.jobs.store import JobStore
 from service.jobs.views import MAX_CURVE_POINTS, thin
+from tests.service.jobs.conftest import claim_concurrently
 
 
 @pytest.fixture
@@ -23,20 +23,7 @@ def test_two_stores_on_one_database_claim_each_job_exactly_once(url: str) -> Non
     """Eight claimers on two stores (separate connection pools) never claim a job twice."""
     stores = [JobStore(url), JobStore(url)]
     ids = {stores[0].create(JobSpec(family="logistic")).id for _ in range(40)}  # type: ignore[union-attr]
-    claims: list[list[str]] = [[] for _ in range(8)]
-
-    def claimer(store: JobStore, mine: list[str], owner: str) -> None:
-        while (job_id := store.claim_next(owner)) is not None:
-            mine.append(job_id)
-
-    threads = [
-        threading.Thread(target=claimer, args=(stores[i % 2], claims[i], f"owner-{i}"))
-        for i in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    claims = claim_concurrently(stores)
     claimed = [job_id for mine in claims for job_id in mine]
     assert sorted(claimed) == sorted(ids)
     for i, mine in enumerate(claims):
