@@ -20,22 +20,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from training.cli import add_threads_argument, positive_int
+from training.cli import add_threads_argument, int_at_least, positive_int
 from training.data import load_split
 from training.export import Manifest, export
 from training.fit import Step, StepCallback, train
 from training.models import FAMILIES, Family
 from training.recipes import RECIPE_NAMES, RecipeName, preset
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -66,7 +56,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed",
-        type=_seed,
+        type=int_at_least(0),
         default=0,
         help="seeds weight init, batch order and augmentation (default: 0)",
     )
