@@ -85,24 +85,27 @@ class DataPlane:
         return InferenceResult(model.name, model.version, str(model.device), probabilities)
 
     def sync(self) -> None:
-        """Create batchers for every loaded version that has none (after a registry refresh)."""
-        for name in self.registry.names():
-            for model in self.registry.versions(name):
-                self._batcher(model)
+        """Give every loaded version a batcher and retire those of versions gone from the
+        registry (after a refresh); a retired batcher finishes what it holds."""
+        current = {
+            (m.name, m.version): m for n in self.registry.names() for m in self.registry.versions(n)
+        }
+        for key in [k for k, (model, _b) in self._batchers.items() if current.get(k) is not model]:
+            self._retired.append(self._batchers.pop(key)[1])
+        for model in current.values():
+            self._batcher(model)
 
     async def refresh(self) -> list[LoadedModel]:
         """Load new versions from disk (in a thread) and give each its batcher."""
         loaded = await asyncio.to_thread(self.registry.refresh)
         self.sync()
-        if loaded:
-            await self.warm_up()
+        await self.warm_up()
         return loaded
 
     async def warm_up(self) -> None:
         """Start the forward thread, and time each new model's forward (in that thread) to set
         how many rows its batcher may run inline on the event loop."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.executor, torch.get_num_threads)
         while self._uncalibrated:
             model, batcher = self._uncalibrated.pop()
             batcher.inline_rows = await loop.run_in_executor(

@@ -1,4 +1,8 @@
-"""Dependencies that hand route handlers the collaborators living on ``app.state``."""
+"""Dependencies that hand route handlers the collaborators living on ``app.state``.
+
+Routes reach app state only through these (as ``Annotated`` aliases where FastAPI solves
+them; the predict endpoints, which take the raw ``Request``, call ``get_dataplane``).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,17 @@ from fastapi import Depends, Request
 from service.dataplane import DataPlane
 from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
-from service.settings import Settings
-
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def get_registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
+
+
+def get_started_registry(request: Request) -> ModelRegistry | None:
+    """The registry once the lifespan has finished starting, else ``None``."""
+    state = request.app.state
+    return state.registry if getattr(state, "started", False) else None
 
 
 def get_dataplane(request: Request) -> DataPlane:
@@ -32,7 +36,6 @@ def get_metrics(request: Request) -> ServiceMetrics:
     return metrics
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
+StartedRegistryDep = Annotated[ModelRegistry | None, Depends(get_started_registry)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

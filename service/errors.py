@@ -5,6 +5,8 @@ Tree::
     ServiceError               500 internal
     ├── InvalidInput           422 invalid_input
     ├── PayloadTooLarge        413 payload_too_large
+    ├── UnsupportedMediaType   415 unsupported_media_type
+    ├── RequestTimeout         408 request_timeout
     ├── ModelNotFound          404 model_not_found
     ├── VersionNotFound        404 version_not_found
     ├── JobNotFound            404 job_not_found
@@ -63,6 +65,16 @@ class InvalidInput(ServiceError):
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class RequestTimeout(ServiceError):
+    status_code = 408
+    code = "request_timeout"
 
 
 class ModelNotFound(ServiceError):

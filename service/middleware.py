@@ -3,18 +3,20 @@
 - ``RequestMetrics``: counts requests by route template and status, and their latency.
 - ``BodyLimit``: answers 413 for a body over the limit, by ``Content-Length`` before the app
   runs, and by the bytes actually received for chunked bodies (no ``Content-Length``; the
-  HTTP server itself never delivers more bytes than a ``Content-Length`` announces).
+  HTTP server itself never delivers more bytes than a ``Content-Length`` announces); and 408
+  for a body that stops arriving (a slow-loris client holding a connection and a task).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge
+from service.errors import PayloadTooLarge, RequestTimeout, ServiceError
 from service.metrics import ServiceMetrics
 
 UNMATCHED = "<unmatched>"
@@ -51,16 +53,21 @@ class RequestMetrics:
             )
 
 
-class _BodyTooLarge(Exception):
-    """Raised from ``receive`` once more bytes than the limit have arrived."""
+class _BodyRefused(Exception):
+    """Raised from ``receive`` when the body is over the limit or stopped arriving."""
+
+    def __init__(self, error: ServiceError) -> None:
+        self.error = error
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with a 413 in the service's error envelope."""
+    """Refuse request bodies over ``max_bytes`` (413) and bodies that stop arriving for
+    ``read_timeout_s`` (408), in the service's error envelope, closing the connection."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,49 +75,57 @@ class BodyLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
-            await self._reject(send, f"Content-Length {length}")
-            return
-        if length is not None:  # the server never reads past Content-Length: nothing to watch
-            await self.app(scope, receive, send)
+            await self._refuse(send, self._too_large(f"Content-Length {length}"))
             return
         received = 0
-        exceeded = started = False
+        complete = False
+        refused: ServiceError | None = None
+        started = False
 
-        async def limited_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal received, complete, refused
+            if complete:  # the body is in: what follows is a disconnect, whenever it comes
+                return await receive()
+            try:
+                async with asyncio.timeout(self.read_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                refused = RequestTimeout(
+                    f"the request body stopped arriving: nothing for {self.read_timeout_s:g} s "
+                    f"after {received} bytes",
+                    expected="the whole body at once (DIGITS_BODY_READ_TIMEOUT_S)",
+                )
+                raise _BodyRefused(refused) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    exceeded = True
-                    raise _BodyTooLarge
+                complete = not message.get("more_body", False)
+                if received > self.max_bytes:  # chunked: no Content-Length announced it
+                    refused = self._too_large(f"{received} bytes received so far")
+                    raise _BodyRefused(refused)
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded:  # the app's answer to the aborted read (e.g. a 400) is replaced
+            if refused is not None:  # the app's answer to the aborted read is replaced
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        with contextlib.suppress(_BodyTooLarge):  # the app stopped reading: answer below
-            await self.app(scope, limited_receive, guarded_send)
-        if exceeded and not started:
-            await self._reject(send, f"{received} bytes received so far")
+        with contextlib.suppress(_BodyRefused):  # the app stopped reading: answer below
+            await self.app(scope, guarded_receive, guarded_send)
+        if refused is not None and not started:
+            await self._refuse(send, refused)
 
-    async def _reject(self, send: Send, what: str) -> None:
-        error = PayloadTooLarge(
+    def _too_large(self, what: str) -> ServiceError:
+        return PayloadTooLarge(
             f"request body too large: {what}, the limit is {self.max_bytes} bytes",
             expected=f"a body of at most {self.max_bytes} bytes (DIGITS_MAX_BODY_BYTES)",
         )
-        body = orjson.dumps(error.body())
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _refuse(send: Send, error: ServiceError) -> None:
+        error.headers = {**(error.headers or {}), "Connection": "close"}
+        await send_error(send, error)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -121,3 +136,15 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+async def send_error(send: Send, error: ServiceError) -> None:
+    """Answer ``error`` in the service's JSON envelope, straight from a middleware."""
+    body = orjson.dumps(error.body())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

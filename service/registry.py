@@ -1,21 +1,25 @@
-"""What is loaded in memory: name -> version -> ``LoadedModel``. Knows nothing about HTTP.
+"""What is loaded in memory: name -> version -> ``LoadedModel``, and whether each model can
+answer. Knows nothing about HTTP.
 
-``refresh()`` loads every version on disk it has not loaded yet (sha256 checked, warm-up
-forward run), so new versions published by any process become servable without a restart.
-A refused artifact is logged and listed in ``failures`` while the others keep serving.
+``refresh()`` looks at the disk again (``ModelRepository.scan``): it loads the versions it has
+not loaded (sha256 checked, warm-up forward run), reloads those whose files changed, forgets
+those that are gone, and retries a refused artifact once its files change (size or mtime of
+``model.pt`` or ``manifest.json``). A model answers with its default version (the pinned one,
+else its oldest); when that version cannot be loaded the model is not ready (503 on its
+predict, the reason in ``/health/ready``): another version never answers in its place.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from service.errors import ModelNotFound, VersionNotFound
-from service.repository import Artifact, ModelRepository
+from service.errors import ModelNotFound, ModelNotReady, VersionNotFound
+from service.repository import Artifact, ModelRepository, Scan
 from training.data import N_FEATURES
 from training.export import ArtifactError, Manifest
 
@@ -51,114 +55,172 @@ class LoadedModel:
             self.predict_proba(torch.zeros(rows, N_FEATURES))
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """Whether a model can answer without ``?version=``, and why not."""
+
+    name: str
+    default_version: int
+    ready: bool
+    reason: str | None
+    #: Versions on disk that could not be loaded, and why.
+    refused: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """The outcome of loading one artifact as its files were (``stamp``)."""
+
+    stamp: tuple[int, ...]
+    model: LoadedModel | None
+    error: str | None
+
+
 class ModelRegistry:
-    """Loaded models by name and version; the default of a name is its pinned or newest."""
+    """Loaded models by name and version, and each model's state."""
 
     def __init__(self, repository: ModelRepository, device: torch.device) -> None:
         self.repository = repository
         self.device = device
         self._models: dict[str, dict[int, LoadedModel]] = {}
-        self._defaults: dict[str, int] = {}
-        self._seen: set[tuple[str, int, str]] = set()
-        self._failed: dict[tuple[str, int, str], str] = {}
-        #: Model folders that could not be served (path -> reason), as of the last refresh.
+        self._states: dict[str, ModelState] = {}
+        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        #: Folders that could not be served (path -> reason), as of the last refresh.
         self.failures: dict[str, str] = {}
+        #: Why nothing can be served at all (the models folder is gone), if so.
+        self.problem: str | None = None
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
 
     def refresh(self) -> list[LoadedModel]:
-        """Load the versions on disk not loaded yet; returns those newly loaded.
+        """Bring memory in line with the disk; returns the versions newly (re)loaded.
 
         Blocking (file reads, ``torch.jit.load``, warm-up): call it from a thread, not the
-        event loop. Concurrent calls are serialised. An artifact that failed is not retried
-        until its manifest changes.
+        event loop. Concurrent calls are serialised.
         """
         with self._refresh_lock:
-            artifacts, problems = self.repository.scan()
-            for path, reason in problems.items():
-                if path not in self.failures:
-                    log.error("refusing model folder %s: %s", path, reason)
-            load_failures = {
-                str(a.folder): self._failed[a.key] for a in artifacts if a.key in self._failed
-            }
-            loaded = []
-            for artifact in artifacts:
-                if artifact.key in self._seen:
-                    continue
-                self._seen.add(artifact.key)
-                model = self._load(artifact)
-                if model is None:
-                    load_failures[str(artifact.folder)] = self._failed[artifact.key]
-                else:
-                    loaded.append(model)
-            with self._lock:
-                models = {name: dict(versions) for name, versions in self._models.items()}
-                for model in loaded:
-                    models.setdefault(model.name, {})[model.version] = model
-                defaults = {}
-                for name, versions in models.items():
-                    pinned = self.repository.pinned_default(name)
-                    defaults[name] = pinned if pinned in versions else max(versions)
-                self._models, self._defaults = models, defaults
-                self.failures = {**problems, **load_failures}
+            scan = self.repository.scan()
+            loaded: list[LoadedModel] = []
+            attempts: dict[tuple[str, int], _Attempt] = {}
+            for artifact in scan.artifacts:
+                attempt = self._attempts.get(artifact.key)
+                if attempt is None or attempt.stamp != artifact.stamp:
+                    attempt = self._load(artifact)
+                    if attempt.model is not None:
+                        loaded.append(attempt.model)
+                attempts[artifact.key] = attempt
+            self._attempts = attempts  # versions no longer on disk are forgotten
+            self._publish(scan, attempts)
             return loaded
 
-    def _load(self, artifact: Artifact) -> LoadedModel | None:
+    def _publish(self, scan: Scan, attempts: dict[tuple[str, int], _Attempt]) -> None:
+        models: dict[str, dict[int, LoadedModel]] = {name: {} for name in scan.versions}
+        refused = {_key_of(path): reason for path, reason in scan.problems.items()}
+        failures = dict(scan.problems)
+        for (name, version), attempt in attempts.items():
+            if attempt.model is not None:
+                models[name][version] = attempt.model
+            else:
+                refused[(name, version)] = attempt.error or "not loadable"
+                failures[str(self._folder(name, version, scan))] = refused[(name, version)]
+        states = {
+            name: self._state(name, scan.versions[name], models[name], refused)
+            for name in scan.versions
+        }
+        for path, reason in failures.items():
+            if path not in self.failures:
+                log.error("refusing model folder %s: %s", path, reason)
+        with self._lock:
+            self._models, self._states = models, states
+            self.failures, self.problem = failures, scan.missing_root
+
+    def _state(
+        self,
+        name: str,
+        on_disk: set[int],
+        loaded: dict[int, LoadedModel],
+        refused: dict[tuple[str, int], str],
+    ) -> ModelState:
+        pinned = self.repository.pinned_default(name)
+        default = pinned if pinned is not None else min(on_disk)
+        mine = {v: why for (n, v), why in refused.items() if n == name}
+        reason = None
+        if default not in loaded:
+            why = mine.get(default, "it is not on disk")
+            reason = f"its default version {default} cannot be served: {why}"
+        return ModelState(name, default, reason is None, reason, mine)
+
+    @staticmethod
+    def _folder(name: str, version: int, scan: Scan) -> Path:
+        for artifact in scan.artifacts:
+            if artifact.key == (name, version):
+                return artifact.folder
+        return Path(name) / str(version)
+
+    def _load(self, artifact: Artifact) -> _Attempt:
         try:
             manifest, module = self.repository.load(artifact, self.device)
             model = LoadedModel(manifest, module, self.device, artifact.folder)
             model.warm_up()
         except (ArtifactError, RuntimeError) as exc:
-            log.error("refusing model %s: %s", artifact.folder, exc)
-            self._failed[artifact.key] = str(exc)
-            return None
+            return _Attempt(artifact.stamp, None, str(exc))
         log.info("loaded %s v%d on %s", model.name, model.version, self.device)
-        return model
+        return _Attempt(artifact.stamp, model, None)
 
     def get(self, name: str, version: int | None = None) -> LoadedModel:
         """The model ``name`` at ``version`` (``None`` = its default version)."""
         with self._lock:
-            versions = self._models.get(name)
-            if versions is None:
-                raise ModelNotFound(
-                    f"no model named {name!r}",
-                    expected=f"one of: {', '.join(sorted(self._models)) or '(none loaded)'}",
-                )
-            chosen = self._defaults[name] if version is None else version
+            state = self._states.get(name)
+            if state is None:
+                raise self._not_found(name)
+            versions = self._models[name]
+            chosen = state.default_version if version is None else version
             model = versions.get(chosen)
-            if model is None:
-                raise VersionNotFound(
-                    f"model {name!r} has no version {chosen}",
-                    expected=f"one of: {', '.join(str(v) for v in sorted(versions))}",
+            if model is not None:
+                return model
+            if version is None:
+                raise ModelNotReady(
+                    f"model {name!r} is not ready: {state.reason}",
+                    expected="a servable default version (see GET /health/ready)",
                 )
-            return model
+            if chosen in state.refused:
+                raise ModelNotReady(
+                    f"model {name!r} version {chosen} cannot be served: {state.refused[chosen]}",
+                    expected=f"one of: {', '.join(str(v) for v in sorted(versions)) or '(none)'}",
+                )
+            raise VersionNotFound(
+                f"model {name!r} has no version {chosen}",
+                expected=f"one of: {', '.join(str(v) for v in sorted(versions)) or '(none)'}",
+            )
 
     def names(self) -> list[str]:
-        """Names of the loaded models, sorted."""
+        """Names of the models on disk, sorted."""
         with self._lock:
-            return sorted(self._models)
+            return sorted(self._states)
+
+    def state(self, name: str) -> ModelState:
+        """Whether ``name`` can answer by default (``ModelNotFound`` if there is no such)."""
+        with self._lock:
+            state = self._states.get(name)
+            if state is None:
+                raise self._not_found(name)
+            return state
+
+    def _not_found(self, name: str) -> ModelNotFound:
+        known = ", ".join(sorted(self._states)) or "(none on disk)"
+        return ModelNotFound(f"no model named {name!r}", expected=f"one of: {known}")
 
     def versions(self, name: str) -> list[LoadedModel]:
         """Every loaded version of ``name``, oldest first (``ModelNotFound`` if none)."""
+        self.state(name)
         with self._lock:
-            if name not in self._models:
-                raise ModelNotFound(
-                    f"no model named {name!r}",
-                    expected=f"one of: {', '.join(sorted(self._models)) or '(none loaded)'}",
-                )
             return [self._models[name][v] for v in sorted(self._models[name])]
-
-    def default_version(self, name: str) -> int:
-        """The version ``get(name)`` answers with."""
-        return self.get(name).version
-
-    def set_default(self, name: str, version: int) -> None:
-        """Pin ``version`` as the default of ``name``, on disk and in memory."""
-        self.get(name, version)
-        self.repository.set_default(name, version)
-        with self._lock:
-            self._defaults = {**self._defaults, name: version}
 
     def __len__(self) -> int:
         with self._lock:
             return sum(len(v) for v in self._models.values())
+
+
+def _key_of(path: str) -> tuple[str, int]:
+    folder = Path(path)
+    return (folder.parent.name, int(folder.name))

@@ -1,12 +1,17 @@
-"""What exists on disk: model versions under ``models_dir``, and each name's default version.
+"""What exists on disk: model versions in the shipped folder and the runtime folder, and
+each name's pinned default.
 
 Layout (written by ``training.export``)::
 
-    models/<name>/<version>/{model.pt, manifest.json, curves.json, curves.png}
-    models/<name>/DEFAULT          optional: the pinned default version (else the newest)
+    models/<name>/<version>/{model.pt, manifest.json, curves.*}   shipped, read-only
+    var/models/<name>/<version>/...                               made at run time (jobs)
+    var/models/<name>/DEFAULT                                     optional: the pinned default
 
-New versions are published by ``training.export.export`` (atomic rename); this module only
-reads them, and writes the ``DEFAULT`` pointer atomically (temp file + ``os.replace``).
+The two folders form one set of versions (numbers never repeat across them: a new version
+is numbered after every version in both). Versions made at run time never touch the
+shipped folder, so a checkout or an image stays as it was shipped. Without a pin, a model's
+default is its oldest version: a new version never serves by default as a side effect of
+being made, only by being pinned (``promote``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from pathlib import Path
 
 import torch
 
-from training.export import ArtifactError, Manifest, load_artifact, read_manifest
+from training.export import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    Manifest,
+    load_artifact,
+    read_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,48 +44,69 @@ class Artifact:
 
     folder: Path
     manifest: Manifest
+    #: Size and mtime of the model and manifest files: a change means "look again".
+    stamp: tuple[int, ...]
 
     @property
-    def key(self) -> tuple[str, int, str]:
-        """Identity of the artifact: name, version and sha256."""
-        return (self.manifest.name, self.manifest.version, self.manifest.sha256)
+    def key(self) -> tuple[str, int]:
+        return (self.manifest.name, self.manifest.version)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One look at the disk: readable artifacts and the reason for each unreadable folder."""
+
+    artifacts: list[Artifact]
+    problems: dict[str, str]
+    #: Per name, the version numbers present on disk, readable or not.
+    versions: dict[str, set[int]]
+    missing_root: str | None = None
 
 
 class ModelRepository:
-    """Reads model folders under ``root``; never unpickles anything but TorchScript."""
+    """Reads model folders under ``shipped`` and ``runtime``; never unpickles anything but
+    TorchScript. Pins and new versions go to ``runtime`` (``shipped`` when it is ``None``)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, shipped: Path, runtime: Path | None = None) -> None:
+        self.shipped = Path(shipped)
+        self.runtime = Path(runtime) if runtime is not None else None
 
-    def scan(self) -> tuple[list[Artifact], dict[str, str]]:
-        """Every ``<name>/<version>`` folder: the readable ones, and the reason for the others.
+    @property
+    def writable(self) -> Path:
+        """Where new versions and pins are written."""
+        return self.runtime if self.runtime is not None else self.shipped
 
-        A folder whose manifest is missing or invalid, or whose manifest's name and version
-        disagree with its path, is reported in the second value (path -> reason).
+    @property
+    def roots(self) -> list[Path]:
+        return [self.shipped] if self.runtime is None else [self.shipped, self.runtime]
+
+    def scan(self) -> Scan:
+        """Every ``<name>/<version>`` folder of both roots.
+
+        A folder whose manifest is missing or invalid, whose manifest disagrees with its path,
+        or whose version also exists in the other root, is reported in ``problems``.
         """
-        found: list[Artifact] = []
+        found: dict[tuple[str, int], Artifact] = {}
         problems: dict[str, str] = {}
-        if not self.root.is_dir():
-            return found, problems
-        for name_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            if name_dir.name.startswith("."):
-                continue
-            for folder in sorted(p for p in name_dir.iterdir() if p.is_dir()):
-                if not folder.name.isdigit():
-                    continue  # staging folders of an export in progress, and the like
+        versions: dict[str, set[int]] = {}
+        for root in self.roots:
+            for folder in _version_folders(root):
+                name, version = folder.parent.name, int(folder.name)
+                versions.setdefault(name, set()).add(version)
                 try:
-                    manifest = read_manifest(folder)
+                    artifact = _read(folder)
                 except ArtifactError as exc:
                     problems[str(folder)] = str(exc)
                     continue
-                if (manifest.name, str(manifest.version)) != (name_dir.name, folder.name):
-                    problems[str(folder)] = (
-                        f"manifest says {manifest.name}/{manifest.version}, "
-                        f"folder is {name_dir.name}/{folder.name}"
-                    )
+                other = found.get(artifact.key)
+                if other is not None:
+                    problems[str(folder)] = f"version {version} of {name} is also {other.folder}"
                     continue
-                found.append(Artifact(folder, manifest))
-        return found, problems
+                found[artifact.key] = artifact
+        missing = None
+        if not self.shipped.is_dir():
+            missing = f"the models folder {self.shipped} does not exist"
+        return Scan(list(found.values()), problems, versions, missing)
 
     def load(
         self, artifact: Artifact, device: torch.device
@@ -82,22 +115,61 @@ class ModelRepository:
         return load_artifact(artifact.folder, device)
 
     def pinned_default(self, name: str) -> int | None:
-        """The version pinned as default for ``name``, if any."""
-        path = self.root / name / DEFAULT_FILE
-        try:
-            text = path.read_text().strip()
-        except FileNotFoundError:
-            return None
-        if not text.isdigit():
-            log.warning("ignoring %s: expected a version number, got %r", path, text)
-            return None
-        return int(text)
+        """The version pinned as default for ``name``, if any (runtime pin first)."""
+        for root in reversed(self.roots):
+            path = root / name / DEFAULT_FILE
+            try:
+                text = path.read_text().strip()
+            except FileNotFoundError:
+                continue
+            if not text.isdigit():
+                log.warning("ignoring %s: expected a version number, got %r", path, text)
+                return None
+            return int(text)
+        return None
 
     def set_default(self, name: str, version: int) -> None:
         """Pin ``version`` as the default of ``name`` (atomic: temp file + ``os.replace``)."""
-        folder = self.root / name
+        folder = self.writable / name
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".default-", dir=folder)
         with os.fdopen(fd, "w") as fh:
             fh.write(f"{version}\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, folder / DEFAULT_FILE)
+
+    def highest_version(self, name: str) -> int:
+        """The highest version number of ``name`` in either root (0 when there is none)."""
+        numbers = [int(f.name) for root in self.roots for f in _version_folders(root / name, 0)]
+        return max(numbers, default=0)
+
+
+def _version_folders(root: Path, depth: int = 1) -> list[Path]:
+    """``root/<name>/<digits>`` folders (``depth`` 1) or ``root/<digits>`` (``depth`` 0)."""
+    if not root.is_dir():
+        return []
+    parents = [root] if depth == 0 else [p for p in sorted(root.iterdir()) if p.is_dir()]
+    return [
+        folder
+        for parent in parents
+        if not parent.name.startswith(".")
+        for folder in sorted(parent.iterdir())
+        if folder.is_dir() and folder.name.isdigit()  # not staging folders of an export
+    ]
+
+
+def _read(folder: Path) -> Artifact:
+    manifest = read_manifest(folder)
+    if (manifest.name, str(manifest.version)) != (folder.parent.name, folder.name):
+        raise ArtifactError(
+            f"manifest says {manifest.name}/{manifest.version}, "
+            f"folder is {folder.parent.name}/{folder.name}"
+        )
+    stamp: list[int] = []
+    for file in (MODEL_FILE, MANIFEST_FILE):
+        try:
+            stat = (folder / file).stat()
+            stamp += [stat.st_size, stat.st_mtime_ns]
+        except FileNotFoundError:
+            stamp += [-1, -1]
+    return Artifact(folder, manifest, tuple(stamp))

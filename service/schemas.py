@@ -97,9 +97,11 @@ class ModelVersion(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    default_version: int
+    default_version: int = Field(description="the version answering without ?version=")
+    ready: bool = Field(description="whether the default version is loaded and answers")
+    reason: str | None = Field(description="why it is not ready (null when ready)")
     device: str
-    versions: list[ModelVersion] = Field(description="oldest first")
+    versions: list[ModelVersion] = Field(description="the loaded versions, oldest first")
 
 
 class ModelList(BaseModel):

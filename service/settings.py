@@ -7,9 +7,9 @@ service (SQLite job store, local worker processes, models from ``./models``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,7 +20,11 @@ class Settings(BaseSettings):
 
     # --- serving -------------------------------------------------------------------------
     models_dir: Path = Path("models")
-    """Folder of exported models: ``<name>/<version>/model.pt`` + ``manifest.json``."""
+    """Folder of the shipped models: ``<name>/<version>/model.pt`` + ``manifest.json``; only
+    read."""
+    versions_dir: Path = Path("var/models")
+    """Folder of the versions made at run time (jobs) and of the default pins; served
+    together with ``models_dir``."""
     device: str = "auto"
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     default_model: str = "cnn"
@@ -40,6 +44,8 @@ class Settings(BaseSettings):
     """Most rows one predict request may carry (413 beyond)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted (413 beyond)."""
+    body_read_timeout_s: float = Field(default=10.0, gt=0)
+    """A request body that stops arriving for this long is dropped with a 408."""
     reload_interval_s: float = Field(default=2.0, ge=0)
     """How often the models folder is scanned for new versions (0 = never)."""
 
@@ -62,10 +68,19 @@ class Settings(BaseSettings):
     """Niceness added to local training worker processes, so predict keeps its CPU share."""
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     """Broker of the celery backend."""
+
+    # --- access (service/access.py holds the route -> key table) -------------------------
     admin_api_key: SecretStr | None = None
-    """When set, ``POST /train`` and ``DELETE /train/{id}`` need ``Authorization: Bearer <key>``."""
+    """Key of the routes that change things (``POST /train``, ``DELETE /train/{id}``)."""
+    admin_api_key_file: Path | None = None
+    """File holding the admin key (a Docker secret, say); instead of ``admin_api_key``."""
     read_api_key: SecretStr | None = None
-    """When set, every other route but health and metrics needs this key (or the admin key)."""
+    """When set, every route but ``/health/*``, ``/metrics`` and the API docs needs this key
+    (or the admin key)."""
+    read_api_key_file: Path | None = None
+    """File holding the read key; instead of ``read_api_key``."""
+    allow_unauthenticated: bool = False
+    """Start on a non-loopback address without an admin key (refused otherwise)."""
 
     @field_validator("device")
     @classmethod
@@ -74,3 +89,28 @@ class Settings(BaseSettings):
         if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+    @field_validator("admin_api_key", "read_api_key", mode="after")
+    @classmethod
+    def _empty_key_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key (``DIGITS_ADMIN_API_KEY=`` in a compose file) is no key."""
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @model_validator(mode="after")
+    def _read_key_files(self) -> Self:
+        """``*_API_KEY_FILE``: the key is the file's content, without surrounding whitespace."""
+        for name in ("admin_api_key", "read_api_key"):
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            variable = f"DIGITS_{name.upper()}"
+            if getattr(self, name) is not None:
+                raise ValueError(f"set {variable} or {variable}_FILE, not both")
+            try:
+                key = path.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{variable}_FILE: cannot read {path}: {exc.strerror}") from None
+            if not key:
+                raise ValueError(f"{variable}_FILE: {path} is empty")
+            setattr(self, name, SecretStr(key))
+        return self

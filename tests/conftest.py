@@ -4,6 +4,7 @@ settings built on ``tmp_path`` (never a patched global) and clients that run the
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -69,16 +70,25 @@ def models_dir(tmp_path: Path, tiny_models: Path) -> Path:
     return target
 
 
+def make_settings(models_dir: Path, **overrides: object) -> Settings:
+    """The one way tests build settings: on ``models_dir``, with a runtime versions folder and
+    a SQLite job store of their own beside it (never the checkout's ``var/``), CPU, no
+    polling unless asked, no ``.env`` file."""
+    token = uuid.uuid4().hex[:12]
+    values: dict[str, object] = {
+        "versions_dir": models_dir.parent / f"versions-{token}",
+        "database_url": f"sqlite:///{models_dir.parent / f'jobs-{token}.db'}",
+        "device": "cpu",
+        "reload_interval_s": 0,
+        **overrides,
+    }
+    return Settings(models_dir=models_dir, _env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init-only option
+
+
 @pytest.fixture
-def settings(tmp_path: Path, models_dir: Path) -> Settings:
+def settings(models_dir: Path) -> Settings:
     """Embedded-default settings on temporary folders (SQLite job store, local jobs)."""
-    return Settings(
-        models_dir=models_dir,
-        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
-        device="cpu",
-        reload_interval_s=0,
-        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings init-only option
-    )
+    return make_settings(models_dir)
 
 
 @pytest.fixture

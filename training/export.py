@@ -188,8 +188,10 @@ def export(
     models_dir: Path,
     name: str,
     measure: bool = True,
+    after_version: int = 0,
 ) -> Manifest:
-    """Script ``model`` and publish it as the next version of ``name`` under ``models_dir``.
+    """Script ``model`` and publish it as the next version of ``name`` under ``models_dir``
+    (numbered after ``after_version`` too: the highest version kept in another folder).
 
     Returns the written manifest. Safe against concurrent publishers of the same name: the
     final ``os.rename`` fails if another process took the version first, and the next
@@ -226,7 +228,8 @@ def export(
         }
         _write_curves(staging, result, f"{name} ({spec.family}, {recipe_name})")
         for _attempt in range(100):
-            manifest = Manifest(version=next_version(model_dir), **base)
+            version = max(next_version(model_dir), after_version + 1)
+            manifest = Manifest(version=version, **base)
             (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
             try:
                 os.rename(staging, model_dir / str(manifest.version))

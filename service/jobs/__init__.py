@@ -56,6 +56,7 @@ async def open_job_runner(
             runner = LocalJobRunner(
                 store,
                 models_dir=settings.models_dir,
+                versions_dir=settings.versions_dir,
                 max_running=settings.max_running_jobs,
                 max_queued=settings.max_queued_jobs,
                 refresh=refresh,

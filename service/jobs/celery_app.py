@@ -74,7 +74,12 @@ def create_celery_app(settings: Settings) -> Celery:
         """Run training job ``job_id`` from the shared store; returns its final status."""
         if _previous_attempt_lost(settings.database_url, job_id):
             return JobStatus.FAILED.value
-        return run_job(settings.database_url, Path(settings.models_dir), job_id)
+        return run_job(
+            settings.database_url,
+            Path(settings.models_dir),
+            job_id,
+            versions_dir=settings.versions_dir,
+        )
 
     return app
 

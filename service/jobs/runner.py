@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -170,6 +171,7 @@ class LocalJobRunner(StoreRunner):
         store: JobStore,
         *,
         models_dir: Path,
+        versions_dir: Path | None = None,
         max_running: int,
         max_queued: int,
         refresh: Callable[[], Awaitable[object]],
@@ -180,6 +182,7 @@ class LocalJobRunner(StoreRunner):
     ) -> None:
         super().__init__(store, max_queued=max_queued, metrics=metrics, poll_interval=poll_interval)
         self.models_dir = Path(models_dir)
+        self.versions_dir = versions_dir
         self.nice = nice
         self.refresh = refresh
         self.owner = new_owner()
@@ -262,8 +265,15 @@ class LocalJobRunner(StoreRunner):
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
             loop = asyncio.get_running_loop()
-            args = (self.store.url, str(self.models_dir), job_id, self.owner)
-            await loop.run_in_executor(slot.pool, run_job, *args)
+            run = functools.partial(
+                run_job,
+                self.store.url,
+                str(self.models_dir),
+                job_id,
+                self.owner,
+                versions_dir=self.versions_dir,
+            )
+            await loop.run_in_executor(slot.pool, run)
         except BrokenProcessPool:
             log.error("the worker running job %s exited; starting a new one", job_id)
             await asyncio.to_thread(self.store.fail, job_id, WORKER_LOST, owner=self.owner)

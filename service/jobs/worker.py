@@ -100,18 +100,8 @@ class ProgressRecorder:
         self.flush(result.iterations, result.fit_seconds)
 
 
-def _keep_current_default(models_dir: Path, name: str) -> None:
-    """Pin the newest existing version of ``name`` as default unless a default is pinned,
-    so a job that does not promote leaves what is served unchanged."""
-    repository = ModelRepository(models_dir)
-    folder = models_dir / name
-    versions = [int(p.name) for p in folder.glob("*") if p.is_dir() and p.name.isdigit()]
-    if versions and repository.pinned_default(name) is None:
-        repository.set_default(name, max(versions))
-
-
 def _fit_and_publish(
-    store: JobStore, job: JobRecord, owner: str, models_dir: Path, interval: float
+    store: JobStore, job: JobRecord, owner: str, repository: ModelRepository, interval: float
 ) -> JobStatus:
     spec = ModelSpec.from_dict(job.spec["architecture"])
     recipe = Recipe(**job.spec["recipe"])
@@ -131,8 +121,6 @@ def _fit_and_publish(
         status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
         store.finish(job.id, owner, status, metrics=metrics, error=reason)
         return status
-    if not job.promote:
-        _keep_current_default(models_dir, job.name)
     manifest = export(
         model,
         spec=spec,
@@ -140,11 +128,12 @@ def _fit_and_publish(
         recipe_name=job.spec["request"]["recipe"],
         split=split,
         result=result,
-        models_dir=models_dir,
+        models_dir=repository.writable,
         name=job.name,
+        after_version=repository.highest_version(job.name),
     )
     if job.promote:
-        ModelRepository(models_dir).set_default(manifest.name, manifest.version)
+        repository.set_default(manifest.name, manifest.version)
     metrics["test_errors"] = manifest.metrics.test_errors
     store.finish(
         job.id,
@@ -162,6 +151,7 @@ def run_job(
     job_id: str,
     owner: str | None = None,
     *,
+    versions_dir: str | Path | None = None,
     progress_interval: float = PROGRESS_INTERVAL_S,
 ) -> str:
     """Run job ``job_id`` to its end in this process; returns its final status.
@@ -179,7 +169,9 @@ def run_job(
             log.info("job %s is not ours to run; skipping", job_id)
             return store.get(job_id).status.value
         try:
-            status = _fit_and_publish(store, job, owner, Path(models_dir), progress_interval)
+            runtime = None if versions_dir is None else Path(versions_dir)
+            repository = ModelRepository(Path(models_dir), runtime)
+            status = _fit_and_publish(store, job, owner, repository, progress_interval)
         except Exception as exc:  # the one catch-all: any failure of a fit fails its job
             log.exception("job %s failed", job_id)
             store.finish(job_id, owner, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
+from service.deps import StartedRegistryDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -16,16 +18,29 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "models not loaded and warmed yet"}})
-async def ready(request: Request) -> JSONResponse:
-    """200 once every model on disk at start-up is loaded and warmed; 503 before."""
-    state = request.app.state
-    is_ready = bool(getattr(state, "ready", False))
-    body: dict[str, Any] = {"status": "ready" if is_ready else "not_ready"}
-    registry = getattr(state, "registry", None)
-    if registry is not None:
-        body["models"] = {
-            name: [m.version for m in registry.versions(name)] for name in registry.names()
+@router.get(
+    "/ready",
+    responses={503: {"description": "starting, or no model can answer; the body says why"}},
+)
+async def ready(registry: StartedRegistryDep) -> JSONResponse:
+    """200 while at least one model can answer (``degraded`` when some cannot), 503 while
+    starting or when none can; each model's state and every refused folder, with why.
+    Recomputed at each call, as models come and go."""
+    if registry is None:
+        return JSONResponse({"status": "not_ready", "reason": "starting"}, status_code=503)
+    states = [registry.state(name) for name in registry.names()]
+    models: dict[str, Any] = {
+        s.name: {
+            "ready": s.ready,
+            "default_version": s.default_version,
+            "versions": [m.version for m in registry.versions(s.name)],
+            "reason": s.reason,
         }
-        body["failures"] = registry.failures
-    return JSONResponse(body, status_code=200 if is_ready else 503)
+        for s in states
+    }
+    servable = sum(s.ready for s in states)
+    status = "ready" if servable == len(states) else "degraded" if servable else "not_ready"
+    body: dict[str, Any] = {"status": status, "models": models, "failures": registry.failures}
+    if not states:
+        body["reason"] = registry.problem or "no model on disk"
+    return JSONResponse(body, status_code=200 if servable else 503)

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 @router.get("")
 async def list_models(registry: RegistryDep) -> ModelList:
-    """Every loaded model with all its versions, their manifests and the default version."""
+    """Every model with its loaded versions, their manifests and the default version."""
     return ModelList(
         device=str(registry.device),
         models=[_info(registry, name) for name in registry.names()],
@@ -27,19 +27,20 @@ async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
 
 
 def _info(registry: ModelRegistry, name: str) -> ModelInfo:
-    versions = registry.versions(name)
-    default = registry.default_version(name)
+    state = registry.state(name)
     return ModelInfo(
         name=name,
-        default_version=default,
+        default_version=state.default_version,
+        ready=state.ready,
+        reason=state.reason,
         device=str(registry.device),
         versions=[
             ModelVersion(
                 version=m.version,
-                is_default=m.version == default,
+                is_default=m.version == state.default_version,
                 created=m.manifest.created,
                 manifest=m.manifest,
             )
-            for m in versions
+            for m in registry.versions(name)
         ],
     )

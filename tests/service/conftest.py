@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,19 +23,6 @@ from training.export import MANIFEST_FILE, MODEL_FILE, Manifest, Metrics, sha256
 def anyio_backend() -> str:
     """Async tests run on asyncio (the loop uvicorn uses)."""
     return "asyncio"
-
-
-def make_settings(models_dir: Path, **overrides: object) -> Settings:
-    """Test settings on ``models_dir``: CPU, no polling unless asked, no .env file, and a job
-    database of its own beside ``models_dir`` (never the repository's ``var/``)."""
-    database = models_dir.parent / f"jobs-{uuid.uuid4().hex[:12]}.db"
-    values: dict[str, object] = {
-        "device": "cpu",
-        "reload_interval_s": 0,
-        "database_url": f"sqlite:///{database}",
-        **overrides,
-    }
-    return Settings(models_dir=models_dir, _env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init-only option
 
 
 def write_artifact(root: Path, name: str, version: int, module: torch.nn.Module) -> Path:

@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 
 from service.app import create_app
 from service.batcher import MicroBatcher
-from tests.service.conftest import make_settings
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.device import resolve_device
-from tests.service.conftest import make_settings
+from tests.conftest import make_settings
 
 
 def test_auto_picks_cuda_when_available_else_cpu() -> None:

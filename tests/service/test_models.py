@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.conftest import make_settings, republish
+from tests.conftest import make_settings
+from tests.service.conftest import republish
+from tests.service.test_health import wait_until
 
 
 def test_models_lists_every_version_with_manifest_and_default(client: TestClient) -> None:
@@ -37,34 +38,38 @@ def test_model_detail_and_unknown_model(client: TestClient) -> None:
     assert response.json()["error"]["expected"] == "one of: cnn, fnn, logistic"
 
 
-def test_new_version_becomes_servable_without_restart(models_dir: Path) -> None:
-    """A version renamed into the models folder is served after the next poll, as default."""
+def test_new_version_is_servable_without_restart_but_not_default(models_dir: Path) -> None:
+    """A version renamed into the folder is served by ``?version=`` after the next poll; the
+    default stays the oldest version: making a version never changes what serves by default."""
     settings = make_settings(models_dir, reload_interval_s=0.05)
+    body = {"pixels": [0] * 64}
     with TestClient(create_app(settings)) as client:
         republish(models_dir, "fnn", old=1, new=2)
-        deadline = time.monotonic() + 10
-        while client.get("/models/fnn").json()["default_version"] != 2:
-            assert time.monotonic() < deadline, "version 2 was not picked up within 10 s"
-            time.sleep(0.05)
-        response = client.post("/models/fnn/predict?version=2", json={"pixels": [0] * 64})
-        assert response.status_code == 200
-        assert response.json()["version"] == "2"
-        assert (
-            client.post("/models/fnn/predict", json={"pixels": [0] * 64}).json()["version"] == "2"
+        wait_until(
+            lambda: client.post("/models/fnn/predict?version=2", json=body).status_code == 200,
+            "version 2 served",
         )
-        assert ("fnn", 2) in client.app.state.dataplane._batchers  # type: ignore[attr-defined]
+        fnn = client.get("/models/fnn").json()
+        assert [v["version"] for v in fnn["versions"]] == [1, 2]
+        assert fnn["default_version"] == 1
+        assert client.post("/models/fnn/predict", json=body).json()["version"] == "1"
 
 
 def test_tampered_artifact_is_refused_while_the_others_serve(models_dir: Path) -> None:
-    """A model.pt whose sha256 differs from its manifest is not served and is listed as failed."""
-    with (models_dir / "fnn" / "1" / "model.pt").open("ab") as fh:
+    """A model.pt whose sha256 differs from its manifest is not served, its model is not
+    ready (503 naming why), and the other models serve."""
+    folder = models_dir / "fnn" / "1"
+    with (folder / "model.pt").open("ab") as fh:
         fh.write(b"tampered")
     with TestClient(create_app(make_settings(models_dir))) as client:
         ready = client.get("/health/ready")
         assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
         failures = ready.json()["failures"]
-        assert list(failures) == [str(models_dir / "fnn" / "1")]
-        assert "sha256" in failures[str(models_dir / "fnn" / "1")]
-        assert ready.json()["models"] == {"cnn": [1], "logistic": [1]}
-        assert client.post("/models/fnn/predict", json={"pixels": [0] * 64}).status_code == 404
+        assert list(failures) == [str(folder)]
+        assert "sha256" in failures[str(folder)]
+        assert ready.json()["models"]["fnn"]["ready"] is False
+        response = client.post("/models/fnn/predict", json={"pixels": [0] * 64})
+        assert response.status_code == 503
+        assert "sha256" in response.json()["error"]["message"]
         assert client.post("/models/cnn/predict", json={"pixels": [0] * 64}).status_code == 200

@@ -10,7 +10,8 @@ import torch
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.conftest import make_settings, write_artifact
+from tests.conftest import make_settings
+from tests.service.conftest import write_artifact
 from training.data import Split
 from training.export import read_manifest
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.conftest import make_settings
+from tests.conftest import make_settings
 
 ZEROS = [0] * 64
 

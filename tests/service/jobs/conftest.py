@@ -17,6 +17,7 @@ from service.app import create_app
 from service.jobs.models import JobRecord
 from service.jobs.store import JobStore
 from service.settings import Settings
+from tests.conftest import make_settings
 
 #: A fit that cannot end during a test: for cancel, queue and kill tests.
 LONG_CNN = {"family": "cnn", "hyperparameters": {"iterations": 20000, "acc_step": 1000}}
@@ -27,15 +28,12 @@ SHORT_LOGISTIC = {"family": "logistic", "hyperparameters": {"iterations": 150, "
 def job_settings(tmp: Path, models: Path, **overrides: Any) -> Settings:
     """Embedded-default settings on ``tmp``: SQLite job store, one worker, one queued job."""
     values: dict[str, Any] = {
-        "models_dir": models,
         "database_url": f"sqlite:///{tmp / 'jobs.db'}",
-        "device": "cpu",
-        "reload_interval_s": 0,
         "max_running_jobs": 1,
         "max_queued_jobs": 1,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init-only option
+    return make_settings(models, **values)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,91 @@
+"""Exception handlers: every error leaves the service in one JSON envelope,
+``{"error": {"code", "message", "expected", ...}}`` (see ``service/errors.py``)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from service.access import RouteTable
+from service.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def install(app: FastAPI, routes: RouteTable) -> None:
+    """Register the handlers; ``routes`` answers which methods a path serves (405/OPTIONS)."""
+
+    async def handle_http_error(request: Request, exc: HTTPException) -> Response:
+        return http_error(request, exc, routes)
+
+    app.add_exception_handler(ServiceError, handle_service_error)  # type: ignore[arg-type]  # starlette types handlers loosely
+    app.add_exception_handler(RequestValidationError, handle_validation_error)  # type: ignore[arg-type]  # same
+    app.add_exception_handler(HTTPException, handle_http_error)  # type: ignore[arg-type]  # same
+    app.add_exception_handler(Exception, handle_unexpected_error)
+
+
+async def handle_service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    """Render a domain error in the service's JSON envelope."""
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Render FastAPI's validation errors in the same envelope, naming each bad field."""
+    problems = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    first = problems[0] if problems else {"loc": [], "message": "invalid request"}
+    where = ".".join(first["loc"]) or "body"
+    body = {
+        "error": {
+            "code": "invalid_input",
+            "message": f"{where}: {first['message']}",
+            "expected": None,
+            "problems": problems,
+        }
+    }
+    return JSONResponse(body, status_code=422)
+
+
+def http_error(request: Request, exc: HTTPException, routes: RouteTable) -> Response:
+    """Starlette's HTTP errors (unknown path, wrong method) in the same envelope; a 405 and
+    an ``OPTIONS`` request list every method the path serves in ``Allow``."""
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):
+        # FastAPI's bare 400 for a JSON body it could not even decode: a 422 like the others.
+        reason = "not UTF-8" if isinstance(cause, UnicodeDecodeError) else "nested too deeply"
+        error = {
+            "code": "invalid_input",
+            "message": f"body: the request body is not valid JSON ({reason})",
+            "expected": "a JSON object, UTF-8 encoded (Content-Type: application/json)",
+        }
+        return JSONResponse({"error": error}, status_code=422)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        methods = routes.methods(request.url.path) or {}
+        allow = ", ".join(sorted({*methods, "OPTIONS"}))
+        headers["Allow"] = allow
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=headers)
+        message = f"{request.method} is not served at {request.url.path}; it serves {allow}"
+        error = {"code": "method_not_allowed", "message": message, "expected": allow}
+        return JSONResponse({"error": error}, status_code=405, headers=headers)
+    code = {404: "not_found"}.get(exc.status_code, "http_error")
+    body = {"code": code, "message": str(exc.detail), "expected": None}
+    return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one catch-all: log the traceback, answer 500 in the envelope without details."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"error": {"code": "internal", "message": "internal server error", "expected": None}}
+    return JSONResponse(body, status_code=500)
