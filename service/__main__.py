@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
 
+from service.access import exposure_problem
 from service.settings import Settings
 
 
@@ -46,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
         if value is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"digits-serve: invalid settings:\n{exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    problem = exposure_problem(settings)
+    if problem is not None:
+        print(f"digits-serve: {problem}", file=sys.stderr)  # noqa: T201
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

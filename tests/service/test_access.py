@@ -1,0 +1,177 @@
+"""Access: every route the app serves is in the one policy table, and the table holds for
+every route x {no key, read key, admin key, wrong key}, whatever serves the route."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.routing import Route
+
+from service.access import ADMIN, OPEN, POLICY, READ, Access, exposure_problem
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import make_settings
+
+READ_KEY, ADMIN_KEY = "read-key-0123456789", "admin-key-0123456789"
+PATH_VALUES = {"{name}": "cnn", "{job_id}": "0" * 32, "{fmt}": "png"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def served_routes(app: FastAPI) -> list[str]:
+    """``METHOD /path`` of every route the app serves: its OpenAPI operations and the plain
+    Starlette routes outside the schema (the API docs pages)."""
+    served = {
+        f"{method.upper()} {path}"
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    for route in app.routes:
+        if isinstance(route, Route) and route.include_in_schema is False:
+            served |= {f"{m} {route.path}" for m in route.methods or () if m != "HEAD"}
+    return sorted(served)
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[TestClient]:
+    """A started app with a read key and an admin key."""
+    models = tmp_path_factory.mktemp("access") / "models"
+    models.symlink_to(tiny_models)
+    settings = make_settings(models, read_api_key=READ_KEY, admin_api_key=ADMIN_KEY)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_every_served_route_is_in_the_policy_table(keyed: TestClient) -> None:
+    """A route cannot be added without saying what key it needs, and the table names no
+    route that is not served."""
+    assert served_routes(keyed.app) == sorted(POLICY)  # type: ignore[arg-type]
+
+
+def _call(client: TestClient, route: str, headers: dict[str, str]) -> int:
+    method, _, path = route.partition(" ")
+    for template, value in PATH_VALUES.items():
+        path = path.replace(template, value)
+    body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    return client.request(method, path, headers=headers, **body).status_code  # type: ignore[arg-type]
+
+
+CASES = {
+    "no-key": ({}, {OPEN: "pass", READ: 401, ADMIN: 401}),
+    "wrong-key": ({"Authorization": "Bearer nope"}, {OPEN: "pass", READ: 403, ADMIN: 403}),
+    "read-key": ({"X-API-Key": READ_KEY}, {OPEN: "pass", READ: "pass", ADMIN: 403}),
+    "admin-key": ({"Authorization": f"Bearer {ADMIN_KEY}"}, {a: "pass" for a in Access}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_route_answers_its_key_as_the_table_says(keyed: TestClient, case: str) -> None:
+    """Walks every served route with one kind of key: 401, 403, or past the guard."""
+    headers, expected = CASES[case]
+    wrong = {}
+    for route in served_routes(keyed.app):  # type: ignore[arg-type]
+        status = _call(keyed, route, headers)
+        want = expected[POLICY[route]]
+        passed = status not in (401, 403)
+        if (want == "pass" and not passed) or (want != "pass" and status != want):
+            wrong[route] = (status, want)
+    assert wrong == {}
+
+
+def test_anonymous_promotion_is_refused_naming_the_admin_key(keyed: TestClient) -> None:
+    """The attack of the issue: a 1-iteration promoted job without a key gets a 401 that says
+    which key the route needs; with the read key it is a 403."""
+    job = {"family": "cnn", "promote": True, "hyperparameters": {"iterations": 1}}
+    response = keyed.post("/train", json=job)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["error"]["message"] == "this route needs the admin key"
+    assert keyed.post("/train", json=job, headers={"X-API-Key": READ_KEY}).status_code == 403
+    predict = keyed.post("/predict", json={"pixels": [0] * 64})
+    assert predict.status_code == 401
+    assert predict.json()["error"]["message"] == "this route needs the read key"
+
+
+def test_routes_are_open_without_keys(client: TestClient) -> None:
+    """With no key set nothing asks for one (the embedded default on loopback)."""
+    assert client.post("/predict", json={"pixels": [0] * 64}).status_code == 200
+    assert client.get("/train").status_code == 200
+
+
+def test_openapi_states_what_each_operation_needs(keyed: TestClient) -> None:
+    """Swagger UI shows a lock on the keyed operations and none on the open ones."""
+    paths = keyed.get("/openapi.json").json()["paths"]
+    assert paths["/train"]["post"]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert "admin key" in paths["/train"]["post"]["description"]
+    assert "read key" in paths["/predict"]["post"]["description"]
+    assert paths["/health/ready"]["get"]["security"] == []
+
+
+def test_keys_are_read_from_files(tmp_path: Path) -> None:
+    """``*_API_KEY_FILE`` holds the key (a Docker secret), surrounding whitespace dropped."""
+    (tmp_path / "admin").write_text("s3cret-admin\n")
+    settings = Settings(admin_api_key_file=tmp_path / "admin", _env_file=None)  # type: ignore[call-arg]
+    assert settings.admin_api_key is not None
+    assert settings.admin_api_key.get_secret_value() == "s3cret-admin"
+
+
+@pytest.mark.parametrize(
+    ("content", "both", "message"),
+    [
+        pytest.param(None, False, "cannot read", id="missing-file"),
+        pytest.param("  \n", False, "is empty", id="empty-file"),
+        pytest.param("k", True, "not both", id="key-and-file"),
+    ],
+)
+def test_bad_key_files_are_refused(
+    tmp_path: Path, content: str | None, both: bool, message: str
+) -> None:
+    """A key file that cannot be read or is empty, or a key set twice, stops the start."""
+    path = tmp_path / "read"
+    if content is not None:
+        path.write_text(content)
+    extra = {"read_api_key": "also"} if both else {}
+    with pytest.raises(ValueError, match=message):
+        Settings(read_api_key_file=path, _env_file=None, **extra)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "refused"),
+    [
+        pytest.param("127.0.0.1", {}, False, id="loopback"),
+        pytest.param("::1", {}, False, id="ipv6-loopback"),
+        pytest.param("localhost", {}, False, id="localhost"),
+        pytest.param("0.0.0.0", {}, True, id="all-interfaces"),
+        pytest.param("0.0.0.0", {"admin_api_key": "k"}, False, id="with-admin-key"),
+        pytest.param("0.0.0.0", {"allow_unauthenticated": True}, False, id="opted-out"),
+        pytest.param("0.0.0.0", {"admin_api_key": " "}, True, id="blank-key-is-no-key"),
+    ],
+)
+def test_exposed_without_admin_key_is_refused(
+    host: str, extra: dict[str, object], refused: bool
+) -> None:
+    """Binding beyond loopback needs an admin key or an explicit opt-out."""
+    settings = Settings(host=host, _env_file=None, **extra)  # type: ignore[arg-type]
+    assert (exposure_problem(settings) is not None) is refused
+
+
+def test_service_refuses_to_start_exposed_without_a_key(tmp_path: Path) -> None:
+    """``python -m service --host 0.0.0.0`` without a key exits 2 saying how to set one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "--host", "0.0.0.0", "--port", "0"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "DIGITS_ADMIN_API_KEY" in result.stderr
+    assert "DIGITS_ALLOW_UNAUTHENTICATED=1" in result.stderr
