@@ -238,33 +238,26 @@ def _reject_huge_integers(field: str, rows: list[Any]) -> None:
 
 
 def _check_range(field: str, array: np.ndarray) -> np.ndarray:
-    rows = array.astype(np.float32)  # (N, 64)
+    """float32 rows once every value is in range, checked before the cast (16.0000001 is not
+    16 in float64, though it is in float32)."""
     # The common case in two reductions: NaN fails both comparisons, and so does +-inf.
-    if rows.min() >= PIXEL_MIN and rows.max() <= PIXEL_MAX:
-        return rows
-    finite = np.isfinite(rows)
+    if array.min() >= PIXEL_MIN and array.max() <= PIXEL_MAX:
+        return array.astype(np.float32)  # (N, 64)
+    values = array.astype(np.float64)
+    finite = np.isfinite(values)
     if not finite.all():
         index = int(np.flatnonzero(~finite.all(axis=1))[0])
-        value = float(array[index][~finite[index]][0])
+        value = float(values[index][~finite[index]][0])
         raise InvalidInput(
             f"{_label(field, index)}: pixel values must be finite numbers in {_RANGE}, "
             f"got {value:g}",
             expected=EXPECTED_ROW,
         )
-    low, high = rows.min(axis=1), rows.max(axis=1)  # (N,)
-    bad = np.flatnonzero((low < PIXEL_MIN) | (high > PIXEL_MAX))
-    if bad.size:
-        index = int(bad[0])
-        got = (
-            f"max {float(array[index].max()):g}"
-            if high[index] > PIXEL_MAX
-            else (f"min {float(array[index].min()):g}")
-        )
-        hint = (
-            "; send raw load_digits values (0..16), not 0..255" if 16 < high[index] <= 255 else ""
-        )
-        raise InvalidInput(
-            f"{_label(field, index)}: pixel values must be {_RANGE}, got {got}{hint}",
-            expected=EXPECTED_ROW,
-        )
-    return rows
+    low, high = values.min(axis=1), values.max(axis=1)  # (N,)
+    index = int(np.flatnonzero((low < PIXEL_MIN) | (high > PIXEL_MAX))[0])
+    got = f"max {high[index]:.10g}" if high[index] > PIXEL_MAX else f"min {low[index]:.10g}"
+    hint = "; send raw load_digits values (0..16), not 0..255" if 16 < high[index] <= 255 else ""
+    raise InvalidInput(
+        f"{_label(field, index)}: pixel values must be {_RANGE}, got {got}{hint}",
+        expected=EXPECTED_ROW,
+    )
