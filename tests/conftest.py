@@ -21,7 +21,8 @@ from training.fit import train
 from training.models import FAMILIES
 from training.recipes import DEFAULT
 
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_MODELS = ROOT / "models"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,6 +33,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _checkout_files() -> set[Path]:
+    """Every file the service could write into the checkout: models/ and var/."""
+    return {p for folder in (ROOT / "models", ROOT / "var") for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean() -> Iterator[None]:
+    """No test writes into the checkout's models/ or var/ (settings point at tmp_path)."""
+    before = _checkout_files()
+    yield
+    added = sorted(str(p.relative_to(ROOT)) for p in _checkout_files() - before)
+    assert added == [], f"tests wrote into the checkout: {added}"
 
 
 @pytest.fixture(scope="session")

@@ -148,8 +148,3 @@ async def test_inline_rows_come_from_the_measured_forward_cost(models_dir: Path)
         assert [dataplane._inline_rows(m) for m in models] == [0] * len(models)
         dataplane.inline_forward_max_us = 1e9
         assert {dataplane._inline_rows(m) for m in models} == {dataplane.max_batch_size}
-
-
-def test_inline_forward_setting_defaults_to_one_millisecond(tmp_path: Path) -> None:
-    assert make_settings(tmp_path).inline_forward_max_us == 1000.0
-    assert make_settings(tmp_path, inline_forward_max_us=0).inline_forward_max_us == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.__main__ import get_args_parser, main
+from training.__main__ import main
 from training.export import load_artifact
 
 
@@ -66,11 +66,3 @@ def test_cli_rejects_a_bad_option_with_exit_code_2(
     assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
-
-
-def test_help_explains_every_option() -> None:
-    """--help mentions each option the issue asks for."""
-    text = get_args_parser().format_help()
-    for option in ("--family", "--recipe", "--seed", "--iterations", "--models-dir", "--name"):
-        assert option in text
-    assert "--no-progress" in text

@@ -21,12 +21,14 @@ def test_loss_curve_falls_over_a_short_fit(split: Split) -> None:
 
 
 def test_fit_records_accuracy_every_acc_step_and_at_the_end(split: Split) -> None:
-    """Accuracy is recorded at iterations 10, 20, ... and after the last one."""
+    """Accuracy is recorded at iterations 10, 20, ... and after the last one, which is the
+    result's reported accuracy."""
     chosen = LECTURE["logistic"]
     recipe = replace(chosen.recipe, iterations=25, acc_step=10)
     _, result = train(chosen.spec, split, recipe)
     assert [p.iteration for p in result.accuracy] == [10, 20, 25]
-    assert 0.0 <= result.test_accuracy <= 1.0
+    assert result.test_accuracy == result.accuracy[-1].test
+    assert result.train_accuracy == result.accuracy[-1].train
 
 
 def test_callback_returning_stop_cancels_the_fit_early(split: Split) -> None:

@@ -1,0 +1,66 @@
+"""``DataPlane``: rows in, the chosen version's probabilities out, through its batcher."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from service.dataplane import DataPlane
+from service.errors import InvalidInput, VersionNotFound
+from service.metrics import ServiceMetrics
+from service.registry import ModelRegistry
+from service.repository import ModelRepository
+from tests.service.conftest import write_artifact
+from tests.service.test_registry import lit
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def dataplane(tmp_path: Path) -> AsyncIterator[DataPlane]:
+    for version in (1, 2):
+        write_artifact(tmp_path / "models", "m", version, lit(version))
+    repository = ModelRepository(tmp_path / "models", tmp_path / "runtime")
+    plane = DataPlane(
+        ModelRegistry(repository, torch.device("cpu")),
+        ServiceMetrics(),
+        default_model="m",
+        max_rows=8,
+        max_batch_size=8,
+        max_wait_ms=0,
+    )
+    await plane.refresh()
+    yield plane
+    await plane.aclose()
+
+
+async def test_infer_answers_with_the_requested_version(dataplane: DataPlane) -> None:
+    """The default version answers without a version, the named one with it."""
+    rows = np.zeros((3, 64), dtype=np.float32)
+    default = await dataplane.infer("m", None, rows)
+    assert (default.version, default.labels.tolist()) == (1, [1, 1, 1])
+    second = await dataplane.infer("m", 2, rows)
+    assert (second.version, second.labels.tolist()) == (2, [2, 2, 2])
+    assert second.probabilities.shape == (3, 10)
+
+
+async def test_infer_refuses_rows_of_the_wrong_shape(dataplane: DataPlane) -> None:
+    """Rows that are not float32 (N, 64) are refused before any batcher sees them."""
+    with pytest.raises(InvalidInput, match=r"shape \(N, 64\)"):
+        await dataplane.infer("m", None, np.zeros((1, 63), dtype=np.float32))
+
+
+async def test_a_removed_version_stops_answering_after_refresh(
+    dataplane: DataPlane, tmp_path: Path
+) -> None:
+    """After its folder is deleted and the disk is looked at again, the version is gone."""
+    shutil.rmtree(tmp_path / "models" / "m" / "2")
+    await dataplane.refresh()
+    with pytest.raises(VersionNotFound):
+        await dataplane.infer("m", 2, np.zeros((1, 64), dtype=np.float32))
+    assert (await dataplane.infer("m", 1, np.zeros((1, 64), dtype=np.float32))).version == 1

@@ -1,0 +1,110 @@
+"""``ModelRegistry``: which version answers, and that a refused one is never replaced."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from service.errors import ModelNotReady, VersionNotFound
+from service.registry import ModelRegistry
+from service.repository import ModelRepository
+from tests.service.conftest import write_artifact
+
+
+def lit(pixel: int) -> torch.nn.Linear:
+    """A Linear(64, 10) that predicts class ``pixel`` for every input: a version's signature."""
+    layer = torch.nn.Linear(64, 10)
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+        layer.bias[pixel] = 10.0
+    return layer
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    """A shipped folder with ``m`` versions 1 and 2 (labels 1 and 2), and an empty runtime one."""
+    shipped, runtime = tmp_path / "shipped", tmp_path / "runtime"
+    for version in (1, 2):
+        write_artifact(shipped, "m", version, lit(version))
+    return shipped, runtime
+
+
+def registry_on(shipped: Path, runtime: Path) -> ModelRegistry:
+    registry = ModelRegistry(ModelRepository(shipped, runtime), torch.device("cpu"))
+    registry.refresh()
+    return registry
+
+
+def label(registry: ModelRegistry, version: int | None = None) -> int:
+    model = registry.get("m", version)
+    return int(model.predict_proba(torch.zeros(1, 64)).argmax())
+
+
+def test_default_is_the_oldest_version_until_one_is_pinned(roots: tuple[Path, Path]) -> None:
+    """A newer version never answers by default on its own; a pin moves the default."""
+    registry = registry_on(*roots)
+    assert label(registry) == 1
+    registry.repository.set_default("m", 2)
+    registry.refresh()
+    assert label(registry) == 2
+    assert registry.state("m").default_version == 2
+
+
+def test_corrupt_pinned_default_is_reported_not_replaced(roots: tuple[Path, Path]) -> None:
+    """A pinned default whose file is corrupt makes the model not ready: no other version
+    answers in its place, and the reason names the file; other versions stay reachable."""
+    shipped, runtime = roots
+    ModelRepository(shipped, runtime).set_default("m", 2)
+    (shipped / "m" / "2" / "model.pt").write_bytes(b"corrupt")
+    registry = registry_on(shipped, runtime)
+    state = registry.state("m")
+    assert state.ready is False
+    assert state.reason is not None
+    assert "default version 2" in state.reason
+    assert "sha256" in state.reason
+    with pytest.raises(ModelNotReady, match="sha256"):
+        registry.get("m")
+    with pytest.raises(ModelNotReady):
+        registry.get("m", 2)
+    assert label(registry, 1) == 1
+    assert str(shipped / "m" / "2") in registry.failures
+
+
+def test_refused_artifact_is_retried_when_its_file_changes(roots: tuple[Path, Path]) -> None:
+    """Restoring a corrupt file makes the version serve at the next refresh, no restart."""
+    shipped, runtime = roots
+    good = (shipped / "m" / "1" / "model.pt").read_bytes()
+    (shipped / "m" / "1" / "model.pt").write_bytes(b"corrupt")
+    registry = registry_on(shipped, runtime)
+    assert registry.state("m").ready is False
+    registry.refresh()  # unchanged: still refused, not reloaded
+    assert registry.state("m").ready is False
+    (shipped / "m" / "1" / "model.pt").write_bytes(good)
+    loaded = registry.refresh()
+    assert [(m.name, m.version) for m in loaded] == [("m", 1)]
+    assert registry.state("m").ready is True
+    assert registry.failures == {}
+    assert label(registry) == 1
+
+
+def test_versions_removed_from_disk_are_forgotten(roots: tuple[Path, Path]) -> None:
+    """A version folder deleted from disk stops answering at the next refresh."""
+    shipped, runtime = roots
+    registry = registry_on(shipped, runtime)
+    shutil.rmtree(shipped / "m" / "2")
+    registry.refresh()
+    assert [m.version for m in registry.versions("m")] == [1]
+    with pytest.raises(VersionNotFound):
+        registry.get("m", 2)
+
+
+def test_a_pin_to_a_missing_version_says_so(roots: tuple[Path, Path]) -> None:
+    """A pinned default that is not on disk leaves the model not ready, saying why."""
+    shipped, runtime = roots
+    ModelRepository(shipped, runtime).set_default("m", 9)
+    registry = registry_on(shipped, runtime)
+    assert registry.state("m").reason == "its default version 9 cannot be served: it is not on disk"
