@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from service import handlers
 from service.access import POLICY, AccessControl, Keys, RouteTable, document
@@ -32,6 +33,8 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app; the lifespan loads the models and starts the collaborators."""
@@ -41,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Serve and retrain the torch.nn lecture's digit classifiers.",
         lifespan=_lifespan,
+        # FastAPI's native OpenTelemetry looks up the global providers on every request
+        # (~10 us); off unless asked for (DIGITS_OPENTELEMETRY=1).
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
@@ -54,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    # The last added runs first: metrics see every answer, access runs before any body is read.
+    # The last added runs first: metrics see every answer, access runs before any body is
+    # read, and the predict front (service/routes/predict.py) is inside all three.
+    app.add_middleware(predict.PredictFront, routes=predict.router.routes)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
     )

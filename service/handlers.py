@@ -30,11 +30,18 @@ def install(app: FastAPI, routes: RouteTable) -> None:
 
 async def handle_service_error(request: Request, exc: ServiceError) -> JSONResponse:
     """Render a domain error in the service's JSON envelope."""
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+    return error_response(exc)
 
 
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Render FastAPI's validation errors in the same envelope, naming each bad field."""
+    return error_response(exc)
+
+
+def error_response(exc: ServiceError | RequestValidationError) -> JSONResponse:
+    """The envelope of a domain error, or of FastAPI's validation errors (naming each field)."""
+    if isinstance(exc, ServiceError):
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
     problems = [
         {
             "loc": [str(part) for part in err.get("loc", ())],

@@ -77,25 +77,41 @@ class BodyLimit:
         if length is not None and length > self.max_bytes:
             await self._refuse(send, self._too_large(f"Content-Length {length}"))
             return
+        if length == 0 or (length is None and not _chunked(scope)):
+            await self.app(scope, receive, send)  # no body: nothing to limit or wait for
+            return
+        loop = asyncio.get_running_loop()
         received = 0
         complete = False
         refused: ServiceError | None = None
         started = False
 
+        def expire(task: asyncio.Task[object]) -> None:
+            nonlocal refused
+            refused = RequestTimeout(
+                f"the request body stopped arriving: nothing for {self.read_timeout_s:g} s "
+                f"after {received} bytes",
+                expected="the whole body without pauses (DIGITS_BODY_READ_TIMEOUT_S)",
+            )
+            task.cancel()
+
         async def guarded_receive() -> Message:
             nonlocal received, complete, refused
             if complete:  # the body is in: what follows is a disconnect, whenever it comes
                 return await receive()
+            task = asyncio.current_task()
+            assert task is not None
+            # A plain timer, not asyncio.timeout: this runs on every request with a body.
+            timer = loop.call_later(self.read_timeout_s, expire, task)
             try:
-                async with asyncio.timeout(self.read_timeout_s):
-                    message = await receive()
-            except TimeoutError:
-                refused = RequestTimeout(
-                    f"the request body stopped arriving: nothing for {self.read_timeout_s:g} s "
-                    f"after {received} bytes",
-                    expected="the whole body at once (DIGITS_BODY_READ_TIMEOUT_S)",
-                )
+                message = await receive()
+            except asyncio.CancelledError:
+                if refused is None:
+                    raise
+                task.uncancel()
                 raise _BodyRefused(refused) from None
+            finally:
+                timer.cancel()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
@@ -126,6 +142,10 @@ class BodyLimit:
     async def _refuse(send: Send, error: ServiceError) -> None:
         error.headers = {**(error.headers or {}), "Connection": "close"}
         await send_error(send, error)
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(key == b"transfer-encoding" for key, _value in scope["headers"])
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    opentelemetry: bool = False
+    """FastAPI's native OpenTelemetry spans and metrics (with the global providers)."""
 
     # --- training jobs -------------------------------------------------------------------
     database_url: str = "sqlite:///var/jobs.db"

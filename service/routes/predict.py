@@ -1,11 +1,17 @@
 """Predict: ``POST /predict`` (the default model) and ``POST /models/{name}/predict``.
 
-This is the hot path, so each endpoint takes the raw ``Request`` and returns a ``Response``:
-the body is decoded by ``schemas.decode_rows`` (orjson + numpy, ~1 ms faster than pydantic
-for 256 rows) and ``RawRoute`` hands the endpoint to Starlette as it is, skipping FastAPI's
-parameter solving (~15-20 us a request). Each endpoint is declared once, documented once
-(``predict_openapi``: body schema, examples, ``version``) and is what runs. Access, body
-limits and metrics are the middleware's (``service/app.py``), as for every route.
+This is the hot path. Each endpoint is declared once, documented once (``predict_openapi``:
+body schema, examples, ``version``) and is what runs; it takes the raw ``Request`` and returns
+a ``Response``: the body is decoded by ``schemas.decode_rows`` (orjson + numpy, ~1 ms faster
+than pydantic for 256 rows), and ``RawRoute`` runs it as a plain ASGI app, without FastAPI's
+parameter solving and per-request exit stacks.
+
+``PredictFront`` (pure ASGI, innermost of the middleware, so metrics, access and body limits
+wrap it as they wrap every route) dispatches ``POST`` on these routes to the same route
+objects the router holds, through their public ``matches``/``handle``, before the router
+and the exception middleware: those layers cost ~80 us a request on this path (measured with
+``bench/asgi_micro.py``, docs/service.md). Errors are rendered by the same functions as the
+app's handlers (``service/handlers.py``); anything else goes on to the catch-all 500.
 """
 
 from __future__ import annotations
@@ -17,25 +23,67 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane, InferenceResult
 from service.deps import get_dataplane
-from service.errors import UnsupportedMediaType
+from service.errors import ServiceError, UnsupportedMediaType
+from service.handlers import error_response
 from service.schemas import PredictResponse, decode_rows, predict_openapi
 
 _JSON_TYPES = (b"application/json", b"application/*+json")
 
 
-class RawRoute(APIRoute):
-    """An ``APIRoute`` whose endpoint takes the ``Request`` and returns a ``Response``;
-    Starlette calls it directly (no dependency solving, no response validation)."""
+Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return endpoint
+
+class RawRoute(APIRoute):
+    """An ``APIRoute`` (declared and documented as usual) whose endpoint takes the
+    ``Request`` and returns a ``Response``, run as a plain ASGI app: no dependency solving,
+    response validation or per-request exit stacks. Its errors propagate to the app's
+    exception handlers like any route's."""
+
+    def __init__(self, path: str, endpoint: Endpoint, **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+
+        self.app = app
 
 
 router = APIRouter(tags=["predict"], route_class=RawRoute)
+
+
+class PredictFront:
+    """Serve ``POST`` to the predict routes of ``routes`` in front of the router."""
+
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child_scope)  # as the router does: route, path_params
+                    await self._handle(route, scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _handle(route: BaseRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await route.handle(scope, receive, send)
+        except ClientDisconnect:
+            return  # nobody to answer
+        except (ServiceError, RequestValidationError) as error:
+            await error_response(error)(scope, receive, send)
+
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown model or version; the error lists those that exist"},
@@ -83,9 +131,22 @@ async def _predict(
     request: Request, dataplane: DataPlane, name: str, version: int | None
 ) -> Response:
     _check_content_type(request)
-    rows = decode_rows(await request.body(), dataplane.max_rows)  # (N, 64) float32
+    rows = decode_rows(await _read_body(request), dataplane.max_rows)  # (N, 64) float32
     result = await dataplane.infer(name, version, rows)
     return Response(_encode(result), media_type="application/json")
+
+
+async def _read_body(request: Request) -> bytes:
+    """``await request.body()`` without its async generator (a few us a request)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect
 
 
 def _check_content_type(request: Request) -> None:
