@@ -40,25 +40,26 @@ FROM ${PYTHON_IMAGE} AS runtime
 ARG APP_UID=10001
 RUN groupadd --system --gid "${APP_UID}" app \
     && useradd --system --uid "${APP_UID}" --gid app --home-dir /app --no-create-home app \
-    && mkdir -p /app/var /models \
-    && chown -R app:app /app /models
+    && mkdir -p /app/var /models /versions \
+    && chown -R app:app /app /models /versions
 
 COPY --from=build /opt/venv /opt/venv
-# The shipped models, baked in; mount a volume on /models to override (an empty named volume
-# is initialised from this folder on first use, which is how compose shares them).
-COPY --chown=app:app models/ /models/
+# The shipped models, baked in and only read; versions made at run time (jobs) and default
+# pins go to DIGITS_VERSIONS_DIR (/versions: a volume, shared by replicas under compose).
+COPY models/ /models/
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     DIGITS_MODELS_DIR=/models \
+    DIGITS_VERSIONS_DIR=/versions \
     DIGITS_HOST=0.0.0.0 \
     DIGITS_PORT=8000
 
 WORKDIR /app
 USER ${APP_UID}:${APP_UID}
 EXPOSE 8000
-VOLUME ["/models"]
+VOLUME ["/versions"]
 
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=4)"]

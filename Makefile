@@ -19,9 +19,10 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/python -m service
 
-## Fit and export every family with the default recipe into models/.
+## Fit and export every family with the default recipe as new versions in var/models/
+## (served beside the shipped models/, never by default until pinned).
 train: $(STAMP)
-	$(BIN)/python -m training --recipe default
+	$(BIN)/python -m training --recipe default --models-dir var/models --number-after models
 
 ## Every test: unit, service, and integration tests on the local PostgreSQL/Redis.
 test: $(STAMP)

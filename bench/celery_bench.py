@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.stack import Stack, running_stack, unreachable_reason  # noqa: E402
+from tests.integration.stack import ADMIN, Stack, running_stack, unreachable_reason  # noqa: E402
 
 FINAL = ("succeeded", "failed", "cancelled")
 #: Readiness needs a model; without shipped models the bench waits for liveness only.
@@ -39,7 +39,7 @@ PROBE = "/health/ready" if any((ROOT / "models").glob("*/*/manifest.json")) else
 
 def submit(api: str, iterations: int) -> str:
     body = {"family": "cnn", "hyperparameters": {"iterations": iterations}}
-    response = httpx.post(f"{api}/train", json=body, timeout=10)
+    response = httpx.post(f"{api}/train", json=body, headers=ADMIN, timeout=10)
     response.raise_for_status()
     return str(response.json()["id"])
 

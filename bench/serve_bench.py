@@ -1,6 +1,7 @@
 """Serving benchmark: the service against a naive and a ceiling FastAPI server (not a test).
 
     .venv/bin/python bench/serve_bench.py [--models-dir models] [--seconds 5] [--rounds 2]
+        [--baseline DIR]   # also the service of another checkout (e.g. a git worktree of main)
 
 Every server is one process pinned to core 0 (``taskset -c 0``), torch threads 1, uvicorn with
 uvloop + httptools; ``wrk`` (``apt-get install -y wrk``) is pinned to core 1. Rounds are
@@ -63,12 +64,17 @@ class Server:
         return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def start(name: str, models_dir: Path) -> Server:
+def start(name: str, models_dir: Path, baseline: Path | None = None) -> Server:
     """Start one server pinned to the server core; wait until it answers (ready for the service)."""
     port = PORTS[name]
     env = {**os.environ, "DIGITS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    if name == "service":
+    cwd = ROOT
+    if name in ("service", "baseline"):
         env |= {"DIGITS_MODELS_DIR": str(models_dir), "DIGITS_LOG_LEVEL": "warning"}
+        env |= {"DIGITS_DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/jobs.db"}
+        env |= {"DIGITS_VERSIONS_DIR": tempfile.mkdtemp()}
+        if name == "baseline" and baseline is not None:
+            cwd, env["PYTHONPATH"] = baseline, str(baseline)
         cmd = [PY, "-m", "service", "--port", str(port), "--device", "cpu"]
         probe = f"http://127.0.0.1:{port}/health/ready"
     else:
@@ -77,7 +83,7 @@ def start(name: str, models_dir: Path) -> Server:
             cmd += ["--model", str(models_dir / "cnn" / "1" / "model.pt")]
         probe = f"http://127.0.0.1:{port}/"
     began = time.perf_counter()
-    process = subprocess.Popen(["taskset", "-c", SERVER_CORE, *cmd], cwd=ROOT, env=env)
+    process = subprocess.Popen(["taskset", "-c", SERVER_CORE, *cmd], cwd=cwd, env=env)
     while True:
         if process.poll() is not None:
             raise SystemExit(f"{name} exited with {process.returncode}")
@@ -170,7 +176,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout whose service is measured too, as 'baseline'"
+    )
     args = parser.parse_args()
+    if args.baseline is not None:
+        PORTS["baseline"] = 8103
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
     models = [m for m in ("logistic", "fnn", "cnn") if (args.models_dir / m / "1").is_dir()]
@@ -179,7 +190,7 @@ def main() -> int:
     forward = {m: forward_rows_per_s(args.models_dir, m) for m in models}
     os.sched_setaffinity(0, {int(SERVER_CORE), int(CLIENT_CORE)})
 
-    servers = {name: start(name, args.models_dir) for name in PORTS}
+    servers = {name: start(name, args.models_dir, args.baseline) for name in PORTS}
     single: dict[tuple[str, int], list[Result]] = {}
     batch: dict[str, list[Result]] = {}
     try:
@@ -225,16 +236,20 @@ def report(
     head = (
         "| single vector, CNN | server | req/s | p50 ms | p99 ms | errors | vs ceiling | vs naive"
     )
-    print(head + " | CPU us/req |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    baseline = "baseline" in PORTS
+    print(head + " | CPU us/req |" + (" vs baseline |" if baseline else ""))
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if baseline else ""))
     for c in args.concurrency:
         ceiling, naive = median(single[("ceiling", c)]), median(single[("naive", c)])
         for name in PORTS:
             r = median(single[(name, c)])
-            print(
+            line = (
                 f"| c={c} | {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
                 f"| {r.rps / ceiling.rps:.2f}x | {r.rps / naive.rps:.2f}x | {r.cpu_us:.0f} |"
             )
+            if baseline:
+                line += f" {r.rps / median(single[('baseline', c)]).rps:.3f}x |"
+            print(line)
     print(
         "\n| batch of 256 rows | rows/s | in-process forward rows/s | ratio | p50 ms | errors "
         "| CPU us/row |"

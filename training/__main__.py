@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from training.cli import add_threads_argument, int_at_least, positive_int
 from training.data import load_split
-from training.export import Manifest, export
+from training.export import Manifest, export, next_version
 from training.fit import Step, StepCallback, train
 from training.models import FAMILIES, Family
 from training.recipes import RECIPE_NAMES, RecipeName, preset
@@ -73,6 +73,15 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="where models are exported, as <models-dir>/<name>/<version>/ (default: ./models)",
     )
     parser.add_argument(
+        "--number-after",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="number new versions after those already in DIR too (repeatable; e.g. the "
+        "shipped models/ when exporting into the service's var/models/)",
+    )
+    parser.add_argument(
         "--name",
         default=None,
         help="model name to export under (only with a single --family; default: the family)",
@@ -104,6 +113,7 @@ def _fit_and_export(family: Family, args: argparse.Namespace) -> tuple[Manifest,
         total=recipe.iterations, desc=f"{family:<8}", disable=args.no_progress, leave=True
     ) as bar:
         model, result = train(chosen.spec, split, recipe, on_step=_progress(bar))
+    name = args.name or family
     manifest = export(
         model,
         spec=chosen.spec,
@@ -112,7 +122,8 @@ def _fit_and_export(family: Family, args: argparse.Namespace) -> tuple[Manifest,
         split=split,
         result=result,
         models_dir=args.models_dir,
-        name=args.name or family,
+        name=name,
+        after_version=max((next_version(d / name) - 1 for d in args.number_after), default=0),
     )
     return manifest, Path(args.models_dir) / manifest.name / str(manifest.version)
 

@@ -33,7 +33,16 @@ PG_ADMIN_URL = os.environ.get("DIGITS_TEST_PG_URL", "postgresql://postgres@127.0
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 #: Settings that differ between a container and this machine; everything else comes from
 #: the compose file as written.
-MACHINE_KEYS = ("DIGITS_DATABASE_URL", "DIGITS_CELERY_BROKER_URL", "DIGITS_MODELS_DIR")
+MACHINE_KEYS = (
+    "DIGITS_DATABASE_URL",
+    "DIGITS_CELERY_BROKER_URL",
+    "DIGITS_MODELS_DIR",
+    "DIGITS_VERSIONS_DIR",
+    "DIGITS_ADMIN_API_KEY_FILE",
+)
+#: The admin key of every stack (the compose file reads it from a Docker secret file).
+ADMIN_KEY = "integration-admin-key"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def unreachable_reason() -> str | None:
@@ -141,10 +150,16 @@ class Stack:
         _, compose_env = compose_service(service)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
         env.update(compose_env)
+        key_file = self.logs / "admin_api_key"
+        if not key_file.exists():
+            self.logs.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(f"{ADMIN_KEY}\n")
         env.update(
             DIGITS_DATABASE_URL=self.database_url,
             DIGITS_CELERY_BROKER_URL=self.broker_url,
             DIGITS_MODELS_DIR=str(self.models_dir),
+            DIGITS_VERSIONS_DIR=str(self.logs / "versions"),
+            DIGITS_ADMIN_API_KEY_FILE=str(key_file),
             **self.extra_env,
         )
         return env

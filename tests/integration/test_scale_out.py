@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.stack import Stack, running_stack, unreachable_reason
+from tests.integration.stack import ADMIN, Stack, running_stack, unreachable_reason
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -66,7 +66,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
 
 
 def submit(api: str, body: dict[str, Any]) -> str:
-    response = httpx.post(f"{api}/train", json=body, timeout=10)
+    response = httpx.post(f"{api}/train", json=body, headers=ADMIN, timeout=10)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -134,7 +134,8 @@ def test_cancel_sent_to_one_replica_stops_the_worker(stack_factory: Callable[...
 
     job_id = submit(api1, LONG_JOB)
     running(api2, job_id)
-    assert httpx.delete(f"{api2}/train/{job_id}", timeout=10).status_code in (200, 202)
+    cancelled = httpx.delete(f"{api2}/train/{job_id}", headers=ADMIN, timeout=10)
+    assert cancelled.status_code in (200, 202)
     done = finished(api1, job_id, timeout=30)
     assert done["status"] == "cancelled", done
     assert done["progress"]["iteration"] < 20_000
@@ -149,7 +150,7 @@ def test_queue_bound_counts_queued_rows_of_the_shared_store(
     stack.wait_ready()
 
     submit(api1, SHORT_JOB)
-    refused = httpx.post(f"{api2}/train", json=SHORT_JOB, timeout=10)
+    refused = httpx.post(f"{api2}/train", json=SHORT_JOB, headers=ADMIN, timeout=10)
     assert refused.status_code == 429, refused.text
 
 

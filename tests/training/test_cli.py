@@ -43,6 +43,21 @@ def test_cli_exports_one_family_under_a_chosen_name(tmp_path: Path) -> None:
     assert manifest.hyperparameters["optimizer"] == "sgd"
 
 
+def test_cli_numbers_after_another_folder(tmp_path: Path) -> None:
+    """--number-after: a version exported beside a folder holding v1..v3 of the same name is
+    v4, so the two folders never hold the same version (``make train`` into var/models)."""
+    for version in (1, 3):
+        (tmp_path / "shipped" / "fnn" / str(version)).mkdir(parents=True)
+    argv = ["--family", "fnn", "--iterations", "2", "--no-progress"]
+    runtime = tmp_path / "runtime"
+    assert (
+        main([*argv, "--models-dir", str(runtime), "--number-after", str(tmp_path / "shipped")])
+        == 0
+    )
+    assert [p.name for p in (runtime / "fnn").iterdir()] == ["4"]
+    assert load_artifact(runtime / "fnn" / "4")[0].version == 4
+
+
 @pytest.mark.parametrize(
     "argv",
     [
