@@ -146,6 +146,11 @@ class Stack:
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _files: list[IO[bytes]] = field(default_factory=list)
 
+    @property
+    def versions_dir(self) -> Path:
+        """Where the stack's processes publish versions (a volume shared by all under compose)."""
+        return self.logs / "versions"
+
     def env(self, service: str) -> dict[str, str]:
         _, compose_env = compose_service(service)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
@@ -158,7 +163,7 @@ class Stack:
             DIGITS_DATABASE_URL=self.database_url,
             DIGITS_CELERY_BROKER_URL=self.broker_url,
             DIGITS_MODELS_DIR=str(self.models_dir),
-            DIGITS_VERSIONS_DIR=str(self.logs / "versions"),
+            DIGITS_VERSIONS_DIR=str(self.versions_dir),
             DIGITS_ADMIN_API_KEY_FILE=str(key_file),
             **self.extra_env,
         )

@@ -65,6 +65,7 @@ def jobs_client(
             job_backend="celery",
             database_url=stack.database_url,
             celery_broker_url=stack.broker_url,
+            versions_dir=stack.versions_dir,
         )
         with TestClient(create_app(settings)) as client:
             yield client
