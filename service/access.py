@@ -116,11 +116,13 @@ class Keys:
     """The configured keys: which ones each access level accepts."""
 
     def __init__(self, settings: Settings) -> None:
-        read = settings.read_api_key
-        admin = settings.admin_api_key
-        self.read = [k.get_secret_value().encode() for k in (read, admin) if k is not None]
+        read, admin = settings.read_api_key, settings.admin_api_key
+        #: Keys a READ route accepts (none: open), then an ADMIN route.
+        self.read = (
+            [] if read is None else [k.get_secret_value().encode() for k in (read, admin) if k]
+        )
         self.admin = [admin.get_secret_value().encode()] if admin is not None else self.read
-        self.any = bool(self.read)
+        self.any = bool(self.read or self.admin)
 
     def check(self, access: Access, presented: bytes | None) -> None:
         """Raise ``Unauthorized`` (no key) or ``Forbidden`` (wrong key) unless it passes."""

@@ -98,6 +98,24 @@ def test_anonymous_promotion_is_refused_naming_the_admin_key(keyed: TestClient) 
     assert predict.json()["error"]["message"] == "this route needs the read key"
 
 
+def test_admin_key_alone_guards_only_the_admin_routes(models_dir: Path) -> None:
+    """With only the admin key set (compose's default), reads are open and training is not."""
+    with TestClient(create_app(make_settings(models_dir, admin_api_key=ADMIN_KEY))) as client:
+        assert client.post("/predict", json={"pixels": [0] * 64}).status_code == 200
+        assert client.get("/train").status_code == 200
+        refused = client.post("/train", json={"family": "logistic"})
+        assert refused.status_code == 401
+        assert refused.json()["error"]["message"] == "this route needs the admin key"
+
+
+def test_read_key_alone_also_guards_the_admin_routes(models_dir: Path) -> None:
+    """With only the read key set, the admin routes need it too: nothing is left open."""
+    with TestClient(create_app(make_settings(models_dir, read_api_key=READ_KEY))) as client:
+        assert client.post("/train", json={"family": "svm"}).status_code == 401
+        keyed = client.post("/train", json={"family": "svm"}, headers={"X-API-Key": READ_KEY})
+        assert keyed.status_code == 422  # past the guard, to validation
+
+
 def test_routes_are_open_without_keys(client: TestClient) -> None:
     """With no key set nothing asks for one (the embedded default on loopback)."""
     assert client.post("/predict", json={"pixels": [0] * 64}).status_code == 200
