@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Serve and retrain the torch.nn lecture's digit classifiers.",
         lifespan=_lifespan,
         # FastAPI's native OpenTelemetry looks up the global providers on every request
-        # (~10 us); off unless asked for (DIGITS_OPENTELEMETRY=1).
+        # (docs/service.md); off unless asked for (DIGITS_OPENTELEMETRY=1).
         telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings

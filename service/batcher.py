@@ -11,13 +11,13 @@ Policy (the trade-off between latency and throughput):
   worker wait up to ``max_wait_ms`` more for the batch to fill. Larger values mean bigger
   batches under heavy load and more latency per request; 0 (the service's default) turns the
   timer off: on CPU the forward or loop turn in progress already gathers what arrives, and a
-  timer only idles the core (measured: c=8 3,486 -> 5,246 req/s with 1 ms -> 0).
+  timer only idles the core (figures in docs/service.md).
 - A request larger than ``max_batch_size`` rows runs alone, in one forward.
 
 Where the forward runs: in ``executor`` (one thread per device), except for batches of at most
 ``inline_rows`` rows, which run on the event loop itself. Handing a batch to a thread and
 waking the loop again costs a few hundred microseconds on a busy core, more than a small CPU
-forward (the CNN's single row takes ~40 us); the data plane measures each model at warm-up and
+forward of a single row; the data plane measures each model at warm-up and
 sets ``inline_rows`` so that an inline forward stays under ``DIGITS_INLINE_FORWARD_MAX_US``.
 The default 0 means every forward runs in the executor. Results are split back to the callers
 in order.

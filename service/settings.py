@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     """Most rows the micro-batcher runs in one forward pass."""
     max_wait_ms: float = Field(default=0.0, ge=0)
     """Extra wait for a batch to fill once several requests are queued (0: none; the forward in
-    progress is the gathering window, which measured faster at c=8 and c=64 on CPU)."""
+    progress is the gathering window; see docs/service.md)."""
     inline_forward_max_us: float = Field(default=1000.0, ge=0)
     """On CPU, batches whose forward is measured (at load) to take at most this long run on the
     event loop instead of the forward thread, whose hand-off costs more than a small forward;

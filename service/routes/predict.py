@@ -2,15 +2,15 @@
 
 This is the hot path. Each endpoint is declared once, documented once (``predict_openapi``:
 body schema, examples, ``version``) and is what runs; it takes the raw ``Request`` and returns
-a ``Response``: the body is decoded by ``schemas.decode_rows`` (orjson + numpy, ~1 ms faster
-than pydantic for 256 rows), and ``RawRoute`` runs it as a plain ASGI app, without FastAPI's
+a ``Response``: the body is decoded by ``schemas.decode_rows`` (orjson + numpy, much faster
+than pydantic), and ``RawRoute`` runs it as a plain ASGI app, without FastAPI's
 parameter solving and per-request exit stacks.
 
 ``PredictFront`` (pure ASGI, innermost of the middleware, so metrics, access and body limits
 wrap it as they wrap every route) dispatches ``POST`` on these routes to the same route
 objects the router holds, through their public ``matches``/``handle``, before the router
-and the exception middleware: those layers cost ~80 us a request on this path (measured with
-``bench/asgi_micro.py``, docs/service.md). Errors are rendered by the same functions as the
+and the exception middleware, whose cost on this path is measured in docs/service.md
+(``bench/asgi_micro.py``). Errors are rendered by the same functions as the
 app's handlers (``service/handlers.py``); anything else goes on to the catch-all 500.
 """
 
@@ -137,7 +137,7 @@ async def _predict(
 
 
 async def _read_body(request: Request) -> bytes:
-    """``await request.body()`` without its async generator (a few us a request)."""
+    """``await request.body()`` without its async generator."""
     chunks: list[bytes] = []
     while True:
         message = await request.receive()
