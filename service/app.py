@@ -26,7 +26,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import health, metrics, models, predict, train
+from service.routes import docs, health, metrics, models, predict, train
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="digits-serve",
         version="0.1.0",
         summary="Serve and retrain the torch.nn lecture's digit classifiers.",
+        openapi_tags=docs.OPENAPI_TAGS,
+        docs_url=None,  # served from local files by service/routes/docs.py
+        redoc_url=None,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     for router in (predict.router, models.router, train.router, health.router, metrics.router):
         app.include_router(router)
+    app.include_router(docs.router)
     # The last added runs first: count every request, including those refused for size;
     # then the predict fast path (see service/routes/predict.py), in front of the router.
     app.add_middleware(predict.PredictFastPath)
