@@ -10,13 +10,17 @@ from fastapi.responses import JSONResponse
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live")
+@router.get("/live", summary="Liveness: the process is up")
 async def live() -> dict[str, str]:
     """The process is up (always 200)."""
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "models not loaded and warmed yet"}})
+@router.get(
+    "/ready",
+    summary="Readiness: models loaded and warmed",
+    responses={503: {"description": "models not loaded and warmed yet"}},
+)
 async def ready(request: Request) -> JSONResponse:
     """200 once every model on disk at start-up is loaded and warmed; 503 before."""
     state = request.app.state

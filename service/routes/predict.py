@@ -105,6 +105,7 @@ VersionQuery = Annotated[
 
 @router.post(
     "/predict",
+    summary="Classify digits with the default model",
     response_model=PredictResponse,
     responses=_ERRORS,
     openapi_extra=predict_openapi(),
@@ -117,6 +118,7 @@ async def predict_default(request: Request) -> Response:
 
 @router.post(
     "/models/{name}/predict",
+    summary="Classify digits with a chosen model and version",
     response_model=PredictResponse,
     responses=_ERRORS,
     openapi_extra=predict_openapi(),
