@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -33,6 +35,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """Stop with exit code 0 on SIGINT/SIGTERM (uvicorn re-raises the signal it stopped on)."""
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     overrides = {
@@ -53,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     # Each worker process builds its app from the environment: pass the overrides along.
     for key, value in overrides.items():
         os.environ[f"DIGITS_{key.upper()}"] = str(value)
+    # uvicorn shuts down gracefully on Ctrl-C or SIGTERM, then raises the same signal again
+    # under the handlers it found: with Python's own, that is a KeyboardInterrupt traceback
+    # (Ctrl-C) or death by SIGTERM (exit 143). A stop that was asked for is a clean exit.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _exit_cleanly)
     uvicorn.run(
         "service.app:create_app",
         host=settings.host,
