@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,40 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
     assert "event: final" in result.stdout
     final = result.stdout.split("event: final", 1)[1]
     assert '"status": "succeeded"' in final, final[:500]
+
+
+def _shell_blocks(path: Path) -> list[str]:
+    """The lines of the ```sh / ```bash blocks of a Markdown file."""
+    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", path.read_text(), flags=re.S)
+    return [line for block in blocks for line in block.splitlines()]
+
+
+def test_documented_entry_points_run_with_the_project_environment() -> None:
+    """Every ``python -m <module>`` command in the README and the service and training docs
+    names the project's interpreter (``.venv/bin/python``: the system one has no torch), and
+    its module exists."""
+    commands = [
+        line
+        for doc in ("README.md", "docs/training.md", "docs/service.md")
+        for line in _shell_blocks(ROOT / doc)
+        if re.search(r"\bpython3? -m ", line)
+    ]
+    assert commands, "no python -m command documented"
+    for line in commands:
+        assert re.match(r"\s*\.venv/bin/python -m ", line), line
+        module = re.search(r"-m ([\w.]+)", line).group(1)  # type: ignore[union-attr]
+        assert importlib.util.find_spec(module) is not None, line
+
+
+def test_training_help_runs_as_documented() -> None:
+    """``.venv/bin/python -m training --help``, as the README says, prints the options."""
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--recipe" in result.stdout
+    assert ".venv/bin/python -m training --help" in (ROOT / "README.md").read_text()
