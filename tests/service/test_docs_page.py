@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -67,10 +69,18 @@ def live(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield service
 
 
+@dataclass
+class OfflinePage:
+    """A browser page that reaches 127.0.0.1 only, and the URLs it was refused."""
+
+    page: Any  # playwright.sync_api.Page, imported only once the module knows it is there
+    blocked: list[str]
+
+
 @pytest.fixture
-def page(live: LiveService) -> Iterator[object]:
+def offline(live: LiveService) -> Iterator[OfflinePage]:
     """A page of a headless Chromium that may reach 127.0.0.1 only; every other request is
-    aborted and recorded in ``page.blocked``."""
+    aborted and recorded."""
     from playwright.sync_api import Route, sync_playwright
 
     with sync_playwright() as playwright:
@@ -90,19 +100,17 @@ def page(live: LiveService) -> Iterator[object]:
         context.route("**/*", only_localhost)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
-        page.blocked = blocked  # type: ignore[attr-defined]  # the test reads it back
         try:
-            yield page
+            yield OfflinePage(page, blocked)
         finally:
             browser.close()
 
 
-def _try_it_out(page: object, method: str, path: str) -> str:
+def _try_it_out(page: Any, method: str, path: str) -> str:
     """Open an operation in Swagger UI, press "Try it out" and "Execute" with the example
     it shows, and return the status code it displays for the answer."""
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import expect
 
-    assert isinstance(page, Page)
     operation = page.locator(f".opblock-{method}").filter(
         has=page.locator(f'.opblock-summary-path[data-path="{path}"]')
     )
@@ -114,12 +122,14 @@ def _try_it_out(page: object, method: str, path: str) -> str:
     return status.inner_text().strip()
 
 
-def test_swagger_ui_renders_offline_and_try_it_out_answers(live: LiveService, page: object) -> None:
+def test_swagger_ui_renders_offline_and_try_it_out_answers(
+    live: LiveService, offline: OfflinePage
+) -> None:
     """/docs renders every operation with nothing but 127.0.0.1 reachable, and "Try it out" +
     "Execute" with the shown examples answers 200 on POST /predict and 202 on POST /train."""
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import expect
 
-    assert isinstance(page, Page)
+    page = offline.page
     page.goto(f"{live.url}/docs")
     expect(page.locator(".opblock").first).to_be_visible()
     paths = set(page.locator(".opblock-summary-path").all_inner_texts())
@@ -129,18 +139,18 @@ def test_swagger_ui_renders_offline_and_try_it_out_answers(live: LiveService, pa
     expect(page.get_by_text("Start a training job")).to_be_visible()
     assert _try_it_out(page, "post", "/predict") == "200"
     assert _try_it_out(page, "post", "/train") == "202"
-    assert page.blocked == []  # type: ignore[attr-defined]
+    assert offline.blocked == []
 
 
-def test_redoc_renders_offline(live: LiveService, page: object) -> None:
+def test_redoc_renders_offline(live: LiveService, offline: OfflinePage) -> None:
     """/redoc renders the operations and tag descriptions with nothing but 127.0.0.1
     reachable."""
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import expect
 
-    assert isinstance(page, Page)
+    page = offline.page
     page.goto(f"{live.url}/redoc")
     for summary in ("Start a training job", "Classify digits with the default model"):
         expect(page.get_by_role("heading", name=summary)).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("Training jobs: start one in the background")).to_be_visible()
     # The one request off this host: ReDoc's "powered by" logo (no option turns it off).
-    assert set(page.blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}  # type: ignore[attr-defined]
+    assert set(offline.blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
