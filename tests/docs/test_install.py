@@ -52,6 +52,15 @@ def test_make_install_takes_torch_from_the_cpu_index_by_default(tmp_path: Path) 
     assert "--extra-index-url" not in commands[project_step]
 
 
+def test_make_install_shows_pips_progress(tmp_path: Path) -> None:
+    """No install step silences pip: ``make serve`` on a new clone shows what it installs
+    instead of minutes of silence."""
+    commands = _install_commands(tmp_path)
+    assert len(commands) == 3, commands
+    for command in commands:
+        assert not re.search(r"\s(--quiet|-q+)(\s|$)", command), command
+
+
 def test_make_install_takes_the_index_from_one_variable(tmp_path: Path) -> None:
     """``TORCH_INDEX=...`` (the CUDA build, as the README says) replaces the CPU index."""
     commands = _install_commands(tmp_path, f"TORCH_INDEX={CUDA_INDEX}")
