@@ -6,12 +6,25 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install serve train test test-fast lint fmt check bench report clean
 
-# The virtual environment, rebuilt when pyproject.toml changes. torch==2.13.0 is the CPU build.
+# Where pip takes torch from. The default is the CPU build on any Linux x86_64 machine (PyPI's
+# own torch there is the CUDA build, several GB). For an NVIDIA GPU, the CUDA 12.8 build:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cu128
+# An index that cannot be reached only costs pip's retries (a warning): a torch wheel that pip
+# finds elsewhere (its own configuration, a local folder) is taken as before.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# The torch pin, read from pyproject.toml so that it is written in one place.
+TORCH_PIN   := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
+
+# The virtual environment, rebuilt when pyproject.toml changes: torch alone from TORCH_INDEX
+# (--no-deps: the index is asked for torch only), then the project, whose torch pin it meets.
 $(STAMP): pyproject.toml
+	@echo "make: installing into $(VENV) ($(TORCH_PIN) from $(TORCH_INDEX)); the first time takes a few minutes"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install --no-deps '$(TORCH_PIN)' --extra-index-url '$(TORCH_INDEX)'
+	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
+	@echo "make: $(VENV) is ready"
 
 install: $(STAMP)
 

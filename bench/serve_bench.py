@@ -7,6 +7,9 @@ Every server is one process pinned to core 0 (``taskset -c 0``), torch threads 1
 uvloop + httptools; ``wrk`` (``apt-get install -y wrk``) is pinned to core 1. Rounds are
 interleaved (service, naive, ceiling, then the next scenario) so background load hits all
 three alike; each figure is the median over rounds. See docs/service.md.
+
+It prints a line per step as it goes (about a minute per round with the defaults); Ctrl-C
+stops the servers and exits with status 130.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -23,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +50,12 @@ class Result:
     p99_ms: float
     errors: int
     cpu_us: float = float("nan")  # server CPU time per request (robust to background load)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.rps:,.0f} req/s, p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, "
+            f"{self.errors} errors"
+        )
 
 
 @dataclass
@@ -82,6 +93,7 @@ def start(name: str, models_dir: Path, baseline: Path | None = None) -> Server:
         if name == "naive":
             cmd += ["--model", str(models_dir / "cnn" / "1" / "model.pt")]
         probe = f"http://127.0.0.1:{port}/"
+    progress(f"starting {name} on port {port}")
     began = time.perf_counter()
     process = subprocess.Popen(["taskset", "-c", SERVER_CORE, *cmd], cwd=cwd, env=env)
     while True:
@@ -93,6 +105,19 @@ def start(name: str, models_dir: Path, baseline: Path | None = None) -> Server:
                     return Server(name, process, time.perf_counter() - began)
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.02)
+
+
+def stop(servers: Iterable[Server]) -> None:
+    """Stop the servers (after Ctrl-C they may be stopping already: it reached them too)."""
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.terminate()
+    for server in servers:
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
 
 
 def lua_script(folder: Path, body: dict[str, object]) -> Path:
@@ -107,11 +132,21 @@ def lua_script(folder: Path, body: dict[str, object]) -> Path:
     return path
 
 
+def progress(message: str) -> None:
+    """One line of progress, shown at once even when stdout is a pipe."""
+    print(message, flush=True)
+
+
 def wrk(url: str, script: Path, connections: int, seconds: float) -> Result:
     """Run wrk on the client core and parse requests/s and the latency percentiles."""
     cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
     cmd += ["--latency", "-s", str(script), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode in (-signal.SIGINT, 128 + signal.SIGINT):  # Ctrl-C reached wrk first
+        raise KeyboardInterrupt
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed with status {done.returncode}: {done.stderr.strip()}")
+    out = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
@@ -170,6 +205,14 @@ def mean_batch(port: int) -> float:
 
 
 def main() -> int:
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("\ninterrupted: servers stopped, no figures", file=sys.stderr)
+        return 130
+
+
+def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk round")
@@ -187,39 +230,45 @@ def main() -> int:
     models = [m for m in ("logistic", "fnn", "cnn") if (args.models_dir / m / "1").is_dir()]
     os.sched_setaffinity(0, {int(SERVER_CORE)})
     torch.set_num_threads(1)
-    forward = {m: forward_rows_per_s(args.models_dir, m) for m in models}
+    forward = {}
+    for m in models:
+        forward[m] = forward_rows_per_s(args.models_dir, m)
+        progress(f"in-process forward, {m}, batch 256: {forward[m]:,.0f} rows/s")
     os.sched_setaffinity(0, {int(SERVER_CORE), int(CLIENT_CORE)})
 
-    servers = {name: start(name, args.models_dir, args.baseline) for name in PORTS}
+    servers: dict[str, Server] = {}
     single: dict[tuple[str, int], list[Result]] = {}
     batch: dict[str, list[Result]] = {}
     try:
+        for name in PORTS:
+            servers[name] = start(name, args.models_dir, args.baseline)
+            progress(f"{name} ready in {servers[name].cold_start_s:.2f} s")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             one = lua_script(folder, {"instances": [SEVEN]})
             rows = lua_script(folder, {"instances": [SEVEN] * 256})
             for name in PORTS:  # warm-up
                 wrk(f"http://127.0.0.1:{PORTS[name]}/predict", one, 8, 1)
-            for _round in range(args.rounds):
+            for round_ in range(1, args.rounds + 1):
                 for c in args.concurrency:
                     for name in PORTS:
                         url = f"http://127.0.0.1:{PORTS[name]}/predict"
                         result = measure(servers[name], url, one, c, args.seconds)
                         single.setdefault((name, c), []).append(result)
+                        progress(f"round {round_}/{args.rounds}, c={c}, {name}: {result}")
                 for m in models:
                     url = f"http://127.0.0.1:{PORTS['service']}/models/{m}/predict"
                     result = measure(
                         servers["service"], url, rows, args.batch_connections, args.seconds
                     )
                     batch.setdefault(m, []).append(result)
+                    progress(f"round {round_}/{args.rounds}, batch 256, {m}: {result}")
         rss = {name: s.rss_mb() for name, s in servers.items()}
         print(
             f"service: mean CNN rows per forward over the run: {mean_batch(PORTS['service']):.1f}"
         )
     finally:
-        for server in servers.values():
-            server.process.terminate()
-            server.process.wait(timeout=10)
+        stop(servers.values())
     report(servers, single, batch, forward, rss, args)
     return 0
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
@@ -34,6 +36,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (DIGITS_DEVICE)")
     return parser
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """Stop with exit code 0 on SIGINT/SIGTERM (uvicorn re-raises the signal it stopped on)."""
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     # Each worker process builds its app from the environment: pass the overrides along.
     for key, value in overrides.items():
         os.environ[f"DIGITS_{key.upper()}"] = str(value)
+    # uvicorn shuts down gracefully on Ctrl-C or SIGTERM, then raises the same signal again
+    # under the handlers it found: with Python's own, that is a KeyboardInterrupt traceback
+    # (Ctrl-C) or death by SIGTERM (exit 143). A stop that was asked for is a clean exit.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _exit_cleanly)
     uvicorn.run(
         "service.app:create_app",
         host=settings.host,

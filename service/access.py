@@ -54,7 +54,7 @@ POLICY: dict[str, Access] = {
     # the API's description: no data, and Swagger UI must load it before a key is entered
     "GET /openapi.json": OPEN,
     "GET /docs": OPEN,
-    "GET /docs/oauth2-redirect": OPEN,
+    "GET /docs/assets/{name}": OPEN,
     "GET /redoc": OPEN,
     # inference and what is served
     "POST /predict": READ,

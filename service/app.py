@@ -28,7 +28,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import health, metrics, models, predict, train
+from service.routes import docs, health, metrics, models, predict, train
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="digits-serve",
         version="0.1.0",
         summary="Serve and retrain the torch.nn lecture's digit classifiers.",
+        openapi_tags=docs.OPENAPI_TAGS,
+        docs_url=None,  # served from local files by service/routes/docs.py
+        redoc_url=None,
         lifespan=_lifespan,
         # FastAPI's native OpenTelemetry looks up the global providers on every request
         # (docs/service.md); off unless asked for (DIGITS_OPENTELEMETRY=1).
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.started = False
     for router in (predict.router, models.router, train.router, health.router, metrics.router):
         app.include_router(router)
+    app.include_router(docs.router)
     _add_middleware(app, settings)
     handlers.install(app, RouteTable(POLICY))
     _document_access(app)

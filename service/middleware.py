@@ -14,6 +14,7 @@ import contextlib
 import time
 
 import orjson
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge, RequestTimeout, ServiceError
@@ -45,12 +46,24 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            # Unmatched paths share one label so scanners cannot blow up the series count.
-            template = getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
             self.metrics.observe_request(
-                template, scope["method"], status, time.perf_counter() - start
+                route_template(scope), scope["method"], status, time.perf_counter() - start
             )
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that served ``scope`` (``/models/{name}``), or
+    ``UNMATCHED``: unmatched paths share one label so scanners cannot blow up the series."""
+    route = scope.get("route")
+    if route is None:
+        # FastAPI sets scope["route"] for its APIRoutes only; plain Starlette routes, such as
+        # FastAPI's own /openapi.json, are found again among the app's routes.
+        app = scope.get("app")
+        for candidate in getattr(getattr(app, "router", None), "routes", ()):
+            if isinstance(candidate, Route) and candidate.matches(scope)[0] is Match.FULL:
+                route = candidate
+                break
+    return getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
 
 
 class _BodyRefused(Exception):

@@ -155,7 +155,15 @@ class Hyperparameters(BaseModel):
 class JobSpec(BaseModel):
     """Body of ``POST /train``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The example Swagger UI's "Try it out" sends: a quick job (about a second of fitting).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"family": "logistic", "promote": False, "hyperparameters": {"iterations": 100}}
+            ]
+        },
+    )
 
     family: Family
     name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")] | None = Field(

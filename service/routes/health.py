@@ -12,7 +12,7 @@ from service.deps import StartedRegistryDep
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live")
+@router.get("/live", summary="Liveness: the process is up")
 async def live() -> dict[str, str]:
     """The process is up (always 200)."""
     return {"status": "ok"}
@@ -20,6 +20,7 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/ready",
+    summary="Readiness: which models can answer, and why not",
     responses={503: {"description": "starting, or no model can answer; the body says why"}},
 )
 async def ready(registry: StartedRegistryDep) -> JSONResponse:

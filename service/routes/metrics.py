@@ -10,7 +10,7 @@ from service.metrics import CONTENT_TYPE
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(metrics: MetricsDep) -> Response:
     """Request counts and latency, predictions, batch sizes, models loaded (Prometheus text)."""
     return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -11,7 +11,7 @@ from service.schemas import ModelInfo, ModelList, ModelVersion
 router = APIRouter(prefix="/models", tags=["models"])
 
 
-@router.get("")
+@router.get("", summary="List the models served and their versions")
 async def list_models(registry: RegistryDep) -> ModelList:
     """Every model with its loaded versions, their manifests and the default version."""
     return ModelList(
@@ -20,7 +20,11 @@ async def list_models(registry: RegistryDep) -> ModelList:
     )
 
 
-@router.get("/{name}", responses={404: {"description": "no such model; lists those that exist"}})
+@router.get(
+    "/{name}",
+    summary="Show one model",
+    responses={404: {"description": "no such model; lists those that exist"}},
+)
 async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
     """One model: its versions, their manifests (metrics, input spec, sha256) and the default."""
     return _info(registry, name)

@@ -104,6 +104,7 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 
 @router.post(
     "/predict",
+    summary="Classify digits with the default model",
     response_model=PredictResponse,
     responses=_ERRORS,
     openapi_extra=predict_openapi(),
@@ -116,6 +117,7 @@ async def predict_default(request: Request) -> Response:
 
 @router.post(
     "/models/{name}/predict",
+    summary="Classify digits with a chosen model and version",
     response_model=PredictResponse,
     responses=_ERRORS,
     openapi_extra={**predict_openapi(), "parameters": [_NAME, _VERSION]},

@@ -39,6 +39,7 @@ JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 
 @router.post(
     "",
+    summary="Start a training job",
     status_code=status.HTTP_202_ACCEPTED,
     responses={429: {"description": "queue full; see Retry-After"}},
 )
@@ -49,7 +50,7 @@ async def submit(spec: JobSpec, jobs: JobsDep, response: Response) -> JobView:
     return job_view(job, await jobs.curve(job.id))
 
 
-@router.get("")
+@router.get("", summary="List training jobs, newest first")
 async def list_jobs(
     jobs: JobsDep,
     request: Request,
@@ -72,7 +73,7 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", responses=_JOB_RESPONSES)
+@router.get("/{job_id}", summary="Show a job: status, progress, curves", responses=_JOB_RESPONSES)
 async def get_job(job_id: str, jobs: JobsDep) -> JobView:
     """Status, progress, loss curve (at most 1,000 points), accuracy, metrics, model."""
     job = await jobs.get(job_id)
@@ -81,6 +82,7 @@ async def get_job(job_id: str, jobs: JobsDep) -> JobView:
 
 @router.delete(
     "/{job_id}",
+    summary="Cancel a queued job or stop a running one",
     responses={
         202: {"description": "running: stop requested", "model": JobView},
         409: {"description": "ended"},
@@ -96,7 +98,9 @@ async def cancel(job_id: str, jobs: JobsDep, response: Response) -> JobView:
     return job_view(job, await jobs.curve(job_id))
 
 
-@router.get("/{job_id}/curve.json", responses=_JOB_RESPONSES)
+@router.get(
+    "/{job_id}/curve.json", summary="Every loss and accuracy point (JSON)", responses=_JOB_RESPONSES
+)
 async def curve_json(job_id: str, jobs: JobsDep) -> FullCurve:
     """Every loss (iteration i at index i - 1) and every accuracy point, unthinned."""
     curve = await jobs.curve(job_id)
@@ -114,6 +118,7 @@ def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: 
 
 @router.get(
     "/{job_id}/curve.{fmt}",
+    summary="Loss and accuracy curves drawn as PNG or SVG",
     responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}, **_JOB_RESPONSES},
     response_class=Response,
 )
@@ -126,7 +131,12 @@ async def curve_plot(job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep) -> 
     return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 
-@router.get("/{job_id}/events", responses=_JOB_RESPONSES, response_class=EventSourceResponse)
+@router.get(
+    "/{job_id}/events",
+    summary="Follow a job live (server-sent events)",
+    responses=_JOB_RESPONSES,
+    response_class=EventSourceResponse,
+)
 async def events(job_id: str, jobs: JobsDep) -> EventSourceResponse:
     """Server-sent events: ``state`` (the job so far), ``progress`` while it runs, ``final``."""
     await jobs.get(job_id)  # 404 before the stream starts

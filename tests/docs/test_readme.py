@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from service.settings import Settings
+from tests.conftest import SHIPPED_MODELS
+from tests.service.live import running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,3 +42,79 @@ def test_readme_commands_are_make_targets() -> None:
     )
     assert used, "the README names no make command"
     assert used <= targets
+
+
+def _quick_start_commands() -> str:
+    """The README's quick-start block of commands for a running service."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2, "expected the make block and the curl block"
+    return str(blocks[1])
+
+
+@pytest.mark.timeout(300)
+def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
+    """The quick start's curl commands, pasted as they are into bash against the service on
+    the shipped models, classify the "0", start a job whose id they capture themselves, and
+    follow its events to the end."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    models = tmp_path / "models"
+    shutil.copytree(SHIPPED_MODELS, models)
+    with running_service(models, tmp_path) as service:
+        script = _quick_start_commands().replace("localhost:8000", service.url.split("//")[1])
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    assert result.returncode == 0, result.stderr
+    # curl -s prints each answer as it came, without a newline: two JSON objects, then SSE.
+    decoder, answers, at = json.JSONDecoder(), [], 0
+    for _ in range(2):
+        answer, at = decoder.raw_decode(result.stdout, at)
+        answers.append(answer)
+    assert [a["predictions"][0]["label"] for a in answers] == [0, 0]
+    assert answers[1]["model"] == "fnn"
+    assert "event: final" in result.stdout
+    final = result.stdout.split("event: final", 1)[1]
+    assert '"status": "succeeded"' in final, final[:500]
+
+
+def _shell_blocks(path: Path) -> list[str]:
+    """The lines of the ```sh / ```bash blocks of a Markdown file."""
+    blocks = re.findall(r"```(?:sh|bash)\n(.*?)```", path.read_text(), flags=re.S)
+    return [line for block in blocks for line in block.splitlines()]
+
+
+def test_documented_entry_points_run_with_the_project_environment() -> None:
+    """Every ``python -m <module>`` command in the README and the service and training docs
+    names the project's interpreter (``.venv/bin/python``: the system one has no torch), and
+    its module exists."""
+    commands = [
+        line
+        for doc in ("README.md", "docs/training.md", "docs/service.md")
+        for line in _shell_blocks(ROOT / doc)
+        if re.search(r"\bpython3? -m ", line)
+    ]
+    assert commands, "no python -m command documented"
+    for line in commands:
+        assert re.match(r"\s*\.venv/bin/python -m ", line), line
+        module = re.search(r"-m ([\w.]+)", line).group(1)  # type: ignore[union-attr]
+        assert importlib.util.find_spec(module) is not None, line
+
+
+def test_training_help_runs_as_documented() -> None:
+    """``.venv/bin/python -m training --help``, as the README says, prints the options."""
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--recipe" in result.stdout
+    assert ".venv/bin/python -m training --help" in (ROOT / "README.md").read_text()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from starlette.routing import Route
 
 from service.access import ADMIN, OPEN, POLICY, READ, Access, exposure_problem
 from service.app import create_app
@@ -25,17 +25,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def served_routes(app: FastAPI) -> list[str]:
-    """``METHOD /path`` of every route the app serves: its OpenAPI operations and the plain
-    Starlette routes outside the schema (the API docs pages)."""
-    served = {
-        f"{method.upper()} {path}"
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-    }
-    for route in app.routes:
-        if isinstance(route, Route) and route.include_in_schema is False:
-            served |= {f"{m} {route.path}" for m in route.methods or () if m != "HEAD"}
-    return sorted(served)
+    """``METHOD /path`` of every route the app serves, included routers and the routes
+    outside the OpenAPI schema (the docs pages) too."""
+    return sorted(
+        f"{method} {context.path}"
+        for context in iter_route_contexts(app.routes)
+        for method in getattr(context, "methods", None) or ()
+        if method != "HEAD"
+    )
 
 
 @pytest.fixture(scope="module")

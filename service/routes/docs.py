@@ -1,0 +1,92 @@
+"""``/docs`` (Swagger UI) and ``/redoc`` (ReDoc) from the service's own files, so they work
+without internet access (FastAPI's defaults load both from a CDN), and the tag descriptions
+of the OpenAPI document. The vendored files, their versions and licences: ``service/static``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+ASSETS_PATH = "/docs/assets"
+
+#: The files ``/docs/assets/{name}`` serves: name -> (folder under ``STATIC``, media type).
+ASSETS: dict[str, tuple[str, str]] = {
+    "swagger-ui-bundle.js": ("swagger-ui", "text/javascript"),
+    "swagger-ui.css": ("swagger-ui", "text/css"),
+    "favicon-32x32.png": ("swagger-ui", "image/png"),
+    "redoc.standalone.js": ("redoc", "text/javascript"),
+}
+
+#: Tag descriptions, in the order Swagger UI and ReDoc show the groups.
+OPENAPI_TAGS: list[dict[str, Any]] = [
+    {
+        "name": "predict",
+        "description": "Classify handwritten digits: 8x8 images as 64 raw pixel values 0..16, "
+        "row by row (scikit-learn's `load_digits`), one in `pixels` or many in `instances`.",
+    },
+    {
+        "name": "models",
+        "description": "The models and versions being served, with their manifests (test "
+        "accuracy, recipe, checksum) and which version answers by default.",
+    },
+    {
+        "name": "train",
+        "description": "Training jobs: start one in the background, follow its loss curve "
+        "live (JSON, server-sent events, plots), list and cancel jobs. A job that succeeds "
+        "publishes a new model version, served without a restart.",
+    },
+    {
+        "name": "health",
+        "description": "Probes for load balancers and orchestrators: the process is up, and "
+        "the models are loaded and warmed.",
+    },
+    {"name": "metrics", "description": "Prometheus metrics of requests, predictions and jobs."},
+]
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI on this service's OpenAPI document, from local files."""
+    root = request.scope.get("root_path", "")
+    return get_swagger_ui_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - Swagger UI",
+        swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
+        oauth2_redirect_url=None,
+    )
+
+
+@router.get("/redoc")
+async def redoc(request: Request) -> HTMLResponse:
+    """ReDoc on this service's OpenAPI document, from local files, without web fonts."""
+    root = request.scope.get("root_path", "")
+    return get_redoc_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} - ReDoc",
+        redoc_js_url=f"{root}{ASSETS_PATH}/redoc.standalone.js",
+        redoc_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
+        with_google_fonts=False,
+    )
+
+
+@router.get(ASSETS_PATH + "/{name}")
+async def asset(name: str) -> FileResponse:
+    """One of the vendored files in ``ASSETS`` (a day's browser cache: they change by release)."""
+    if name not in ASSETS:
+        raise HTTPException(status_code=404, detail=f"no documentation asset {name!r}")
+    folder, media_type = ASSETS[name]
+    return FileResponse(
+        STATIC / folder / name,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
