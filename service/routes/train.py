@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,8 +25,10 @@ from training.export import plot_curves
 
 router = APIRouter(prefix="/train", tags=["train"], dependencies=[ReaderDep])
 
-#: matplotlib's Agg backend is not thread-safe across figures being drawn at once.
-_PLOT_LOCK = threading.Lock()
+#: Plots are drawn in this one thread, never on the default executor that every database
+#: call goes through: matplotlib's Agg backend is not thread-safe across figures drawn at
+#: once, and a burst of plot requests must not delay job or predict calls.
+_PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
 _JOB_RESPONSES: dict[int | str, dict[str, str]] = {404: {"description": "no such job"}}
 
 
@@ -109,7 +111,7 @@ async def curve_json(job_id: str, jobs: JobsDep) -> FullCurve:
 
 
 def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: str) -> bytes:
-    with _PLOT_LOCK, tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"curves.{fmt}"
         plot_curves(loss, accuracy, path, title)
         return path.read_bytes()
@@ -125,7 +127,8 @@ async def curve_plot(job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep) -> 
     job = await jobs.get(job_id)
     curve = await jobs.curve(job_id)
     title = f"job {job_id[:8]}: {job.name} ({job.family}), {job.status}"
-    body = await asyncio.to_thread(_draw, curve.losses, curve.accuracy, title, fmt)
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(_PLOTTER, _draw, curve.losses, curve.accuracy, title, fmt)
     return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 
