@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 STALE_AFTER_S = 300.0
 #: PostgreSQL advisory-lock key serialising table creation ("digits" in ASCII).
 _DDL_LOCK_KEY = 0x646967697473
+#: PostgreSQL advisory-lock key serialising submissions, so the queue bound holds across
+#: processes ("digitq" in ASCII).
+_SUBMIT_LOCK_KEY = 0x646967697471
 WORKER_LOST = "worker lost: the process running this job exited"
 
 
@@ -79,12 +82,20 @@ def _make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling is off; ``_begin`` emits BEGIN itself.
+        dbapi_connection.isolation_level = None
         # WAL lets readers (the API) read while a worker writes progress.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # ``immediate`` takes the write lock at BEGIN: a count then an insert is atomic.
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -119,10 +130,17 @@ class JobStore:
     # --- API side ----------------------------------------------------------------------
 
     def create(self, spec: JobSpec, *, max_queued: int | None = None) -> JobRecord | None:
-        """Insert a ``queued`` job; ``None`` when ``max_queued`` jobs are already waiting."""
+        """Insert a ``queued`` job; ``None`` when ``max_queued`` jobs are already waiting.
+
+        The count and the insert are one critical section across threads and processes:
+        under a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` (the
+        database's write lock) on SQLite.
+        """
         stored = spec.stored()
         job_id = uuid.uuid4().hex
-        with self.engine.begin() as conn:
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_SUBMIT_LOCK_KEY)))
             if max_queued is not None:
                 waiting = conn.execute(
                     select(func.count()).where(jobs_table.c.status == JobStatus.QUEUED)

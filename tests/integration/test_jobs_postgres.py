@@ -20,7 +20,13 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.jobs.models import JobSpec, JobStatus
 from service.jobs.store import JobStore
-from tests.service.jobs.conftest import SHORT_LOGISTIC, claim_concurrently, job_settings, wait_job
+from tests.service.jobs.conftest import (
+    SHORT_LOGISTIC,
+    claim_concurrently,
+    job_settings,
+    submit_concurrently,
+    wait_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +66,17 @@ def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
     assert stores[1].counts()[JobStatus.RUNNING] >= 30
     for store in stores:
         store.close()
+
+
+def test_postgres_queue_bound_holds_for_20_concurrent_submitters(pg_url: str) -> None:
+    """Twenty submitters on their own connections at once: exactly 16 queued, 4 refused."""
+    store = JobStore(pg_url)
+    before = store.counts()[JobStatus.QUEUED]
+    assert submit_concurrently(pg_url, submitters=20, max_queued=before + 16) == 16
+    assert store.counts()[JobStatus.QUEUED] == before + 16
+    for job in store.list_jobs(status=JobStatus.QUEUED, limit=100)[0]:
+        store.request_cancel(job.id)  # leave no queued job for the next tests
+    store.close()
 
 
 def test_postgres_backs_a_whole_job_over_http(

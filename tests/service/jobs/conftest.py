@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.jobs.models import JobRecord
+from service.jobs.models import JobRecord, JobSpec
 from service.jobs.store import JobStore
 from service.settings import Settings
 
@@ -108,3 +108,25 @@ def claim_concurrently(stores: list[JobStore], claimers: int = 8) -> list[list[s
     for thread in threads:
         thread.join(timeout=60)
     return claims
+
+
+def submit_concurrently(url: str, submitters: int = 20, max_queued: int = 16) -> int:
+    """Start ``submitters`` threads at once, each on its own store (its own connections, as
+    separate processes would be), each creating one job; how many were queued."""
+    stores = [JobStore(url) for _ in range(submitters)]
+    barrier = threading.Barrier(submitters)
+    queued: list[bool] = []
+
+    def submitter(store: JobStore) -> None:
+        barrier.wait()
+        queued.append(store.create(JobSpec(family="logistic"), max_queued=max_queued) is not None)
+
+    threads = [threading.Thread(target=submitter, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for store in stores:
+        store.close()
+    assert len(queued) == submitters, "a submitter raised or hung"
+    return sum(queued)

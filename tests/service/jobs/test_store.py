@@ -10,7 +10,7 @@ from service.errors import JobNotCancellable
 from service.jobs.models import JobSpec, JobStatus
 from service.jobs.store import JobStore
 from service.jobs.views import MAX_CURVE_POINTS, thin
-from tests.service.jobs.conftest import claim_concurrently
+from tests.service.jobs.conftest import claim_concurrently, submit_concurrently
 
 
 @pytest.fixture
@@ -78,6 +78,13 @@ def test_queue_bound_refuses_jobs_beyond_max_queued(url: str) -> None:
     assert store.create(JobSpec(family="fnn"), max_queued=2) is not None
     assert store.create(JobSpec(family="fnn"), max_queued=2) is None
     assert store.counts()[JobStatus.QUEUED] == 2
+
+
+def test_queue_bound_holds_for_20_concurrent_submitters(url: str) -> None:
+    """Twenty submitters on their own connections at once: exactly 16 queued, 4 refused."""
+    JobStore(url).close()  # the tables exist before the race, as they do in a running service
+    assert submit_concurrently(url, submitters=20, max_queued=16) == 16
+    assert JobStore(url).counts()[JobStatus.QUEUED] == 16
 
 
 def test_thinning_keeps_at_most_1000_means_ending_at_the_last_iteration() -> None:
