@@ -22,7 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
-from service.errors import JobNotCancellable, QueueFull
+from sqlalchemy.exc import OperationalError
+
+from service.errors import JobNotCancellable, QueueFull, StoreUnavailable
 from service.jobs.metrics import JobMetrics
 from service.jobs.models import Curve, JobRecord, JobSpec, JobStatus
 from service.jobs.store import WORKER_LOST, JobStore, new_owner
@@ -75,8 +77,17 @@ class StoreRunner:
         self.poll_interval = poll_interval
 
     async def submit(self, spec: JobSpec) -> JobRecord:
-        """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full."""
-        job = await asyncio.to_thread(self.store.create, spec, max_queued=self.max_queued)
+        """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full,
+        ``StoreUnavailable`` (503, ``Retry-After``) when the store cannot take the job."""
+        try:
+            job = await asyncio.to_thread(self.store.create, spec, max_queued=self.max_queued)
+        except OperationalError as exc:
+            log.warning("the job store refused a new job: %s", exc.orig)
+            raise StoreUnavailable(
+                f"the job store cannot accept a job now: {exc.orig}",
+                expected=f"retry after {RETRY_AFTER_S} s",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from exc
         if job is None:
             raise QueueFull(
                 f"{self.max_queued} training jobs are already waiting",

@@ -13,10 +13,12 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from sqlalchemy.exc import OperationalError
 
 from service.jobs.models import JobRecord, JobStatus
 from service.jobs.store import JobStore, new_owner
@@ -32,6 +34,25 @@ log = logging.getLogger(__name__)
 #: Seconds between progress writes (which also read the cancel flag): the stop latency.
 PROGRESS_INTERVAL_S = 0.2
 CANCELLED = "cancelled"
+#: Waits before each retry of a progress write the store refused (about 6 s in all); a
+#: fault that outlasts them stops the fit, and the job ends ``failed`` with its cause.
+RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+#: How long the final ``failed`` write of a job is retried (every second) before giving up.
+FINAL_WRITE_S = 600.0
+
+T = TypeVar("T")
+
+
+def with_retries(write: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS_S) -> T:
+    """``write()``, retried after each of ``delays`` while the store raises
+    ``OperationalError`` (disk full, connection lost); the last error is raised."""
+    for delay in delays:
+        try:
+            return write()
+        except OperationalError as exc:
+            log.warning("job store write failed (%s); retrying in %.1f s", exc.orig, delay)
+            time.sleep(delay)
+    return write()
 
 
 def init_worker_process(nice: int = 0) -> None:
@@ -65,6 +86,8 @@ class ProgressRecorder:
         self.last_write = time.monotonic()
         self.stop_reason: str | None = None
         self.stopped = False
+        #: Why the store could not record progress, when it could not: the job's error.
+        self.store_error: str | None = None
 
     def __call__(self, step: Step) -> bool:
         self.losses.append(step.loss)
@@ -78,14 +101,21 @@ class ProgressRecorder:
     def flush(self, iteration: int, elapsed: float) -> None:
         """Write the buffered points and read the cancel flag."""
         losses, accuracy = self.losses[self.written[0] :], self.accuracy[self.written[1] :]
-        stop, reason = self.store.record_progress(
-            self.job_id,
-            self.owner,
-            iteration=iteration,
-            elapsed=elapsed,
-            losses=losses,
-            accuracy=accuracy,
-        )
+        try:
+            stop, reason = with_retries(
+                lambda: self.store.record_progress(
+                    self.job_id,
+                    self.owner,
+                    iteration=iteration,
+                    elapsed=elapsed,
+                    losses=losses,
+                    accuracy=accuracy,
+                )
+            )
+        except OperationalError as exc:
+            self.store_error = f"the job store could not record progress: {exc.orig}"
+            self.stopped = True
+            return
         self.written = (len(self.losses), len(self.accuracy))
         self.last_write = time.monotonic()
         if stop and not self.stopped:
@@ -98,6 +128,15 @@ class ProgressRecorder:
                 {"iteration": point.iteration, "train": point.train, "test": point.test}
             )
         self.flush(result.iterations, result.fit_seconds)
+
+
+def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) -> None:
+    """End the job ``failed`` with ``error`` as soon as the store takes the write."""
+    log.error("job %s: %s", job_id, error)
+    with_retries(
+        lambda: store.finish(job_id, owner, JobStatus.FAILED, error=error),
+        delays=(1.0,) * int(FINAL_WRITE_S),
+    )
 
 
 def _keep_current_default(models_dir: Path, name: str) -> None:
@@ -118,6 +157,9 @@ def _fit_and_publish(
     split = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
     model, result = train(spec, split, recipe, on_step=recorder)
+    if recorder.store_error is not None:
+        _fail_when_writable(store, job.id, owner, recorder.store_error)
+        return JobStatus.FAILED
     recorder.finish(result)
     metrics: dict[str, Any] = {
         "train_accuracy": result.train_accuracy,
