@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,7 +31,7 @@ from service.jobs.metrics import JobMetrics
 from service.jobs.models import Curve, JobRecord, JobSpec, JobStatus
 from service.jobs.store import WORKER_LOST, JobStore, new_owner
 from service.jobs.views import job_view, progress_event
-from service.jobs.worker import init_worker_process, run_job
+from service.jobs.worker import init_worker_process, run_job, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +170,24 @@ def _new_pool(nice: int) -> ProcessPoolExecutor:
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=init_worker_process,
-        initargs=(nice,),
+        initargs=(nice, os.getpid()),
     )
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """``fn(*args)`` in ``pool``; a worker process this starts is spawned with SIGINT blocked
+    (it ignores it once initialised), so a Ctrl-C that comes while it imports is no traceback:
+    the parent stops its workers."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _log_warm_up_failure(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("a training worker failed to warm up: %r", done.exception())
 
 
 class LocalJobRunner(StoreRunner):
@@ -204,6 +222,9 @@ class LocalJobRunner(StoreRunner):
         lost = await asyncio.to_thread(self.store.mark_orphans, self.owner)
         if lost:
             log.warning("marked %d job(s) failed whose worker is gone: %s", len(lost), lost)
+        for slot in self._slots:  # started and warmed now, so the first job starts at once
+            slot.pool = _new_pool(self.nice)
+            _submit(slot.pool, warm_up).add_done_callback(_log_warm_up_failure)
         self._dispatcher = asyncio.create_task(self._dispatch_loop())
         return self
 
@@ -272,9 +293,8 @@ class LocalJobRunner(StoreRunner):
         try:
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
-            loop = asyncio.get_running_loop()
             args = (self.store.url, str(self.models_dir), job_id, self.owner)
-            await loop.run_in_executor(slot.pool, run_job, *args)
+            await _submit(slot.pool, run_job, *args)
         except BrokenProcessPool:
             log.error("the worker running job %s exited; starting a new one", job_id)
             await asyncio.to_thread(self.store.fail, job_id, WORKER_LOST, owner=self.owner)

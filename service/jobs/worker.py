@@ -9,9 +9,13 @@ CLI's code) and records the outcome. It never raises for a failed fit: the job s
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,12 +59,43 @@ def with_retries(write: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAY
     return write()
 
 
-def init_worker_process(nice: int = 0) -> None:
-    """Process-pool initializer: one torch thread per worker (the API keeps the others), and
-    ``nice`` added to its niceness so a fit yields the CPU to the predict path."""
+#: Linux ``prctl`` option: the signal the kernel sends a process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+#: How often the fallback watchdog checks that the parent process is still there.
+PARENT_CHECK_S = 1.0
+
+
+def init_worker_process(nice: int = 0, parent: int | None = None) -> None:
+    """Process-pool initializer: one torch thread per worker (the API keeps the others),
+    ``nice`` added to its niceness so a fit yields the CPU to the predict path, Ctrl-C left
+    to the parent (which stops its workers), and death with the parent (pid ``parent``)."""
     torch.set_num_threads(1)
     if nice:
         os.nice(nice)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the spawner
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int | None = None, check_every: float = PARENT_CHECK_S) -> None:
+    """Make this process end when its parent does, even by ``kill -9``: the kernel's
+    parent-death signal on Linux, and everywhere a watchdog thread that exits the process
+    once it has been re-parented (within ``check_every`` seconds)."""
+    parent = os.getppid()
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent, check_every), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_when_orphaned(parent: int, check_every: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(check_every)
+    os._exit(1)
 
 
 def warm_up() -> None:
