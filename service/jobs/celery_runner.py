@@ -4,9 +4,9 @@
 so it holds across API replicas), then sends ``train_job(job_id)`` to the broker; a Celery
 worker (``service.jobs.celery_app``) runs it with the same ``run_job`` as the local backend.
 Reading, streaming, waiting and cancelling go through the shared store (``StoreRunner``):
-the cancel flag is what the worker's fit callback polls. A sweeper fails the running jobs
-whose worker is gone (silent for ``STALE_AFTER_S``), so a job whose whole worker was killed
-ends ``failed`` within about ``STALE_AFTER_S + sweep_interval`` seconds.
+the cancel flag is what the worker's fit callback polls. The sweeper (``StoreRunner.sweep``)
+fails the running jobs whose heartbeat is older than ``STALE_AFTER_S``, so a job whose
+worker was killed ends ``failed`` within about ``STALE_AFTER_S + sweep_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Self
 
 from celery import Celery
 
-from service.jobs.celery_app import STALE_AFTER_S, TRAIN_TASK, create_celery_app
+from service.jobs.celery_app import TRAIN_TASK, create_celery_app
 from service.jobs.metrics import JobMetrics
 from service.jobs.models import JobRecord, JobSpec, JobStatus
 from service.jobs.runner import StoreRunner
@@ -43,14 +43,12 @@ class CeleryJobRunner(StoreRunner):
         metrics: JobMetrics | None = None,
         poll_interval: float = 0.25,
         sweep_interval: float = 5.0,
-        stale_after: float = STALE_AFTER_S,
     ) -> None:
         super().__init__(store, max_queued=max_queued, metrics=metrics, poll_interval=poll_interval)
         self.settings = settings
         self.refresh = refresh
         self.owner = new_owner()
         self.sweep_interval = sweep_interval
-        self.stale_after = stale_after
         self.celery: Celery | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -103,13 +101,3 @@ class CeleryJobRunner(StoreRunner):
             except Exception:  # a database hiccup must not stop the sweeper: retry next tick
                 log.exception("job sweeper tick failed")
             await asyncio.sleep(self.sweep_interval)
-
-    async def sweep(self) -> list[str]:
-        """Fail the running jobs whose worker is gone; update the job gauges."""
-        lost: list[str] = await asyncio.to_thread(
-            self.store.mark_orphans, self.owner, stale_after=self.stale_after
-        )
-        if lost:
-            log.warning("marked %d job(s) failed whose worker is gone: %s", len(lost), lost)
-        self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
-        return lost

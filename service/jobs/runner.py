@@ -78,6 +78,15 @@ class StoreRunner:
         self.metrics = metrics or JobMetrics()
         self.poll_interval = poll_interval
 
+    async def sweep(self) -> list[str]:
+        """The one sweeper: fail the running jobs whose heartbeat is stale (see
+        ``service.jobs.store``); update the job gauges. Returns the ids failed."""
+        lost = await asyncio.to_thread(self.store.fail_lost_jobs)
+        if lost:
+            log.warning("failed %d job(s) whose worker fell silent: %s", len(lost), lost)
+        self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
+        return lost
+
     async def submit(self, spec: JobSpec) -> JobRecord:
         """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full,
         ``StoreUnavailable`` (503, ``Retry-After``) when the store cannot take the job."""
@@ -204,7 +213,7 @@ class LocalJobRunner(StoreRunner):
         refresh: Callable[[], Awaitable[object]],
         metrics: JobMetrics | None = None,
         poll_interval: float = 0.25,
-        sweep_interval: float = 10.0,
+        sweep_interval: float = 5.0,
         nice: int = 0,
     ) -> None:
         super().__init__(store, max_queued=max_queued, metrics=metrics, poll_interval=poll_interval)
@@ -219,9 +228,7 @@ class LocalJobRunner(StoreRunner):
         self._dispatcher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        lost = await asyncio.to_thread(self.store.mark_orphans, self.owner)
-        if lost:
-            log.warning("marked %d job(s) failed whose worker is gone: %s", len(lost), lost)
+        await self.sweep()
         for slot in self._slots:  # started and warmed now, so the first job starts at once
             slot.pool = _new_pool(self.nice)
             _submit(slot.pool, warm_up).add_done_callback(_log_warm_up_failure)
@@ -271,8 +278,7 @@ class LocalJobRunner(StoreRunner):
                 await self._fill_slots()
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + self.sweep_interval
-                    await asyncio.to_thread(self.store.mark_orphans, self.owner)
-                self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
+                    await self.sweep()
             except Exception:  # a database hiccup must not stop dispatching: retry next tick
                 log.exception("job dispatcher tick failed")
             with contextlib.suppress(TimeoutError):

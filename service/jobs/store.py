@@ -8,6 +8,11 @@ several API processes and workers can share one database:
 - ``claim_next`` / ``start``: ``queued -> running`` for exactly one claimant;
 - ``record_progress`` / ``finish`` / ``fail``: only while the job is ``running`` and owned
   by the caller, so a job declared lost is never resurrected by a late worker.
+
+Liveness has one rule: the process running a job writes ``heartbeat_at`` every
+``HEARTBEAT_S`` seconds (``beat``, from a thread of its own, so a long step or the export
+counts too); a ``running`` job whose heartbeat is older than ``STALE_AFTER_S`` is lost, and
+``fail_lost_jobs`` (the one sweeper, run by every API process) ends it ``failed``.
 """
 
 from __future__ import annotations
@@ -38,38 +43,23 @@ from service.jobs.models import (
 
 log = logging.getLogger(__name__)
 
-#: A running job whose owner has not written for this long is declared lost.
-STALE_AFTER_S = 300.0
+#: Seconds between two heartbeats of the process running a job.
+HEARTBEAT_S = 2.0
+#: A running job whose heartbeat is older than this (seven missed beats) is lost.
+STALE_AFTER_S = 15.0
 #: PostgreSQL advisory-lock key serialising table creation ("digits" in ASCII).
 _DDL_LOCK_KEY = 0x646967697473
 #: PostgreSQL advisory-lock key serialising submissions, so the queue bound holds across
 #: processes ("digitq" in ASCII).
 _SUBMIT_LOCK_KEY = 0x646967697471
-WORKER_LOST = "worker lost: the process running this job exited"
+#: The error of a job whose worker died or fell silent.
+WORKER_LOST = "worker lost: the process running this job died or fell silent; resubmit it"
 
 
 def new_owner() -> str:
-    """A claimant id, ``host:pid:token``: unique per runner, says where it ran."""
+    """A claimant id, ``host:pid:token``: unique per claimant, a label for people (never
+    parsed: liveness is the heartbeat alone)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead(owner: str, me: str) -> bool:
-    """Whether ``owner`` certainly no longer runs: a process of this host that has exited
-    (or this very process under another token: a previous runner of it)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner != me
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
-        return False
-    return False
 
 
 def _make_engine(url: str) -> Engine:
@@ -241,24 +231,21 @@ class JobStore:
             )
         return job
 
-    def mark_orphans(self, me: str, *, stale_after: float = STALE_AFTER_S) -> list[str]:
-        """Fail the running jobs whose owner is gone (see ``owner_is_dead``) or silent for
-        ``stale_after`` seconds; returns their ids."""
-        query = select(jobs_table.c.id, jobs_table.c.owner, jobs_table.c.heartbeat_at).where(
-            jobs_table.c.status == JobStatus.RUNNING
+    def fail_lost_jobs(self, *, stale_after: float = STALE_AFTER_S) -> list[str]:
+        """Fail the running jobs whose heartbeat is older than ``stale_after`` seconds
+        (``WORKER_LOST``); returns their ids."""
+        silent = (
+            jobs_table.c.status == JobStatus.RUNNING,
+            jobs_table.c.heartbeat_at < time.time() - stale_after,
         )
-        with self.engine.connect() as conn:
-            running = conn.execute(query).all()
-        now, lost = time.time(), []
-        for job_id, owner, heartbeat in running:
-            if owner and owner_is_dead(owner, me):
-                reason = WORKER_LOST
-            elif heartbeat is not None and now - heartbeat > stale_after:
-                reason = f"worker lost: no word from {owner} for over {stale_after:.0f} s"
-            else:
-                continue
-            if self.fail(job_id, reason, owner=owner):
-                lost.append(job_id)
+        with self.engine.begin() as conn:
+            lost = [str(i) for i in conn.execute(select(jobs_table.c.id).where(*silent)).scalars()]
+            if lost:
+                conn.execute(
+                    update(jobs_table)
+                    .where(jobs_table.c.id.in_(lost), *silent)
+                    .values(status=JobStatus.FAILED, error=WORKER_LOST, finished_at=time.time())
+                )
         return lost
 
     # --- worker side -------------------------------------------------------------------
@@ -301,6 +288,16 @@ class JobStore:
                 .values(worker_pid=pid, heartbeat_at=time.time())
             ).rowcount
         return self.get(job_id) if mine else None
+
+    def beat(self, job_id: str, owner: str) -> bool:
+        """Write ``owner``'s heartbeat for its running job; ``False`` if it is not held."""
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                update(jobs_table)
+                .where(*self._held(job_id, owner))
+                .values(heartbeat_at=time.time())
+            ).rowcount
+        return held == 1
 
     def record_progress(
         self,

@@ -9,6 +9,7 @@ CLI's code) and records the outcome. It never raises for a failed fit: the job s
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
@@ -17,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ import torch
 from sqlalchemy.exc import OperationalError
 
 from service.jobs.models import JobRecord, JobStatus
-from service.jobs.store import JobStore, new_owner
+from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
 from service.repository import ModelRepository
 from training.data import Split, load_split
 from training.export import export
@@ -253,14 +254,38 @@ def run_job(
     try:
         job = store.start(job_id, owner, os.getpid())
         if job is None:
-            log.info("job %s is not ours to run; skipping", job_id)
+            log.info("job %s is not ours to run; refusing it", job_id)
             return store.get(job_id).status.value
-        try:
-            status = _fit_and_publish(store, job, owner, Path(models_dir), progress_interval)
-        except Exception as exc:  # the one catch-all: any failure of a fit fails its job
-            log.exception("job %s failed", job_id)
-            store.finish(job_id, owner, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-            return JobStatus.FAILED.value
+        with _heartbeat(store, job_id, owner):
+            try:
+                status = _fit_and_publish(store, job, owner, Path(models_dir), progress_interval)
+            except Exception as exc:  # the one catch-all: any failure of a fit fails its job
+                log.exception("job %s failed", job_id)
+                error = f"{type(exc).__name__}: {exc}"
+                store.finish(job_id, owner, JobStatus.FAILED, error=error)
+                return JobStatus.FAILED.value
         return status.value
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _heartbeat(store: JobStore, job_id: str, owner: str) -> Iterator[None]:
+    """Write the job's heartbeat every ``HEARTBEAT_S`` seconds while inside, from a thread
+    (a long step, the data loading and the export keep the job alive too)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                store.beat(job_id, owner)
+            except OperationalError as exc:  # the progress writes report a lasting fault
+                log.warning("job %s: heartbeat not written: %s", job_id, exc.orig)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ from typing import Any
 import anyio
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.app import create_app
-from service.jobs.models import JobRecord, JobSpec
+from service.jobs.models import JobRecord, JobSpec, jobs_table
 from service.jobs.store import JobStore
 from service.settings import Settings
 
@@ -88,6 +90,16 @@ def cancel_and_wait(client: TestClient, job_id: str) -> None:
 def anyio_backend() -> str:
     """Async tests run on asyncio (the loop uvicorn uses)."""
     return "asyncio"
+
+
+def age_heartbeat(store: JobStore, job_id: str, age: float) -> None:
+    """Make the last heartbeat of ``job_id`` ``age`` seconds old."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(jobs_table)
+            .where(jobs_table.c.id == job_id)
+            .values(heartbeat_at=time.time() - age)
+        )
 
 
 def claim_concurrently(stores: list[JobStore], claimers: int = 8) -> list[list[str]]:
