@@ -68,9 +68,9 @@ class CeleryJobRunner(StoreRunner):
         if self.celery is not None:
             await asyncio.to_thread(self.celery.close)
 
-    async def submit(self, spec: JobSpec) -> JobRecord:
+    async def submit(self, spec: JobSpec, *, time_limit_s: float | None = None) -> JobRecord:
         """Queue a job row, then its task; if the broker cannot take it, the job fails."""
-        job = await super().submit(spec)
+        job = await super().submit(spec, time_limit_s=time_limit_s)
         try:
             await asyncio.to_thread(self._send, job.id)
         except Exception as exc:  # kombu/redis errors vary by transport; the job says why

@@ -50,7 +50,7 @@ class JobEvent:
 class JobRunner(Protocol):
     """What the routes need from a job backend."""
 
-    async def submit(self, spec: JobSpec) -> JobRecord: ...
+    async def submit(self, spec: JobSpec, *, time_limit_s: float | None = None) -> JobRecord: ...
     async def get(self, job_id: str) -> JobRecord: ...
     async def curve(self, job_id: str, after_seq: int = 0) -> Curve: ...
     async def list(
@@ -87,11 +87,14 @@ class StoreRunner:
         self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
         return lost
 
-    async def submit(self, spec: JobSpec) -> JobRecord:
-        """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full,
-        ``StoreUnavailable`` (503, ``Retry-After``) when the store cannot take the job."""
+    async def submit(self, spec: JobSpec, *, time_limit_s: float | None = None) -> JobRecord:
+        """Queue a job (whose fit may run ``time_limit_s`` seconds); ``QueueFull`` (429,
+        ``Retry-After``) when the queue is full, ``StoreUnavailable`` (503, ``Retry-After``)
+        when the store cannot take the job."""
         try:
-            job = await asyncio.to_thread(self.store.create, spec, max_queued=self.max_queued)
+            job = await asyncio.to_thread(
+                self.store.create, spec, max_queued=self.max_queued, time_limit_s=time_limit_s
+            )
         except OperationalError as exc:
             log.warning("the job store refused a new job: %s", exc.orig)
             raise StoreUnavailable(

@@ -119,14 +119,17 @@ class JobStore:
 
     # --- API side ----------------------------------------------------------------------
 
-    def create(self, spec: JobSpec, *, max_queued: int | None = None) -> JobRecord | None:
-        """Insert a ``queued`` job; ``None`` when ``max_queued`` jobs are already waiting.
+    def create(
+        self, spec: JobSpec, *, max_queued: int | None = None, time_limit_s: float | None = None
+    ) -> JobRecord | None:
+        """Insert a ``queued`` job (its fit stopped after ``time_limit_s`` seconds, if set);
+        ``None`` when ``max_queued`` jobs are already waiting.
 
         The count and the insert are one critical section across threads and processes:
         under a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` (the
         database's write lock) on SQLite.
         """
-        stored = spec.stored()
+        stored = {**spec.stored(), "time_limit_s": time_limit_s}
         job_id = uuid.uuid4().hex
         with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
             if conn.dialect.name == "postgresql":

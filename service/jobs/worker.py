@@ -122,6 +122,7 @@ class ProgressRecorder:
         self.last_write = time.monotonic()
         self.stop_reason: str | None = None
         self.stopped = False
+        self.time_limit_s: float | None = job.spec.get("time_limit_s")
         #: Why the store could not record progress, when it could not: the job's error.
         self.store_error: str | None = None
 
@@ -132,6 +133,11 @@ class ProgressRecorder:
             self.accuracy.append({"iteration": a.iteration, "train": a.train, "test": a.test})
         if time.monotonic() - self.last_write >= self.interval or step.iteration == step.total:
             self.flush(step.iteration, step.elapsed)
+        if self.time_limit_s is not None and step.elapsed > self.time_limit_s and not self.stopped:
+            self.stopped = True
+            self.stop_reason = (
+                f"time limit: the fit ran over job_time_limit_s = {self.time_limit_s:g} s"
+            )
         return STOP if self.stopped else not STOP
 
     def flush(self, iteration: int, elapsed: float) -> None:

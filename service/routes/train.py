@@ -17,10 +17,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from service.errors import InvalidInput
+from service.jobs.cost import estimate
 from service.jobs.models import JobSpec, JobStatus
 from service.jobs.runner import JobRunner
 from service.jobs.views import AccuracyCurve, FullCurve, JobPage, JobView, job_view
 from service.security import AdminDep, ReaderDep
+from service.settings import Settings
 from training.export import plot_curves
 
 router = APIRouter(prefix="/train", tags=["train"], dependencies=[ReaderDep])
@@ -46,11 +49,32 @@ JobsDep = Annotated[JobRunner, Depends(get_jobs)]
     dependencies=[AdminDep],
     responses={429: {"description": "queue full; see Retry-After"}},
 )
-async def submit(spec: JobSpec, jobs: JobsDep, response: Response) -> JobView:
+async def submit(spec: JobSpec, jobs: JobsDep, request: Request, response: Response) -> JobView:
     """Queue a training job; 202 with the job and ``Location: /train/{id}``."""
-    job = await jobs.submit(spec)
+    settings: Settings = request.app.state.settings
+    _check_cost(spec, settings)
+    job = await jobs.submit(spec, time_limit_s=settings.job_time_limit_s)
     response.headers["Location"] = f"/train/{job.id}"
     return job_view(job, await jobs.curve(job.id))
+
+
+def _check_cost(spec: JobSpec, settings: Settings) -> None:
+    """``InvalidInput`` (422) naming the limit when the job's estimated cost exceeds it."""
+    cost = estimate(*spec.resolve())
+    expected = "fewer iterations, a smaller batch_size, or fewer or narrower layers"
+    if cost.macs > settings.max_job_macs:
+        raise InvalidInput(
+            f"this job would take about {cost.macs:.2g} multiply-accumulates, over the "
+            f"limit max_job_macs = {settings.max_job_macs:.2g}",
+            expected=expected,
+        )
+    limit_bytes = settings.max_job_activation_mb * 2**20
+    if cost.activation_bytes > limit_bytes:
+        raise InvalidInput(
+            f"one training step would hold about {cost.activation_bytes / 2**20:.0f} MiB of "
+            f"activations, over the limit max_job_activation_mb = {settings.max_job_activation_mb}",
+            expected=expected,
+        )
 
 
 @router.get("")
