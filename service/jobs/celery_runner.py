@@ -24,7 +24,7 @@ from service.jobs.celery_app import TRAIN_TASK, create_celery_app
 from service.jobs.metrics import JobMetrics
 from service.jobs.models import JobRecord, JobSpec, JobStatus
 from service.jobs.runner import StoreRunner
-from service.jobs.store import JobStore, new_owner
+from service.jobs.store import SWEEP_INTERVAL_S, JobStore, new_owner
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class CeleryJobRunner(StoreRunner):
         refresh: Callable[[], Awaitable[object]],
         metrics: JobMetrics | None = None,
         poll_interval: float = 0.25,
-        sweep_interval: float = 5.0,
+        sweep_interval: float = SWEEP_INTERVAL_S,
     ) -> None:
         super().__init__(store, max_queued=max_queued, metrics=metrics, poll_interval=poll_interval)
         self.settings = settings

@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 from service.errors import JobNotCancellable, QueueFull, StoreUnavailable
 from service.jobs.metrics import JobMetrics
 from service.jobs.models import Curve, JobRecord, JobSpec, JobStatus
-from service.jobs.store import WORKER_LOST, JobStore, new_owner
+from service.jobs.store import SWEEP_INTERVAL_S, WORKER_LOST, JobStore, new_owner
 from service.jobs.views import job_view, progress_event
 from service.jobs.worker import init_worker_process, run_job, warm_up
 
@@ -216,7 +216,7 @@ class LocalJobRunner(StoreRunner):
         refresh: Callable[[], Awaitable[object]],
         metrics: JobMetrics | None = None,
         poll_interval: float = 0.25,
-        sweep_interval: float = 5.0,
+        sweep_interval: float = SWEEP_INTERVAL_S,
         nice: int = 0,
     ) -> None:
         super().__init__(store, max_queued=max_queued, metrics=metrics, poll_interval=poll_interval)
@@ -279,6 +279,9 @@ class LocalJobRunner(StoreRunner):
             self._wake.clear()
             try:
                 await self._fill_slots()
+                # This process owns its workers and sees one die at once (BrokenProcessPool);
+                # it beats for their jobs too, so a worker still starting is not "lost".
+                await asyncio.to_thread(self._beat, self.running)
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + self.sweep_interval
                     await self.sweep()
@@ -286,6 +289,10 @@ class LocalJobRunner(StoreRunner):
                 log.exception("job dispatcher tick failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval * 2)
+
+    def _beat(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            self.store.beat(job_id, self.owner)
 
     async def _fill_slots(self) -> None:
         for slot in self._slots:

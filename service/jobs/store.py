@@ -44,9 +44,11 @@ from service.jobs.models import (
 log = logging.getLogger(__name__)
 
 #: Seconds between two heartbeats of the process running a job.
-HEARTBEAT_S = 2.0
-#: A running job whose heartbeat is older than this (seven missed beats) is lost.
-STALE_AFTER_S = 15.0
+HEARTBEAT_S = 1.0
+#: A running job whose heartbeat is older than this (five missed beats) is lost.
+STALE_AFTER_S = 6.0
+#: Seconds between two sweeps (``fail_lost_jobs``) in every API process.
+SWEEP_INTERVAL_S = 2.0
 #: PostgreSQL advisory-lock key serialising table creation ("digits" in ASCII).
 _DDL_LOCK_KEY = 0x646967697473
 #: PostgreSQL advisory-lock key serialising submissions, so the queue bound holds across
@@ -376,6 +378,22 @@ class JobStore:
             done = conn.execute(
                 update(jobs_table)
                 .where(*where)
+                .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
+            ).rowcount
+        return done == 1
+
+    def fail_with_cause(self, job_id: str, owner: str, error: str) -> bool:
+        """End ``owner``'s job ``failed`` with ``error``, also when the sweeper already
+        failed it as lost while the store was unwritable: the worker knows the real cause."""
+        lost = (jobs_table.c.status == JobStatus.FAILED) & (jobs_table.c.error == WORKER_LOST)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(jobs_table)
+                .where(
+                    jobs_table.c.id == job_id,
+                    jobs_table.c.owner == owner,
+                    (jobs_table.c.status == JobStatus.RUNNING) | lost,
+                )
                 .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
             ).rowcount
         return done == 1

@@ -42,7 +42,7 @@ CANCELLED = "cancelled"
 #: Waits before each retry of a progress write the store refused (about 6 s in all); a
 #: fault that outlasts them stops the fit, and the job ends ``failed`` with its cause.
 RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
-#: How long the final ``failed`` write of a job is retried (every second) before giving up.
+#: How long the final ``failed`` write of a job is retried (every 0.5 s) before giving up.
 FINAL_WRITE_S = 600.0
 
 T = TypeVar("T")
@@ -176,8 +176,8 @@ def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) ->
     """End the job ``failed`` with ``error`` as soon as the store takes the write."""
     log.error("job %s: %s", job_id, error)
     with_retries(
-        lambda: store.finish(job_id, owner, JobStatus.FAILED, error=error),
-        delays=(1.0,) * int(FINAL_WRITE_S),
+        lambda: store.fail_with_cause(job_id, owner, error),
+        delays=(0.5,) * int(FINAL_WRITE_S / 0.5),
     )
 
 
