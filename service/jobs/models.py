@@ -20,12 +20,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -72,7 +74,22 @@ def _no_bools(value: Any, allowed: str) -> None:
         )
 
 
-def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> WrapValidator:
+@dataclass(frozen=True)
+class _Bounded(WrapValidator):
+    """A ``WrapValidator`` that also states its bounds in the JSON schema (``minimum``,
+    ``maxItems``, ...), so a client or a fuzzer can read them."""
+
+    bounds: dict[str, Any] = field(default_factory=dict)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(self.bounds)
+        return json_schema
+
+
+def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> _Bounded:
     """A range check whose error names the whole allowed range (pydantic's ``ge``/``le``
     errors name only the bound that was crossed); booleans are refused, not read as 1/0."""
     allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
@@ -91,7 +108,8 @@ def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> WrapValidator:
             )
         return value
 
-    return WrapValidator(check)
+    low = {"exclusiveMinimum": lo} if lo_open else {"minimum": lo}
+    return _Bounded(check, bounds={**low, "maximum": hi})
 
 
 def _check_channels(raw: Any, handler: ValidatorFunctionWrapHandler) -> list[int] | None:
@@ -135,7 +153,7 @@ class Hyperparameters(BaseModel):
         int | None, _bounded(1, 4096), Field(description="[1, 4096]; >= 1437 is full batch")
     ] = None
     label_smoothing: Annotated[float | None, _bounded(0, 0.5), Field(description="[0, 0.5]")] = None
-    augment_shift: bool | None = None
+    augment_shift: bool | None = Field(default=None, strict=True)
     acc_step: Annotated[int | None, _bounded(1, 20_000), Field(description="[1, 20000]")] = None
     seed: Annotated[int | None, _bounded(0, 2**31 - 1), Field(description="[0, 2**31-1]")] = None
     hidden: Annotated[int | None, _bounded(1, 2048), Field(description="fnn: [1, 2048]")] = None
@@ -143,7 +161,10 @@ class Hyperparameters(BaseModel):
     activation: Literal["relu", "tanh"] | None = None
     channels: Annotated[
         list[int] | None,
-        WrapValidator(_check_channels),
+        _Bounded(
+            _check_channels,
+            bounds={"minItems": 1, "maxItems": 4, "items": {"minimum": 1, "maximum": 256}},
+        ),
         Field(description="cnn: 1 to 4 counts in [1, 256]"),
     ] = None
     dropout: Annotated[float | None, _bounded(0, 0.9), Field(description="[0, 0.9]")] = None
@@ -161,7 +182,9 @@ class JobSpec(BaseModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")] | None = Field(
         default=None, description="model name to publish under (default: the family)"
     )
-    promote: bool = Field(default=False, description="make the new version the default")
+    promote: bool = Field(
+        default=False, strict=True, description="make the new version the default"
+    )
     recipe: Literal["default", "lecture"] = "default"
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
