@@ -1,8 +1,10 @@
 """Training jobs: ``JobSpec`` in, a persistent ``JobRecord`` out, run by a ``JobRunner``.
 
-Modules: ``models`` (request schema, status, tables), ``store`` (``JobStore`` over
-SQLAlchemy), ``worker`` (``run_job``, what a worker process does), ``runner`` (the
-``JobRunner`` protocol and ``LocalJobRunner``), ``views`` (the JSON views), ``metrics``.
+Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``JobStatus``, ``JobRecord``,
+``Curve``), ``tables`` (the SQL tables), ``store`` (``JobStore`` over SQLAlchemy Core),
+``worker`` (``run_job``, what a worker process does), ``runner`` (the ``JobRunner`` protocol
+and ``LocalJobRunner``), ``cost`` (a job's estimated cost), ``views`` (the JSON views),
+``metrics``.
 ``open_job_runner(settings, ...)`` picks the backend the settings name.
 """
 
@@ -15,7 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from prometheus_client import CollectorRegistry
 
 from service.jobs.metrics import JobMetrics
-from service.jobs.models import JobRecord, JobSpec, JobStatus
+from service.jobs.records import JobRecord, JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.runner import JobRunner, LocalJobRunner
 from service.jobs.store import JobStore
 from service.settings import Settings

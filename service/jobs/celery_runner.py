@@ -22,7 +22,8 @@ from celery import Celery
 
 from service.jobs.celery_app import TRAIN_TASK, create_celery_app
 from service.jobs.metrics import JobMetrics
-from service.jobs.models import JobRecord, JobSpec, JobStatus
+from service.jobs.records import JobRecord, JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.runner import StoreRunner
 from service.jobs.store import SWEEP_INTERVAL_S, JobStore, new_owner
 from service.settings import Settings

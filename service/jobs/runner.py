@@ -28,7 +28,8 @@ from sqlalchemy.exc import OperationalError
 
 from service.errors import JobNotCancellable, QueueFull, StoreUnavailable
 from service.jobs.metrics import JobMetrics
-from service.jobs.models import Curve, JobRecord, JobSpec, JobStatus
+from service.jobs.records import Curve, JobRecord, JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.store import SWEEP_INTERVAL_S, WORKER_LOST, JobStore, new_owner
 from service.jobs.views import job_view, progress_event
 from service.jobs.worker import init_worker_process, run_job, warm_up

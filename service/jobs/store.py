@@ -31,15 +31,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from service.errors import JobNotCancellable, JobNotFound
-from service.jobs.models import (
-    Curve,
-    JobRecord,
-    JobSpec,
-    JobStatus,
-    curve_table,
-    jobs_table,
-    metadata,
-)
+from service.jobs.records import Curve, JobRecord, JobStatus
+from service.jobs.request import JobSpec
+from service.jobs.tables import curve_table, jobs_table, metadata
 
 log = logging.getLogger(__name__)
 

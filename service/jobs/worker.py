@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import torch
 from sqlalchemy.exc import OperationalError
 
-from service.jobs.models import JobRecord, JobStatus
+from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
 from service.repository import ModelRepository
 from training.data import Split, load_split

@@ -19,7 +19,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.errors import InvalidInput
 from service.jobs.cost import estimate
-from service.jobs.models import JobSpec, JobStatus
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.runner import JobRunner
 from service.jobs.views import AccuracyCurve, FullCurve, JobPage, JobView, job_view
 from service.security import AdminDep, ReaderDep

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from service.jobs.celery_runner import CeleryJobRunner
-from service.jobs.models import JobSpec, JobStatus
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.store import STALE_AFTER_S, WORKER_LOST, JobStore
 from service.jobs.worker import run_job
 from service.settings import Settings

@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.jobs.models import JobSpec, JobStatus
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
 from tests.service.jobs.conftest import (
     SHORT_LOGISTIC,

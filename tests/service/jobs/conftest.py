@@ -16,8 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from service.app import create_app
-from service.jobs.models import JobRecord, JobSpec, jobs_table
+from service.jobs.records import JobRecord
+from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
+from service.jobs.tables import jobs_table
 from service.settings import Settings
 
 #: A fit that cannot end during a test: for cancel, queue and kill tests.

@@ -7,7 +7,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.jobs.models import JobSpec, JobStatus
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.store import STALE_AFTER_S, WORKER_LOST, JobStore
 from tests.service.jobs.conftest import SHORT_LOGISTIC, age_heartbeat, job_settings, wait_job
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from service.errors import JobNotCancellable
-from service.jobs.models import JobSpec, JobStatus
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
 from service.jobs.views import MAX_CURVE_POINTS, thin
 from tests.service.jobs.conftest import claim_concurrently, submit_concurrently

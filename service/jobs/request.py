@@ -1,16 +1,8 @@
-"""What a training job is: the ``JobSpec`` request body, the ``JobStatus`` enum, the SQL
-tables the job store keeps, and ``JobRecord`` / ``Curve``, the rows read back.
-
-Tables (SQLAlchemy Core, portable between SQLite and PostgreSQL)::
-
-    jobs            one row per job: spec, status, owner, worker pid, progress, result
-    job_curve       the curves, appended in chunks (one row per progress write), so a
-                    progress write is an INSERT of the new points, never a rewrite
-"""
+"""The HTTP request body of ``POST /train``: ``JobSpec`` and its ``Hyperparameters``, each
+bound stated in the JSON schema and checked with an error naming the field and its range."""
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 from dataclasses import dataclass, field
@@ -28,39 +20,9 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-)
 
 from training.models import Family, ModelSpec
 from training.recipes import Recipe, preset
-
-
-class JobStatus(enum.StrEnum):
-    """Life of a job: queued -> running -> succeeded | failed | cancelled."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-# --- request schema ------------------------------------------------------------------------
 
 
 def _no_bools(value: Any, allowed: str) -> None:
@@ -223,105 +185,3 @@ class JobSpec(BaseModel):
             "architecture": spec.to_dict(),
             "recipe": recipe.to_dict(),
         }
-
-
-# --- tables --------------------------------------------------------------------------------
-
-metadata = MetaData()
-
-jobs_table = Table(
-    "jobs",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("status", String(16), nullable=False, index=True),
-    Column("family", String(16), nullable=False),
-    Column("name", String(64), nullable=False),
-    Column("promote", Boolean, nullable=False, default=False),
-    Column("spec", JSON, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("started_at", Float),
-    Column("finished_at", Float),
-    #: Who claimed the job: ``host:pid:token`` of the API process (local) or worker (celery).
-    Column("owner", String(200)),
-    Column("worker_pid", Integer),
-    Column("heartbeat_at", Float),
-    Column("cancel_requested", Boolean, nullable=False, default=False),
-    #: Why a stop was requested when it is not a user's cancel (then the job ends failed).
-    Column("cancel_reason", Text),
-    Column("iteration", Integer, nullable=False, default=0),
-    Column("total_iterations", Integer, nullable=False),
-    Column("elapsed", Float),
-    Column("last_loss", Float),
-    Column("metrics", JSON),
-    Column("model_name", String(64)),
-    Column("model_version", Integer),
-    Column("error", Text),
-)
-Index("ix_jobs_created", jobs_table.c.created_at)
-
-curve_table = Table(
-    "job_curve",
-    metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
-    #: Iteration of the first loss in ``losses``.
-    Column("first_iteration", Integer, nullable=False),
-    Column("losses", JSON, nullable=False),
-    #: ``[{"iteration", "train", "test"}, ...]`` recorded in the same span.
-    Column("accuracy", JSON, nullable=False),
-)
-Index("ix_job_curve_job", curve_table.c.job_id, curve_table.c.seq)
-
-
-# --- rows read back ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One row of ``jobs`` (without its curve)."""
-
-    id: str
-    status: JobStatus
-    family: str
-    name: str
-    promote: bool
-    spec: dict[str, Any]
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    owner: str | None
-    worker_pid: int | None
-    heartbeat_at: float | None
-    cancel_requested: bool
-    cancel_reason: str | None
-    iteration: int
-    total_iterations: int
-    elapsed: float | None
-    last_loss: float | None
-    metrics: dict[str, Any] | None
-    model_name: str | None
-    model_version: int | None
-    error: str | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> JobRecord:
-        data = dict(row._mapping)
-        data["status"] = JobStatus(data["status"])
-        data["cancel_requested"] = bool(data["cancel_requested"])
-        data["promote"] = bool(data["promote"])
-        return cls(**data)
-
-
-@dataclass
-class Curve:
-    """The loss of every iteration so far and the accuracy points, oldest first."""
-
-    losses: list[float] = field(default_factory=list)
-    accuracy: list[dict[str, float]] = field(default_factory=list)
-    #: ``seq`` of the last chunk read (to ask only for newer chunks next time).
-    last_seq: int = 0
-
-    def extend(self, losses: list[float], accuracy: list[dict[str, float]], seq: int) -> None:
-        self.losses.extend(losses)
-        self.accuracy.extend(accuracy)
-        self.last_seq = max(self.last_seq, seq)
