@@ -22,8 +22,7 @@ from celery import Celery
 
 from service.jobs.celery_app import TRAIN_TASK, create_celery_app
 from service.jobs.metrics import JobMetrics
-from service.jobs.records import JobRecord, JobStatus
-from service.jobs.request import JobSpec
+from service.jobs.records import JobRecord, JobStatus, NewJob
 from service.jobs.runner import StoreRunner
 from service.jobs.store import SWEEP_INTERVAL_S, JobStore, new_owner
 from service.settings import Settings
@@ -69,9 +68,9 @@ class CeleryJobRunner(StoreRunner):
         if self.celery is not None:
             await asyncio.to_thread(self.celery.close)
 
-    async def submit(self, spec: JobSpec, *, time_limit_s: float | None = None) -> JobRecord:
+    async def submit(self, new: NewJob) -> JobRecord:
         """Queue a job row, then its task; if the broker cannot take it, the job fails."""
-        job = await super().submit(spec, time_limit_s=time_limit_s)
+        job = await super().submit(new)
         try:
             await asyncio.to_thread(self._send, job.id)
         except Exception as exc:  # kombu/redis errors vary by transport; the job says why

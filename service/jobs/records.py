@@ -23,6 +23,22 @@ class JobStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class NewJob:
+    """A job to queue, in plain values: the model it publishes and the resolved fit."""
+
+    family: str
+    name: str
+    promote: bool
+    #: What the job row keeps: ``request``, the resolved ``architecture`` and ``recipe``,
+    #: and ``time_limit_s`` (the fit's wall-clock limit, or null).
+    spec: dict[str, Any]
+
+    @property
+    def total_iterations(self) -> int:
+        return int(self.spec["recipe"]["iterations"])
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """One row of ``jobs`` (without its curve)."""
 

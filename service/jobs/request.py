@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
+from service.jobs.records import NewJob
 from training.models import Family, ModelSpec
 from training.recipes import Recipe, preset
 
@@ -177,11 +178,14 @@ class JobSpec(BaseModel):
         spec = ModelSpec.from_dict({**base.spec.to_dict(), **arch})
         return spec, base.recipe.with_overrides(**overrides)
 
-    def stored(self) -> dict[str, Any]:
-        """What the job row keeps: the request and the resolved architecture and recipe."""
+    def new_job(self, *, time_limit_s: float | None = None) -> NewJob:
+        """The job to queue: this request, its resolved architecture and recipe, and the
+        wall-clock limit of its fit."""
         spec, recipe = self.resolve()
-        return {
+        stored = {
             "request": self.model_dump(mode="json"),
             "architecture": spec.to_dict(),
             "recipe": recipe.to_dict(),
+            "time_limit_s": time_limit_s,
         }
+        return NewJob(self.family, self.model_name, self.promote, stored)

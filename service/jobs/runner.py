@@ -28,8 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.errors import JobNotCancellable, QueueFull, StoreUnavailable
 from service.jobs.metrics import JobMetrics
-from service.jobs.records import Curve, JobRecord, JobStatus
-from service.jobs.request import JobSpec
+from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
 from service.jobs.store import SWEEP_INTERVAL_S, WORKER_LOST, JobStore, new_owner
 from service.jobs.views import job_view, progress_event
 from service.jobs.worker import init_worker_process, run_job, warm_up
@@ -51,7 +50,7 @@ class JobEvent:
 class JobRunner(Protocol):
     """What the routes need from a job backend."""
 
-    async def submit(self, spec: JobSpec, *, time_limit_s: float | None = None) -> JobRecord: ...
+    async def submit(self, new: NewJob) -> JobRecord: ...
     async def get(self, job_id: str) -> JobRecord: ...
     async def curve(self, job_id: str, after_seq: int = 0) -> Curve: ...
     async def list(
@@ -88,14 +87,12 @@ class StoreRunner:
         self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
         return lost
 
-    async def submit(self, spec: JobSpec, *, time_limit_s: float | None = None) -> JobRecord:
-        """Queue a job (whose fit may run ``time_limit_s`` seconds); ``QueueFull`` (429,
+    async def submit(self, new: NewJob) -> JobRecord:
+        """Queue a job; ``QueueFull`` (429,
         ``Retry-After``) when the queue is full, ``StoreUnavailable`` (503, ``Retry-After``)
         when the store cannot take the job."""
         try:
-            job = await asyncio.to_thread(
-                self.store.create, spec, max_queued=self.max_queued, time_limit_s=time_limit_s
-            )
+            job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)
         except OperationalError as exc:
             log.warning("the job store refused a new job: %s", exc.orig)
             raise StoreUnavailable(

@@ -31,8 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from service.errors import JobNotCancellable, JobNotFound
-from service.jobs.records import Curve, JobRecord, JobStatus
-from service.jobs.request import JobSpec
+from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
 from service.jobs.tables import curve_table, jobs_table, metadata
 
 log = logging.getLogger(__name__)
@@ -115,17 +114,13 @@ class JobStore:
 
     # --- API side ----------------------------------------------------------------------
 
-    def create(
-        self, spec: JobSpec, *, max_queued: int | None = None, time_limit_s: float | None = None
-    ) -> JobRecord | None:
-        """Insert a ``queued`` job (its fit stopped after ``time_limit_s`` seconds, if set);
-        ``None`` when ``max_queued`` jobs are already waiting.
+    def create(self, job: NewJob, *, max_queued: int | None = None) -> JobRecord | None:
+        """Insert ``job``, ``queued``; ``None`` when ``max_queued`` jobs are already waiting.
 
         The count and the insert are one critical section across threads and processes:
         under a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` (the
         database's write lock) on SQLite.
         """
-        stored = {**spec.stored(), "time_limit_s": time_limit_s}
         job_id = uuid.uuid4().hex
         with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
             if conn.dialect.name == "postgresql":
@@ -140,14 +135,14 @@ class JobStore:
                 insert(jobs_table).values(
                     id=job_id,
                     status=JobStatus.QUEUED,
-                    family=spec.family,
-                    name=spec.model_name,
-                    promote=spec.promote,
-                    spec=stored,
+                    family=job.family,
+                    name=job.name,
+                    promote=job.promote,
+                    spec=job.spec,
                     created_at=time.time(),
                     cancel_requested=False,
                     iteration=0,
-                    total_iterations=stored["recipe"]["iterations"],
+                    total_iterations=job.total_iterations,
                 )
             )
         return self.get(job_id)

@@ -54,7 +54,7 @@ async def submit(spec: JobSpec, jobs: JobsDep, request: Request, response: Respo
     """Queue a training job; 202 with the job and ``Location: /train/{id}``."""
     settings: Settings = request.app.state.settings
     _check_cost(spec, settings)
-    job = await jobs.submit(spec, time_limit_s=settings.job_time_limit_s)
+    job = await jobs.submit(spec.new_job(time_limit_s=settings.job_time_limit_s))
     response.headers["Location"] = f"/train/{job.id}"
     return job_view(job, await jobs.curve(job.id))
 

@@ -16,7 +16,7 @@ from service.jobs.worker import run_job
 from service.settings import Settings
 from tests.service.jobs.conftest import age_heartbeat
 
-SPEC = JobSpec(family="logistic", hyperparameters={"iterations": 5})
+SPEC = JobSpec(family="logistic", hyperparameters={"iterations": 5}).new_job()
 
 
 @pytest.fixture

@@ -41,7 +41,10 @@ def test_start_up_fails_running_jobs_whose_heartbeat_is_stale(
     start-up; a job whose worker still beats (elsewhere) is left running."""
     settings = job_settings(tmp_path, models_dir)
     store = JobStore(settings.database_url)
-    dead, alive = store.create(JobSpec(family="logistic")), store.create(JobSpec(family="fnn"))
+    dead, alive = (
+        store.create(JobSpec(family="logistic").new_job()),
+        store.create(JobSpec(family="fnn").new_job()),
+    )
     assert dead is not None
     assert alive is not None
     assert store.claim(dead.id, "a-process-that-died")
@@ -61,7 +64,7 @@ def test_only_running_jobs_silent_for_longer_than_the_limit_are_lost(tmp_path: P
     """The one liveness rule: a running job is lost once its heartbeat is older than the
     limit, and a heartbeat keeps it alive."""
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
-    job = store.create(JobSpec(family="logistic"))
+    job = store.create(JobSpec(family="logistic").new_job())
     assert job is not None
     assert store.claim(job.id, "elsewhere:1:token")
     age_heartbeat(store, job.id, 60)
