@@ -4,7 +4,7 @@
 task, ``train_job(job_id)``, calls the same ``run_job`` as the local backend: the job row,
 its curve and its cancel flag live in the shared store (``settings.database_url``), the new
 version goes into the shared ``settings.models_dir``. The API sends the task by name with its
-own app (``CeleryJobRunner``); the worker finds ``app`` here, built from the environment on
+own app (``CeleryLauncher``); the worker finds ``app`` here, built from the environment on
 first access (PEP 562), so importing this module has no side effect.
 
 When a worker dies mid-job (see docs/deployment.md, "what happens when a worker dies"):

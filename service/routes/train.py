@@ -1,6 +1,6 @@
 """Training jobs over HTTP: submit, follow (JSON, SSE, plots), list and cancel.
 
-The handlers only translate HTTP to the job runner on ``app.state.jobs`` and back; the
+The handlers only translate HTTP to ``Jobs`` on ``app.state.jobs`` and back; the
 runner, the store and the worker processes do the work. See ``docs/train.md``.
 """
 
@@ -21,7 +21,7 @@ from service.errors import InvalidInput
 from service.jobs.cost import estimate
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
-from service.jobs.runner import JobRunner
+from service.jobs.runner import Jobs
 from service.jobs.views import AccuracyCurve, FullCurve, JobPage, JobView, job_view
 from service.security import AdminDep, ReaderDep
 from service.settings import Settings
@@ -36,12 +36,12 @@ _PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
 _JOB_RESPONSES: dict[int | str, dict[str, str]] = {404: {"description": "no such job"}}
 
 
-def get_jobs(request: Request) -> JobRunner:
-    jobs: JobRunner = request.app.state.jobs
+def get_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.jobs
     return jobs
 
 
-JobsDep = Annotated[JobRunner, Depends(get_jobs)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
 
 
 @router.post(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from service.jobs.celery_runner import CeleryJobRunner
+from service.jobs.celery_launcher import CeleryLauncher
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
+from service.jobs.runner import Jobs
 from service.jobs.store import STALE_AFTER_S, WORKER_LOST, JobStore
 from service.jobs.worker import run_job
 from service.settings import Settings
@@ -42,10 +43,10 @@ def test_sweep_fails_running_job_whose_worker_fell_silent(store: JobStore, tmp_p
     async def refresh() -> None:
         return None
 
-    # One sweep, called directly: entering the runner would also start its background
-    # sweeper, which could sweep first and leave this call nothing to report.
-    runner = CeleryJobRunner(store, settings=settings, max_queued=4, refresh=refresh)
-    assert asyncio.run(runner.sweep()) == [silent]
+    # One sweep, called directly: entering Jobs would also start its background sweeper,
+    # which could sweep first and leave this call nothing to report.
+    jobs = Jobs(store, CeleryLauncher(settings), max_queued=4, refresh=refresh)
+    assert asyncio.run(jobs.sweep()) == [silent]
     assert store.get(silent).status is JobStatus.FAILED
     assert store.get(silent).error == WORKER_LOST
     assert store.get(alive).status is JobStatus.RUNNING
@@ -76,7 +77,7 @@ def test_submit_fails_the_job_when_the_broker_is_down(store: JobStore) -> None:
         return None
 
     async def submit() -> JobStatus:
-        async with CeleryJobRunner(store, settings=settings, max_queued=4, refresh=refresh) as r:
-            return (await r.submit(SPEC)).status
+        async with Jobs(store, CeleryLauncher(settings), max_queued=4, refresh=refresh) as jobs:
+            return (await jobs.submit(SPEC)).status
 
     assert asyncio.run(submit()) is JobStatus.FAILED
