@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Literal, Protocol, Self
 
 from sqlalchemy.exc import OperationalError
 
@@ -24,7 +24,6 @@ from service.errors import QueueFull, StoreUnavailable
 from service.jobs.metrics import JobMetrics
 from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
 from service.jobs.store import SWEEP_INTERVAL_S, JobStore
-from service.jobs.views import job_view, progress_event
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +32,14 @@ RETRY_AFTER_S = 10
 
 @dataclass(frozen=True)
 class JobEvent:
-    """One server-sent event: ``state`` first, ``progress`` as the fit advances, ``final``."""
+    """One step of a job as it is followed: ``state`` first (``curve`` so far), ``progress``
+    as the fit advances (``curve``: the new points, the first of them at iteration
+    ``first_iteration``), ``final`` (the whole curve). The routes render it."""
 
     kind: Literal["state", "progress", "final"]
-    data: dict[str, Any]
+    job: JobRecord
+    curve: Curve
+    first_iteration: int = 1
 
 
 class Launcher(Protocol):
@@ -146,7 +149,7 @@ class Jobs:
         ``final`` once the job has ended."""
         job = await self.get(job_id)
         curve = await self.curve(job_id)
-        yield JobEvent("state", job_view(job, curve).model_dump(mode="json"))
+        yield JobEvent("state", job, curve)
         seen = (job.iteration, job.status, curve.last_seq)
         while not job.status.finished:
             await asyncio.sleep(self.poll_interval)
@@ -157,10 +160,10 @@ class Jobs:
                 curve.extend(new.losses, new.accuracy, new.last_seq)
                 seen = (job.iteration, job.status, curve.last_seq)
                 if not job.status.finished:
-                    yield JobEvent("progress", progress_event(job, new, first))
+                    yield JobEvent("progress", job, new, first)
         await self._serve(job, None)
         job = await self.get(job_id)
-        yield JobEvent("final", job_view(job, curve).model_dump(mode="json"))
+        yield JobEvent("final", job, curve)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """The job once it has ended (and its result is served); ``TimeoutError`` after

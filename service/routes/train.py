@@ -22,7 +22,14 @@ from service.jobs.cost import estimate
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
 from service.jobs.runner import Jobs
-from service.jobs.views import AccuracyCurve, FullCurve, JobPage, JobView, job_view
+from service.jobs.views import (
+    AccuracyCurve,
+    FullCurve,
+    JobPage,
+    JobView,
+    job_view,
+    progress_event,
+)
 from service.security import AdminDep, ReaderDep
 from service.settings import Settings
 from training.export import plot_curves
@@ -164,6 +171,10 @@ async def events(job_id: str, jobs: JobsDep) -> EventSourceResponse:
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async for event in jobs.events(job_id):
-            yield ServerSentEvent(data=json.dumps(event.data), event=event.kind)
+            if event.kind == "progress":
+                data = progress_event(event.job, event.curve, event.first_iteration)
+            else:
+                data = job_view(event.job, event.curve).model_dump(mode="json")
+            yield ServerSentEvent(data=json.dumps(data), event=event.kind)
 
     return EventSourceResponse(stream(), ping=15)
