@@ -29,6 +29,9 @@ from service.jobs.worker import init_worker_process, run_job, warm_up
 log = logging.getLogger(__name__)
 
 SHUTDOWN = "interrupted: the service shut down while this job ran; submit it again"
+#: Seconds after start-up before the idle workers are started and warmed, so a service
+#: that has just become ready (or a short-lived one, like a test's) serves first.
+WARM_AFTER_S = 2.0
 
 
 @dataclass
@@ -86,14 +89,21 @@ class LocalLauncher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._on_done: Callable[[str], Awaitable[None]] | None = None
+        self._warmer: asyncio.Task[None] | None = None
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
-        """Start and warm the workers, then dispatch; ``on_done(job_id)`` after each job."""
+        """Dispatch, and start and warm the workers shortly after; ``on_done(job_id)`` after
+        each job."""
         self._on_done = on_done
-        for slot in self._slots:
-            slot.pool = _new_pool(self.nice)
-            _submit(slot.pool, warm_up).add_done_callback(_log_warm_up_failure)
         self._dispatcher = asyncio.create_task(self._dispatch_loop())
+        self._warmer = asyncio.create_task(self._warm_workers())
+
+    async def _warm_workers(self) -> None:
+        await asyncio.sleep(WARM_AFTER_S)
+        for slot in self._slots:
+            if slot.pool is None:
+                slot.pool = _new_pool(self.nice)
+                _submit(slot.pool, warm_up).add_done_callback(_log_warm_up_failure)
 
     async def launch(self, job_id: str) -> None:
         """A job was queued: look for it now rather than at the next poll."""
@@ -101,10 +111,11 @@ class LocalLauncher:
 
     async def aclose(self) -> None:
         """Ask running jobs to stop (they end ``failed``: ``SHUTDOWN``), stop the workers."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
+        for task in (self._warmer, self._dispatcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for job_id in self.running:
             with contextlib.suppress(JobNotCancellable):
                 await asyncio.to_thread(self.store.request_cancel, job_id, reason=SHUTDOWN)
@@ -113,10 +124,8 @@ class LocalLauncher:
         for slot in self._slots:
             if slot.job_id is not None:  # did not stop in time: say so, leave it to exit
                 await asyncio.to_thread(self.store.fail, slot.job_id, SHUTDOWN, owner=self.owner)
-            if slot.pool is not None:
-                await asyncio.to_thread(
-                    slot.pool.shutdown, slot.job_id is None, cancel_futures=True
-                )
+            if slot.pool is not None:  # an idle worker may still be warming: do not wait
+                slot.pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def running(self) -> list[str]:
