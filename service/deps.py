@@ -11,8 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.dataplane import DataPlane
+from service.jobs import Jobs
 from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
+from service.settings import Settings
 
 
 def get_registry(request: Request) -> ModelRegistry:
@@ -31,6 +33,16 @@ def get_dataplane(request: Request) -> DataPlane:
     return dataplane
 
 
+def get_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.jobs
+    return jobs
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def get_metrics(request: Request) -> ServiceMetrics:
     metrics: ServiceMetrics = request.app.state.metrics
     return metrics
@@ -39,3 +51,5 @@ def get_metrics(request: Request) -> ServiceMetrics:
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 StartedRegistryDep = Annotated[ModelRegistry | None, Depends(get_started_registry)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -14,7 +14,8 @@ Tree::
     ├── QueueFull              429 queue_full
     ├── Unauthorized           401 unauthorized
     ├── Forbidden              403 forbidden
-    └── ModelNotReady          503 not_ready
+    ├── ModelNotReady          503 not_ready
+    └── StoreUnavailable       503 store_unavailable
 
 Body: ``{"error": {"code": str, "message": str, "expected": str | null, ...details}}``.
 Domain code raises these; only ``app.py`` turns them into HTTP responses.
@@ -115,3 +116,10 @@ class Forbidden(ServiceError):
 class ModelNotReady(ServiceError):
     status_code = 503
     code = "not_ready"
+
+
+class StoreUnavailable(ServiceError):
+    """The job store cannot take a write now (disk full, database down); retry later."""
+
+    status_code = 503
+    code = "store_unavailable"

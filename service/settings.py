@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = False
     """Start on a non-loopback address without an admin key (refused otherwise)."""
 
+    # --- job limits ------------------------------------------------------------------
+    max_job_macs: int = Field(default=2 * 10**12, gt=0)
+    """Largest estimated multiply-accumulates of a whole fit (``service/jobs/cost.py``);
+    ``POST /train`` refuses a costlier job with 422. The default admits every recipe at
+    twice its iterations (at most ~2.4e11) and the default CNN at 20,000 steps (~1.2e12)."""
+    max_job_activation_mb: int = Field(default=256, gt=0)
+    """Largest estimated activation memory of one training step, in MiB; a job over it is
+    refused with 422 (the recipes need at most ~7 MiB)."""
+    job_time_limit_s: float = Field(default=3600.0, gt=0)
+    """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``."""
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:

@@ -1,9 +1,11 @@
-"""Training jobs: ``JobSpec`` in, a persistent ``JobRecord`` out, run by a ``JobRunner``.
+"""Training jobs: ``Jobs(store, launcher)``; a ``NewJob`` in, a persistent ``JobRecord`` out.
 
-Modules: ``models`` (request schema, status, tables), ``store`` (``JobStore`` over
-SQLAlchemy), ``worker`` (``run_job``, what a worker process does), ``runner`` (the
-``JobRunner`` protocol and ``LocalJobRunner``), ``views`` (the JSON views), ``metrics``.
-``open_job_runner(settings, ...)`` picks the backend the settings name.
+Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``JobStatus``, ``NewJob``,
+``JobRecord``, ``Curve``), ``tables`` (the SQL tables), ``store`` (``JobStore`` over SQLAlchemy
+Core, and the liveness rule), ``runner`` (``Jobs`` and the ``Launcher`` protocol), ``local``
+(``LocalLauncher``), ``celery_launcher`` / ``celery_app`` (the Celery backend), ``worker``
+(``run_job``, what a worker process does), ``cost`` (a job's estimated cost), ``views`` (the
+JSON views), ``metrics``. ``open_jobs(settings, ...)`` builds what the settings name.
 """
 
 from __future__ import annotations
@@ -14,19 +16,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 
+from service.jobs.local import LocalLauncher
 from service.jobs.metrics import JobMetrics
-from service.jobs.models import JobRecord, JobSpec, JobStatus
-from service.jobs.runner import JobRunner, LocalJobRunner
+from service.jobs.records import JobRecord, JobStatus, NewJob
+from service.jobs.request import JobSpec
+from service.jobs.runner import Jobs, Launcher
 from service.jobs.store import JobStore
 from service.settings import Settings
 
 __all__ = [
     "JobRecord",
-    "JobRunner",
     "JobSpec",
     "JobStatus",
     "JobStore",
-    "LocalJobRunner",
+    "Jobs",
+    "Launcher",
+    "LocalLauncher",
+    "NewJob",
     "open_job_runner",
 ]
 
@@ -36,34 +42,32 @@ async def open_job_runner(
     settings: Settings,
     refresh: Callable[[], Awaitable[object]],
     metrics_registry: CollectorRegistry | None = None,
-) -> AsyncIterator[JobRunner]:
-    """The job store and runner the settings describe, open for the app's lifespan."""
+) -> AsyncIterator[Jobs]:
+    """The job store and the launcher the settings name, as ``Jobs``, for the app's lifespan."""
     store = await asyncio.to_thread(JobStore, settings.database_url)
     try:
-        runner: JobRunner
+        launcher: Launcher
         if settings.job_backend == "celery":
             # Imported here: Celery and its broker client cost ~0.3 s and ~20 MB at start-up.
-            from service.jobs.celery_runner import CeleryJobRunner
+            from service.jobs.celery_launcher import CeleryLauncher
 
-            runner = CeleryJobRunner(
-                store,
-                settings=settings,
-                max_queued=settings.max_queued_jobs,
-                refresh=refresh,
-                metrics=JobMetrics(metrics_registry),
-            )
+            launcher = CeleryLauncher(settings)
         else:
-            runner = LocalJobRunner(
+            launcher = LocalLauncher(
                 store,
                 models_dir=settings.models_dir,
                 versions_dir=settings.versions_dir,
                 max_running=settings.max_running_jobs,
-                max_queued=settings.max_queued_jobs,
-                refresh=refresh,
-                metrics=JobMetrics(metrics_registry),
                 nice=settings.job_nice,
             )
-        async with runner:
-            yield runner
+        jobs = Jobs(
+            store,
+            launcher,
+            max_queued=settings.max_queued_jobs,
+            refresh=refresh,
+            metrics=JobMetrics(metrics_registry),
+        )
+        async with jobs:
+            yield jobs
     finally:
         store.close()

@@ -3,8 +3,8 @@
 ``create_celery_app(settings)`` builds a Celery app on ``settings.celery_broker_url`` whose one
 task, ``train_job(job_id)``, calls the same ``run_job`` as the local backend: the job row,
 its curve and its cancel flag live in the shared store (``settings.database_url``), the new
-version goes into the shared ``settings.models_dir``. The API sends the task by name with its
-own app (``CeleryJobRunner``); the worker finds ``app`` here, built from the environment on
+version goes into the shared ``settings.versions_dir``. The API sends the task by name with its
+own app (``CeleryLauncher``); the worker finds ``app`` here, built from the environment on
 first access (PEP 562), so importing this module has no side effect.
 
 When a worker dies mid-job (see docs/deployment.md, "what happens when a worker dies"):
@@ -12,40 +12,33 @@ When a worker dies mid-job (see docs/deployment.md, "what happens when a worker 
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a job's message is acknowledged only
   once the task returns; if the pool process running it is killed, the message goes back to
   the queue and is redelivered at once. The redelivered task finds the job ``running`` under
-  the dead attempt's owner and marks it **failed** ("worker lost") instead of re-running it:
+  the dead attempt's owner and refuses it at once (``run_job`` runs only a job it claims):
   a job that kills its worker (out of memory, say) must not take down worker after worker,
   and a client that saw progress should not see the curve restart. Resubmitting is one call.
-- If the whole worker is killed (container gone), Redis keeps the message unacknowledged
-  until ``VISIBILITY_TIMEOUT_S``; the API's runner does not wait for that: it fails running
-  jobs whose heartbeat is older than ``STALE_AFTER_S`` (``CeleryJobRunner``). A message
-  redelivered later finds its job finished and is dropped.
+- The job itself is failed by the one liveness rule (``service.jobs.store``): its heartbeat
+  stops, and the API's sweeper fails it once it is older than ``STALE_AFTER_S``. The same
+  holds when the whole worker is killed (Redis keeps the message until
+  ``VISIBILITY_TIMEOUT_S``; redelivered then, it finds its job finished and is dropped).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from celery import Celery, Task
 
-from service.jobs.models import JobStatus
-from service.jobs.store import JobStore, new_owner, owner_is_dead
 from service.jobs.worker import run_job, warm_up
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TRAIN_TASK = "digits.train_job"
-#: A running job whose heartbeat (written every 0.2 s during a fit) is older than this is
-#: declared lost. Covers the export after the fit (a few seconds) with a wide margin.
-STALE_AFTER_S = 30.0
 #: How long Redis keeps a delivered, unacknowledged message before handing it out again.
 #: Longer than any job may run, so a long job is never delivered twice while it runs.
 VISIBILITY_TIMEOUT_S = 12 * 3600
-WORKER_LOST = "worker lost: the Celery worker running this job died; resubmit it"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -71,9 +64,7 @@ def create_celery_app(settings: Settings) -> Celery:
 
     @app.task(name=TRAIN_TASK, bind=True)
     def train_job(self: Task[Any, Any], job_id: str) -> str:
-        """Run training job ``job_id`` from the shared store; returns its final status."""
-        if _previous_attempt_lost(settings.database_url, job_id):
-            return JobStatus.FAILED.value
+        """Run training job ``job_id`` from the shared store; returns its status."""
         return run_job(
             settings.database_url,
             Path(settings.models_dir),
@@ -82,33 +73,6 @@ def create_celery_app(settings: Settings) -> Celery:
         )
 
     return app
-
-
-def _previous_attempt_lost(database_url: str, job_id: str, *, poll_s: float = 0.5) -> bool:
-    """On a redelivery: fail the job if a previous attempt holds it and is dead.
-
-    Dead means: a process of this host that exited (the pool process killed under this
-    worker), or silent for ``STALE_AFTER_S`` (another host). ``False`` when the job is not
-    running (queued: run it; finished or cancelled: ``run_job`` skips it).
-    """
-    store = JobStore(database_url, create=False)
-    me = new_owner()
-    try:
-        # A live attempt keeps its heartbeat fresh; give it STALE_AFTER_S to show it is dead.
-        deadline = time.monotonic() + STALE_AFTER_S + 5
-        while time.monotonic() < deadline:
-            job = store.get(job_id)
-            if job.status is not JobStatus.RUNNING or job.owner is None:
-                return False
-            beat = job.heartbeat_at or job.started_at or 0.0
-            if owner_is_dead(job.owner, me) or time.time() - beat > STALE_AFTER_S:
-                if store.fail(job_id, WORKER_LOST, owner=job.owner):
-                    log.warning("job %s: previous attempt %s was lost; failed", job_id, job.owner)
-                return True
-            time.sleep(poll_s)
-        return False  # alive elsewhere: run_job sees it is not ours and skips it
-    finally:
-        store.close()
 
 
 def _build_from_environment() -> Celery:

@@ -1,90 +1,129 @@
-"""Job runners: the ``JobRunner`` protocol the routes use, the store-backed parts every
-backend shares (``StoreRunner``), and ``LocalJobRunner``, worker processes owned by the app.
+"""``Jobs(store, launcher)``: what the routes use, whatever runs the jobs.
 
-``LocalJobRunner`` keeps ``max_running`` single-process pools ("spawn" context), so a worker
-killed mid-fit breaks only its own pool, which is rebuilt; its job is marked failed. A
-dispatcher task claims queued jobs from the store (an atomic ``UPDATE``, so with several API
-processes on one database each job runs once) whenever a slot is free, and hands each to
-``worker.run_job``. Readers poll the store, so they see jobs run by any process or backend.
+``Jobs`` reads and writes the store (submit with the queue bound, get, list, cancel, the SSE
+events, wait) and runs the one sweeper (``JobStore.fail_lost_jobs``, the heartbeat rule). A
+``Launcher`` only gets queued jobs run: ``LocalLauncher`` (worker processes owned by the
+API, ``service/jobs/local.py``) or ``CeleryLauncher`` (``send_task`` to a broker,
+``service/jobs/celery_launcher.py``). Readers poll the store, so they see jobs run by any
+process or backend.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import multiprocessing
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Literal, Protocol, Self
 
-from service.errors import JobNotCancellable, QueueFull
+from sqlalchemy.exc import OperationalError
+
+from service.errors import QueueFull, StoreUnavailable
 from service.jobs.metrics import JobMetrics
-from service.jobs.models import Curve, JobRecord, JobSpec, JobStatus
-from service.jobs.store import WORKER_LOST, JobStore, new_owner
-from service.jobs.views import job_view, progress_event
-from service.jobs.worker import init_worker_process, run_job
+from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
+from service.jobs.store import SWEEP_INTERVAL_S, JobStore
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN = "interrupted: the service shut down while this job ran; submit it again"
 RETRY_AFTER_S = 10
 
 
 @dataclass(frozen=True)
 class JobEvent:
-    """One server-sent event: ``state`` first, ``progress`` as the fit advances, ``final``."""
+    """One step of a job as it is followed: ``state`` first (``curve`` so far), ``progress``
+    as the fit advances (``curve``: the new points, the first of them at iteration
+    ``first_iteration``), ``final`` (the whole curve). The routes render it."""
 
     kind: Literal["state", "progress", "final"]
-    data: dict[str, Any]
+    job: JobRecord
+    curve: Curve
+    first_iteration: int = 1
 
 
-class JobRunner(Protocol):
-    """What the routes need from a job backend."""
+class Launcher(Protocol):
+    """How queued jobs get run."""
 
-    async def submit(self, spec: JobSpec) -> JobRecord: ...
-    async def get(self, job_id: str) -> JobRecord: ...
-    async def curve(self, job_id: str, after_seq: int = 0) -> Curve: ...
-    async def list(
-        self, *, status: JobStatus | None, limit: int, offset: int
-    ) -> tuple[list[JobRecord], int]: ...
-    async def cancel(self, job_id: str) -> JobRecord: ...
-    def events(self, job_id: str) -> AsyncIterator[JobEvent]: ...
-    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord: ...
+    async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None: ...
+    async def launch(self, job_id: str) -> None: ...
+    async def aclose(self) -> None: ...
 
 
-class StoreRunner:
-    """The store-backed half of a runner; a backend adds how queued jobs get run
-    (``_dispatch``) and, optionally, what to await once a job ends (``_settled``)."""
+class Jobs:
+    """The job store and a launcher; an async context manager owned by the app's lifespan."""
 
     def __init__(
         self,
         store: JobStore,
+        launcher: Launcher,
         *,
         max_queued: int,
+        refresh: Callable[[], Awaitable[object]],
         metrics: JobMetrics | None = None,
         poll_interval: float = 0.25,
+        sweep_interval: float = SWEEP_INTERVAL_S,
     ) -> None:
         self.store = store
+        self.launcher = launcher
         self.max_queued = max_queued
+        self.refresh = refresh
         self.metrics = metrics or JobMetrics()
         self.poll_interval = poll_interval
+        self.sweep_interval = sweep_interval
+        self._sweeper: asyncio.Task[None] | None = None
+        self._refreshing = asyncio.Lock()  # one registry refresh at a time
 
-    async def submit(self, spec: JobSpec) -> JobRecord:
-        """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full."""
-        job = await asyncio.to_thread(self.store.create, spec, max_queued=self.max_queued)
+    async def __aenter__(self) -> Self:
+        await self.sweep()
+        await self.launcher.start(self._job_done)
+        self._sweeper = asyncio.create_task(self._sweep_loop())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.launcher.aclose()
+
+    async def sweep(self) -> list[str]:
+        """The one sweeper: fail the running jobs whose heartbeat is stale (see
+        ``service.jobs.store``); update the job gauges. Returns the ids failed."""
+        lost = await asyncio.to_thread(self.store.fail_lost_jobs)
+        if lost:
+            log.warning("failed %d job(s) whose worker fell silent: %s", len(lost), lost)
+        self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
+        return lost
+
+    async def submit(self, new: NewJob) -> JobRecord:
+        """Queue a job; ``QueueFull`` (429,
+        ``Retry-After``) when the queue is full, ``StoreUnavailable`` (503, ``Retry-After``)
+        when the store cannot take the job."""
+        try:
+            job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)
+        except OperationalError as exc:
+            log.warning("the job store refused a new job: %s", exc.orig)
+            raise StoreUnavailable(
+                f"the job store cannot accept a job now: {exc.orig}",
+                expected=f"retry after {RETRY_AFTER_S} s",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from exc
         if job is None:
             raise QueueFull(
                 f"{self.max_queued} training jobs are already waiting",
                 expected=f"retry after {RETRY_AFTER_S} s, or cancel a queued job",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        self._dispatch(job)
+        try:
+            await self.launcher.launch(job.id)
+        except Exception as exc:  # broker errors vary by transport; the job says why
+            log.exception("could not launch job %s", job.id)
+            message = f"could not queue the job on the broker: {type(exc).__name__}: {exc}"
+            await asyncio.to_thread(self.store.fail, job.id, message)
+            return await self.get(job.id)
         return job
 
     async def get(self, job_id: str) -> JobRecord:
@@ -110,7 +149,7 @@ class StoreRunner:
         ``final`` once the job has ended."""
         job = await self.get(job_id)
         curve = await self.curve(job_id)
-        yield JobEvent("state", job_view(job, curve).model_dump(mode="json"))
+        yield JobEvent("state", job, curve)
         seen = (job.iteration, job.status, curve.last_seq)
         while not job.status.finished:
             await asyncio.sleep(self.poll_interval)
@@ -121,10 +160,10 @@ class StoreRunner:
                 curve.extend(new.losses, new.accuracy, new.last_seq)
                 seen = (job.iteration, job.status, curve.last_seq)
                 if not job.status.finished:
-                    yield JobEvent("progress", progress_event(job, new, first))
-        await self._settled(job_id, None)
+                    yield JobEvent("progress", job, new, first)
+        await self._serve(job, None)
         job = await self.get(job_id)
-        yield JobEvent("final", job_view(job, curve).model_dump(mode="json"))
+        yield JobEvent("final", job, curve)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """The job once it has ended (and its result is served); ``TimeoutError`` after
@@ -135,166 +174,30 @@ class StoreRunner:
             if deadline is not None and loop.time() >= deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
             await asyncio.sleep(self.poll_interval / 5)
-        await self._settled(job_id, None if deadline is None else deadline - loop.time())
+        await self._serve(job, None if deadline is None else max(0.0, deadline - loop.time()))
         return await self.get(job_id)
 
-    def _dispatch(self, job: JobRecord) -> None:
-        """Hook: a job was queued."""
-
-    async def _settled(self, job_id: str, timeout: float | None) -> None:
-        """Hook: wait for this process's post-processing of an ended job."""
-
-
-@dataclass
-class _Slot:
-    """One single-process pool and the job it runs."""
-
-    pool: ProcessPoolExecutor | None = None
-    job_id: str | None = None
-
-
-def _new_pool(nice: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker_process,
-        initargs=(nice,),
-    )
-
-
-class LocalJobRunner(StoreRunner):
-    """Runs jobs in ``max_running`` worker processes owned by this runner (an async context
-    manager: enter in the app's lifespan, leave on shutdown)."""
-
-    def __init__(
-        self,
-        store: JobStore,
-        *,
-        models_dir: Path,
-        versions_dir: Path | None = None,
-        max_running: int,
-        max_queued: int,
-        refresh: Callable[[], Awaitable[object]],
-        metrics: JobMetrics | None = None,
-        poll_interval: float = 0.25,
-        sweep_interval: float = 10.0,
-        nice: int = 0,
-    ) -> None:
-        super().__init__(store, max_queued=max_queued, metrics=metrics, poll_interval=poll_interval)
-        self.models_dir = Path(models_dir)
-        self.versions_dir = versions_dir
-        self.nice = nice
-        self.refresh = refresh
-        self.owner = new_owner()
-        self.sweep_interval = sweep_interval
-        self._slots = [_Slot() for _ in range(max_running)]
-        self._wake = asyncio.Event()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._dispatcher: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        lost = await asyncio.to_thread(self.store.mark_orphans, self.owner)
-        if lost:
-            log.warning("marked %d job(s) failed whose worker is gone: %s", len(lost), lost)
-        self._dispatcher = asyncio.create_task(self._dispatch_loop())
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-        for slot in self._slots:
-            if slot.job_id is not None:
-                with contextlib.suppress(JobNotCancellable):
-                    await asyncio.to_thread(self.store.request_cancel, slot.job_id, reason=SHUTDOWN)
-        if self._tasks:
-            await asyncio.wait(list(self._tasks.values()), timeout=30)
-        for slot in self._slots:
-            if slot.job_id is not None:  # did not stop in time: say so, leave it to exit
-                await asyncio.to_thread(self.store.fail, slot.job_id, SHUTDOWN, owner=self.owner)
-            if slot.pool is not None:
-                await asyncio.to_thread(
-                    slot.pool.shutdown, slot.job_id is None, cancel_futures=True
-                )
-
-    @property
-    def running(self) -> list[str]:
-        """Ids of the jobs this runner's workers are running."""
-        return [s.job_id for s in self._slots if s.job_id is not None]
-
-    def _dispatch(self, job: JobRecord) -> None:
-        self._wake.set()
-
-    async def _settled(self, job_id: str, timeout: float | None) -> None:
-        task = self._tasks.get(job_id)
-        if task is not None:
-            await asyncio.wait([task], timeout=timeout)
-
-    async def _dispatch_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = loop.time() + self.sweep_interval
-        while True:
-            self._wake.clear()
-            try:
-                await self._fill_slots()
-                if loop.time() >= next_sweep:
-                    next_sweep = loop.time() + self.sweep_interval
-                    await asyncio.to_thread(self.store.mark_orphans, self.owner)
-                self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
-            except Exception:  # a database hiccup must not stop dispatching: retry next tick
-                log.exception("job dispatcher tick failed")
+    async def _serve(self, job: JobRecord, timeout: float | None) -> None:
+        """Serve a succeeded job's version in this process now (other processes pick it up
+        with their models-folder watcher)."""
+        if job.status is JobStatus.SUCCEEDED:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval * 2)
+                await asyncio.wait_for(self._refresh(), timeout)
 
-    async def _fill_slots(self) -> None:
-        for slot in self._slots:
-            if slot.job_id is not None:
-                continue
-            job_id = await asyncio.to_thread(self.store.claim_next, self.owner)
-            if job_id is None:
-                return
-            slot.job_id = job_id
-            self._tasks[job_id] = asyncio.create_task(self._run(slot, job_id))
+    async def _refresh(self) -> None:
+        async with self._refreshing:
+            await self.refresh()
 
-    async def _run(self, slot: _Slot, job_id: str) -> None:
-        """Run ``job_id`` in ``slot``'s worker; afterwards serve its model or record why not."""
-        try:
-            if slot.pool is None:
-                slot.pool = _new_pool(self.nice)
-            loop = asyncio.get_running_loop()
-            run = functools.partial(
-                run_job,
-                self.store.url,
-                str(self.models_dir),
-                job_id,
-                self.owner,
-                versions_dir=self.versions_dir,
-            )
-            await loop.run_in_executor(slot.pool, run)
-        except BrokenProcessPool:
-            log.error("the worker running job %s exited; starting a new one", job_id)
-            await asyncio.to_thread(self.store.fail, job_id, WORKER_LOST, owner=self.owner)
-            broken, slot.pool = slot.pool, _new_pool(self.nice)
-            if broken is not None:
-                broken.shutdown(wait=False, cancel_futures=True)
-        except Exception as exc:  # e.g. the job could not be sent to the worker
-            log.exception("job %s could not run", job_id)
-            await asyncio.to_thread(
-                self.store.fail, job_id, f"{type(exc).__name__}: {exc}", owner=self.owner
-            )
-        finally:
-            slot.job_id = None
-            self._wake.set()
-        try:
-            await self._after(job_id)
-        finally:
-            self._tasks.pop(job_id, None)
-
-    async def _after(self, job_id: str) -> None:
+    async def _job_done(self, job_id: str) -> None:
+        """A job this process's launcher ran has ended: record its run time, serve it."""
         job = await self.get(job_id)
         self.metrics.observe(job)
-        if job.status is JobStatus.SUCCEEDED:
-            await self.refresh()  # serve the new version (and a pinned default) at once
+        await self._serve(job, None)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:  # a database hiccup must not stop the sweeper: retry next tick
+                log.exception("job sweeper tick failed")

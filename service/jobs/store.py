@@ -8,6 +8,11 @@ several API processes and workers can share one database:
 - ``claim_next`` / ``start``: ``queued -> running`` for exactly one claimant;
 - ``record_progress`` / ``finish`` / ``fail``: only while the job is ``running`` and owned
   by the caller, so a job declared lost is never resurrected by a late worker.
+
+Liveness has one rule: the process running a job writes ``heartbeat_at`` every
+``HEARTBEAT_S`` seconds (``beat``, from a thread of its own, so a long step or the export
+counts too); a ``running`` job whose heartbeat is older than ``STALE_AFTER_S`` is lost, and
+``fail_lost_jobs`` (the one sweeper, run by every API process) ends it ``failed``.
 """
 
 from __future__ import annotations
@@ -26,47 +31,30 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from service.errors import JobNotCancellable, JobNotFound
-from service.jobs.models import (
-    Curve,
-    JobRecord,
-    JobSpec,
-    JobStatus,
-    curve_table,
-    jobs_table,
-    metadata,
-)
+from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
+from service.jobs.tables import curve_table, jobs_table, metadata
 
 log = logging.getLogger(__name__)
 
-#: A running job whose owner has not written for this long is declared lost.
-STALE_AFTER_S = 300.0
+#: Seconds between two heartbeats of the process running a job.
+HEARTBEAT_S = 1.0
+#: A running job whose heartbeat is older than this (five missed beats) is lost.
+STALE_AFTER_S = 6.0
+#: Seconds between two sweeps (``fail_lost_jobs``) in every API process.
+SWEEP_INTERVAL_S = 2.0
 #: PostgreSQL advisory-lock key serialising table creation ("digits" in ASCII).
 _DDL_LOCK_KEY = 0x646967697473
-WORKER_LOST = "worker lost: the process running this job exited"
+#: PostgreSQL advisory-lock key serialising submissions, so the queue bound holds across
+#: processes ("digitq" in ASCII).
+_SUBMIT_LOCK_KEY = 0x646967697471
+#: The error of a job whose worker died or fell silent.
+WORKER_LOST = "worker lost: the process running this job died or fell silent; resubmit it"
 
 
 def new_owner() -> str:
-    """A claimant id, ``host:pid:token``: unique per runner, says where it ran."""
+    """A claimant id, ``host:pid:token``: unique per claimant, a label for people (never
+    parsed: liveness is the heartbeat alone)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead(owner: str, me: str) -> bool:
-    """Whether ``owner`` certainly no longer runs: a process of this host that has exited
-    (or this very process under another token: a previous runner of it)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner != me
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
-        return False
-    return False
 
 
 def _make_engine(url: str) -> Engine:
@@ -79,12 +67,20 @@ def _make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling is off; ``_begin`` emits BEGIN itself.
+        dbapi_connection.isolation_level = None
         # WAL lets readers (the API) read while a worker writes progress.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # ``immediate`` takes the write lock at BEGIN: a count then an insert is atomic.
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -118,11 +114,17 @@ class JobStore:
 
     # --- API side ----------------------------------------------------------------------
 
-    def create(self, spec: JobSpec, *, max_queued: int | None = None) -> JobRecord | None:
-        """Insert a ``queued`` job; ``None`` when ``max_queued`` jobs are already waiting."""
-        stored = spec.stored()
+    def create(self, job: NewJob, *, max_queued: int | None = None) -> JobRecord | None:
+        """Insert ``job``, ``queued``; ``None`` when ``max_queued`` jobs are already waiting.
+
+        The count and the insert are one critical section across threads and processes:
+        under a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` (the
+        database's write lock) on SQLite.
+        """
         job_id = uuid.uuid4().hex
-        with self.engine.begin() as conn:
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_SUBMIT_LOCK_KEY)))
             if max_queued is not None:
                 waiting = conn.execute(
                     select(func.count()).where(jobs_table.c.status == JobStatus.QUEUED)
@@ -133,14 +135,14 @@ class JobStore:
                 insert(jobs_table).values(
                     id=job_id,
                     status=JobStatus.QUEUED,
-                    family=spec.family,
-                    name=spec.model_name,
-                    promote=spec.promote,
-                    spec=stored,
+                    family=job.family,
+                    name=job.name,
+                    promote=job.promote,
+                    spec=job.spec,
                     created_at=time.time(),
                     cancel_requested=False,
                     iteration=0,
-                    total_iterations=stored["recipe"]["iterations"],
+                    total_iterations=job.total_iterations,
                 )
             )
         return self.get(job_id)
@@ -223,24 +225,21 @@ class JobStore:
             )
         return job
 
-    def mark_orphans(self, me: str, *, stale_after: float = STALE_AFTER_S) -> list[str]:
-        """Fail the running jobs whose owner is gone (see ``owner_is_dead``) or silent for
-        ``stale_after`` seconds; returns their ids."""
-        query = select(jobs_table.c.id, jobs_table.c.owner, jobs_table.c.heartbeat_at).where(
-            jobs_table.c.status == JobStatus.RUNNING
+    def fail_lost_jobs(self, *, stale_after: float = STALE_AFTER_S) -> list[str]:
+        """Fail the running jobs whose heartbeat is older than ``stale_after`` seconds
+        (``WORKER_LOST``); returns their ids."""
+        silent = (
+            jobs_table.c.status == JobStatus.RUNNING,
+            jobs_table.c.heartbeat_at < time.time() - stale_after,
         )
-        with self.engine.connect() as conn:
-            running = conn.execute(query).all()
-        now, lost = time.time(), []
-        for job_id, owner, heartbeat in running:
-            if owner and owner_is_dead(owner, me):
-                reason = WORKER_LOST
-            elif heartbeat is not None and now - heartbeat > stale_after:
-                reason = f"worker lost: no word from {owner} for over {stale_after:.0f} s"
-            else:
-                continue
-            if self.fail(job_id, reason, owner=owner):
-                lost.append(job_id)
+        with self.engine.begin() as conn:
+            lost = [str(i) for i in conn.execute(select(jobs_table.c.id).where(*silent)).scalars()]
+            if lost:
+                conn.execute(
+                    update(jobs_table)
+                    .where(jobs_table.c.id.in_(lost), *silent)
+                    .values(status=JobStatus.FAILED, error=WORKER_LOST, finished_at=time.time())
+                )
         return lost
 
     # --- worker side -------------------------------------------------------------------
@@ -283,6 +282,16 @@ class JobStore:
                 .values(worker_pid=pid, heartbeat_at=time.time())
             ).rowcount
         return self.get(job_id) if mine else None
+
+    def beat(self, job_id: str, owner: str) -> bool:
+        """Write ``owner``'s heartbeat for its running job; ``False`` if it is not held."""
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                update(jobs_table)
+                .where(*self._held(job_id, owner))
+                .values(heartbeat_at=time.time())
+            ).rowcount
+        return held == 1
 
     def record_progress(
         self,
@@ -358,6 +367,22 @@ class JobStore:
             done = conn.execute(
                 update(jobs_table)
                 .where(*where)
+                .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
+            ).rowcount
+        return done == 1
+
+    def fail_with_cause(self, job_id: str, owner: str, error: str) -> bool:
+        """End ``owner``'s job ``failed`` with ``error``, also when the sweeper already
+        failed it as lost while the store was unwritable: the worker knows the real cause."""
+        lost = (jobs_table.c.status == JobStatus.FAILED) & (jobs_table.c.error == WORKER_LOST)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(jobs_table)
+                .where(
+                    jobs_table.c.id == job_id,
+                    jobs_table.c.owner == owner,
+                    (jobs_table.c.status == JobStatus.RUNNING) | lost,
+                )
                 .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
             ).rowcount
         return done == 1

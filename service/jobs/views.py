@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.jobs.models import Curve, JobRecord, JobStatus
+from service.jobs.records import Curve, JobRecord, JobStatus
 
 MAX_CURVE_POINTS = 1000
 

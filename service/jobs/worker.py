@@ -9,17 +9,24 @@ CLI's code) and records the outcome. It never raises for a failed fit: the job s
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import logging
 import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from sqlalchemy.exc import OperationalError
 
-from service.jobs.models import JobRecord, JobStatus
-from service.jobs.store import JobStore, new_owner
+from service.jobs.records import JobRecord, JobStatus
+from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
 from service.repository import ModelRepository
 from training.data import Split, load_split
 from training.export import export
@@ -32,14 +39,64 @@ log = logging.getLogger(__name__)
 #: Seconds between progress writes (which also read the cancel flag): the stop latency.
 PROGRESS_INTERVAL_S = 0.2
 CANCELLED = "cancelled"
+#: Waits before each retry of a progress write the store refused (about 6 s in all); a
+#: fault that outlasts them stops the fit, and the job ends ``failed`` with its cause.
+RETRY_DELAYS_S = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+#: How long the final ``failed`` write of a job is retried (every 0.5 s) before giving up.
+FINAL_WRITE_S = 600.0
+
+T = TypeVar("T")
 
 
-def init_worker_process(nice: int = 0) -> None:
-    """Process-pool initializer: one torch thread per worker (the API keeps the others), and
-    ``nice`` added to its niceness so a fit yields the CPU to the predict path."""
+def with_retries(write: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAYS_S) -> T:
+    """``write()``, retried after each of ``delays`` while the store raises
+    ``OperationalError`` (disk full, connection lost); the last error is raised."""
+    for delay in delays:
+        try:
+            return write()
+        except OperationalError as exc:
+            log.warning("job store write failed (%s); retrying in %.1f s", exc.orig, delay)
+            time.sleep(delay)
+    return write()
+
+
+#: Linux ``prctl`` option: the signal the kernel sends a process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+#: How often the fallback watchdog checks that the parent process is still there.
+PARENT_CHECK_S = 1.0
+
+
+def init_worker_process(nice: int = 0, parent: int | None = None) -> None:
+    """Process-pool initializer: one torch thread per worker (the API keeps the others),
+    ``nice`` added to its niceness so a fit yields the CPU to the predict path, Ctrl-C left
+    to the parent (which stops its workers), and death with the parent (pid ``parent``)."""
     torch.set_num_threads(1)
     if nice:
         os.nice(nice)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the spawner
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int | None = None, check_every: float = PARENT_CHECK_S) -> None:
+    """Make this process end when its parent does, even by ``kill -9``: the kernel's
+    parent-death signal on Linux, and everywhere a watchdog thread that exits the process
+    once it has been re-parented (within ``check_every`` seconds)."""
+    parent = os.getppid()
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent, check_every), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_when_orphaned(parent: int, check_every: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(check_every)
+    os._exit(1)
 
 
 def warm_up() -> None:
@@ -65,6 +122,9 @@ class ProgressRecorder:
         self.last_write = time.monotonic()
         self.stop_reason: str | None = None
         self.stopped = False
+        self.time_limit_s: float | None = job.spec.get("time_limit_s")
+        #: Why the store could not record progress, when it could not: the job's error.
+        self.store_error: str | None = None
 
     def __call__(self, step: Step) -> bool:
         self.losses.append(step.loss)
@@ -73,19 +133,31 @@ class ProgressRecorder:
             self.accuracy.append({"iteration": a.iteration, "train": a.train, "test": a.test})
         if time.monotonic() - self.last_write >= self.interval or step.iteration == step.total:
             self.flush(step.iteration, step.elapsed)
+        if self.time_limit_s is not None and step.elapsed > self.time_limit_s and not self.stopped:
+            self.stopped = True
+            self.stop_reason = (
+                f"time limit: the fit ran over job_time_limit_s = {self.time_limit_s:g} s"
+            )
         return STOP if self.stopped else not STOP
 
     def flush(self, iteration: int, elapsed: float) -> None:
         """Write the buffered points and read the cancel flag."""
         losses, accuracy = self.losses[self.written[0] :], self.accuracy[self.written[1] :]
-        stop, reason = self.store.record_progress(
-            self.job_id,
-            self.owner,
-            iteration=iteration,
-            elapsed=elapsed,
-            losses=losses,
-            accuracy=accuracy,
-        )
+        try:
+            stop, reason = with_retries(
+                lambda: self.store.record_progress(
+                    self.job_id,
+                    self.owner,
+                    iteration=iteration,
+                    elapsed=elapsed,
+                    losses=losses,
+                    accuracy=accuracy,
+                )
+            )
+        except OperationalError as exc:
+            self.store_error = f"the job store could not record progress: {exc.orig}"
+            self.stopped = True
+            return
         self.written = (len(self.losses), len(self.accuracy))
         self.last_write = time.monotonic()
         if stop and not self.stopped:
@@ -100,6 +172,15 @@ class ProgressRecorder:
         self.flush(result.iterations, result.fit_seconds)
 
 
+def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) -> None:
+    """End the job ``failed`` with ``error`` as soon as the store takes the write."""
+    log.error("job %s: %s", job_id, error)
+    with_retries(
+        lambda: store.fail_with_cause(job_id, owner, error),
+        delays=(0.5,) * int(FINAL_WRITE_S / 0.5),
+    )
+
+
 def _fit_and_publish(
     store: JobStore, job: JobRecord, owner: str, repository: ModelRepository, interval: float
 ) -> JobStatus:
@@ -108,6 +189,9 @@ def _fit_and_publish(
     split = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
     model, result = train(spec, split, recipe, on_step=recorder)
+    if recorder.store_error is not None:
+        _fail_when_writable(store, job.id, owner, recorder.store_error)
+        return JobStatus.FAILED
     recorder.finish(result)
     metrics: dict[str, Any] = {
         "train_accuracy": result.train_accuracy,
@@ -128,7 +212,7 @@ def _fit_and_publish(
         recipe_name=job.spec["request"]["recipe"],
         split=split,
         result=result,
-        models_dir=repository.writable,
+        models_dir=repository.writable,  # the runtime folder: never the shipped one
         name=job.name,
         after_version=repository.highest_version(job.name),
     )
@@ -166,16 +250,40 @@ def run_job(
     try:
         job = store.start(job_id, owner, os.getpid())
         if job is None:
-            log.info("job %s is not ours to run; skipping", job_id)
+            log.info("job %s is not ours to run; refusing it", job_id)
             return store.get(job_id).status.value
-        try:
-            runtime = None if versions_dir is None else Path(versions_dir)
-            repository = ModelRepository(Path(models_dir), runtime)
-            status = _fit_and_publish(store, job, owner, repository, progress_interval)
-        except Exception as exc:  # the one catch-all: any failure of a fit fails its job
-            log.exception("job %s failed", job_id)
-            store.finish(job_id, owner, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-            return JobStatus.FAILED.value
+        with _heartbeat(store, job_id, owner):
+            try:
+                runtime = None if versions_dir is None else Path(versions_dir)
+                repository = ModelRepository(Path(models_dir), runtime)
+                status = _fit_and_publish(store, job, owner, repository, progress_interval)
+            except Exception as exc:  # the one catch-all: any failure of a fit fails its job
+                log.exception("job %s failed", job_id)
+                error = f"{type(exc).__name__}: {exc}"
+                store.finish(job_id, owner, JobStatus.FAILED, error=error)
+                return JobStatus.FAILED.value
         return status.value
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _heartbeat(store: JobStore, job_id: str, owner: str) -> Iterator[None]:
+    """Write the job's heartbeat every ``HEARTBEAT_S`` seconds while inside, from a thread
+    (a long step, the data loading and the export keep the job alive too)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                store.beat(job_id, owner)
+            except OperationalError as exc:  # the progress writes report a lasting fault
+                log.warning("job %s: heartbeat not written: %s", job_id, exc.orig)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -1,6 +1,6 @@
 """Training jobs over HTTP: submit, follow (JSON, SSE, plots), list and cancel.
 
-The handlers only translate HTTP to the job runner on ``app.state.jobs`` and back; the
+The handlers only translate HTTP to ``Jobs`` on ``app.state.jobs`` and back; the
 runner, the store and the worker processes do the work. See ``docs/train.md``.
 """
 
@@ -9,32 +9,37 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from service.jobs.models import JobSpec, JobStatus
-from service.jobs.runner import JobRunner
-from service.jobs.views import AccuracyCurve, FullCurve, JobPage, JobView, job_view
+from service.deps import JobsDep, SettingsDep
+from service.errors import InvalidInput
+from service.jobs.cost import estimate
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
+from service.jobs.views import (
+    AccuracyCurve,
+    FullCurve,
+    JobPage,
+    JobView,
+    job_view,
+    progress_event,
+)
+from service.settings import Settings
 from training.export import plot_curves
 
 router = APIRouter(prefix="/train", tags=["train"])
 
-#: matplotlib's Agg backend is not thread-safe across figures being drawn at once.
-_PLOT_LOCK = threading.Lock()
+#: Plots are drawn in this one thread, never on the default executor that every database
+#: call goes through: matplotlib's Agg backend is not thread-safe across figures drawn at
+#: once, and a burst of plot requests must not delay job or predict calls.
+_PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
 _JOB_RESPONSES: dict[int | str, dict[str, str]] = {404: {"description": "no such job"}}
-
-
-def get_jobs(request: Request) -> JobRunner:
-    jobs: JobRunner = request.app.state.jobs
-    return jobs
-
-
-JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 
 
 @router.post(
@@ -43,11 +48,33 @@ JobsDep = Annotated[JobRunner, Depends(get_jobs)]
     status_code=status.HTTP_202_ACCEPTED,
     responses={429: {"description": "queue full; see Retry-After"}},
 )
-async def submit(spec: JobSpec, jobs: JobsDep, response: Response) -> JobView:
+async def submit(
+    spec: JobSpec, jobs: JobsDep, settings: SettingsDep, response: Response
+) -> JobView:
     """Queue a training job; 202 with the job and ``Location: /train/{id}``."""
-    job = await jobs.submit(spec)
+    _check_cost(spec, settings)
+    job = await jobs.submit(spec.new_job(time_limit_s=settings.job_time_limit_s))
     response.headers["Location"] = f"/train/{job.id}"
     return job_view(job, await jobs.curve(job.id))
+
+
+def _check_cost(spec: JobSpec, settings: Settings) -> None:
+    """``InvalidInput`` (422) naming the limit when the job's estimated cost exceeds it."""
+    cost = estimate(*spec.resolve())
+    expected = "fewer iterations, a smaller batch_size, or fewer or narrower layers"
+    if cost.macs > settings.max_job_macs:
+        raise InvalidInput(
+            f"this job would take about {cost.macs:.2g} multiply-accumulates, over the "
+            f"limit max_job_macs = {settings.max_job_macs:.2g}",
+            expected=expected,
+        )
+    limit_bytes = settings.max_job_activation_mb * 2**20
+    if cost.activation_bytes > limit_bytes:
+        raise InvalidInput(
+            f"one training step would hold about {cost.activation_bytes / 2**20:.0f} MiB of "
+            f"activations, over the limit max_job_activation_mb = {settings.max_job_activation_mb}",
+            expected=expected,
+        )
 
 
 @router.get("", summary="List training jobs, newest first")
@@ -110,7 +137,7 @@ async def curve_json(job_id: str, jobs: JobsDep) -> FullCurve:
 
 
 def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: str) -> bytes:
-    with _PLOT_LOCK, tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"curves.{fmt}"
         plot_curves(loss, accuracy, path, title)
         return path.read_bytes()
@@ -127,7 +154,8 @@ async def curve_plot(job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep) -> 
     job = await jobs.get(job_id)
     curve = await jobs.curve(job_id)
     title = f"job {job_id[:8]}: {job.name} ({job.family}), {job.status}"
-    body = await asyncio.to_thread(_draw, curve.losses, curve.accuracy, title, fmt)
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(_PLOTTER, _draw, curve.losses, curve.accuracy, title, fmt)
     return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 
@@ -143,6 +171,10 @@ async def events(job_id: str, jobs: JobsDep) -> EventSourceResponse:
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async for event in jobs.events(job_id):
-            yield ServerSentEvent(data=json.dumps(event.data), event=event.kind)
+            if event.kind == "progress":
+                data = progress_event(event.job, event.curve, event.first_iteration)
+            else:
+                data = job_view(event.job, event.curve).model_dump(mode="json")
+            yield ServerSentEvent(data=json.dumps(data), event=event.kind)
 
     return EventSourceResponse(stream(), ping=15)

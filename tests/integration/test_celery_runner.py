@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
 
-from service.jobs.celery_app import STALE_AFTER_S, WORKER_LOST, _previous_attempt_lost
-from service.jobs.celery_runner import CeleryJobRunner
-from service.jobs.models import JobSpec, JobStatus, jobs_table
-from service.jobs.store import JobStore
+from service.jobs.celery_launcher import CeleryLauncher
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
+from service.jobs.runner import Jobs
+from service.jobs.store import STALE_AFTER_S, WORKER_LOST, JobStore
+from service.jobs.worker import run_job
 from service.settings import Settings
+from tests.service.jobs.conftest import age_heartbeat
 
-SPEC = JobSpec(family="logistic", hyperparameters={"iterations": 5})
+SPEC = JobSpec(family="logistic", hyperparameters={"iterations": 5}).new_job()
 
 
 @pytest.fixture
@@ -31,24 +30,8 @@ def running_job(store: JobStore, owner: str, heartbeat_age: float) -> str:
     job = store.create(SPEC)
     assert job is not None
     assert store.claim(job.id, owner)
-    with store.engine.begin() as conn:
-        conn.execute(
-            update(jobs_table)
-            .where(jobs_table.c.id == job.id)
-            .values(heartbeat_at=time.time() - heartbeat_age)
-        )
+    age_heartbeat(store, job.id, heartbeat_age)
     return job.id
-
-
-def dead_pid() -> int:
-    """The pid of a process of this host that has exited."""
-    proc = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(proc.stdout)
 
 
 def test_sweep_fails_running_job_whose_worker_fell_silent(store: JobStore, tmp_path: Path) -> None:
@@ -60,30 +43,26 @@ def test_sweep_fails_running_job_whose_worker_fell_silent(store: JobStore, tmp_p
     async def refresh() -> None:
         return None
 
-    # One sweep, called directly: entering the runner would also start its background
-    # sweeper, which could sweep first and leave this call nothing to report.
-    runner = CeleryJobRunner(store, settings=settings, max_queued=4, refresh=refresh)
-    assert asyncio.run(runner.sweep()) == [silent]
+    # One sweep, called directly: entering Jobs would also start its background sweeper,
+    # which could sweep first and leave this call nothing to report.
+    jobs = Jobs(store, CeleryLauncher(settings), max_queued=4, refresh=refresh)
+    assert asyncio.run(jobs.sweep()) == [silent]
     assert store.get(silent).status is JobStatus.FAILED
-    assert store.get(silent).error is not None
+    assert store.get(silent).error == WORKER_LOST
     assert store.get(alive).status is JobStatus.RUNNING
 
 
-def test_redelivered_task_fails_job_of_a_dead_pool_process(store: JobStore) -> None:
-    """The task redelivered after its pool process died marks the job failed, not re-run."""
-    job_id = running_job(store, f"{socket.gethostname()}:{dead_pid()}:cccc", 0)
-    assert _previous_attempt_lost(store.url, job_id)
+def test_a_redelivered_task_refuses_a_job_another_attempt_holds_at_once(
+    store: JobStore, tmp_path: Path
+) -> None:
+    """The task redelivered while an earlier attempt holds the job returns at once, without
+    polling, and leaves the job to the liveness rule instead of running it twice."""
+    job_id = running_job(store, "earlier-attempt", 0)
+    started = time.monotonic()
+    assert run_job(store.url, tmp_path, job_id) == JobStatus.RUNNING
+    assert time.monotonic() - started < 5
     job = store.get(job_id)
-    assert job.status is JobStatus.FAILED
-    assert job.error == WORKER_LOST
-
-
-def test_task_of_a_queued_job_runs_it(store: JobStore) -> None:
-    """A first delivery (the job still queued) is not mistaken for a lost attempt."""
-    job = store.create(SPEC)
-    assert job is not None
-    assert not _previous_attempt_lost(store.url, job.id)
-    assert store.get(job.id).status is JobStatus.QUEUED
+    assert (job.status, job.owner, job.iteration) == (JobStatus.RUNNING, "earlier-attempt", 0)
 
 
 def test_submit_fails_the_job_when_the_broker_is_down(store: JobStore) -> None:
@@ -98,7 +77,7 @@ def test_submit_fails_the_job_when_the_broker_is_down(store: JobStore) -> None:
         return None
 
     async def submit() -> JobStatus:
-        async with CeleryJobRunner(store, settings=settings, max_queued=4, refresh=refresh) as r:
-            return (await r.submit(SPEC)).status
+        async with Jobs(store, CeleryLauncher(settings), max_queued=4, refresh=refresh) as jobs:
+            return (await jobs.submit(SPEC)).status
 
     assert asyncio.run(submit()) is JobStatus.FAILED

@@ -18,9 +18,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.jobs.models import JobSpec, JobStatus
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
-from tests.service.jobs.conftest import SHORT_LOGISTIC, claim_concurrently, job_settings, wait_job
+from tests.service.jobs.conftest import (
+    SHORT_LOGISTIC,
+    claim_concurrently,
+    job_settings,
+    submit_concurrently,
+    wait_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +58,7 @@ def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
     stores = [JobStore(pg_url), JobStore(pg_url)]
     ids = set()
     for _ in range(30):
-        job = stores[0].create(JobSpec(family="logistic"))
+        job = stores[0].create(JobSpec(family="logistic").new_job())
         assert job is not None
         ids.add(job.id)
     claims = claim_concurrently(stores)
@@ -60,6 +67,17 @@ def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
     assert stores[1].counts()[JobStatus.RUNNING] >= 30
     for store in stores:
         store.close()
+
+
+def test_postgres_queue_bound_holds_for_20_concurrent_submitters(pg_url: str) -> None:
+    """Twenty submitters on their own connections at once: exactly 16 queued, 4 refused."""
+    store = JobStore(pg_url)
+    before = store.counts()[JobStatus.QUEUED]
+    assert submit_concurrently(pg_url, submitters=20, max_queued=before + 16) == 16
+    assert store.counts()[JobStatus.QUEUED] == before + 16
+    for job in store.list_jobs(status=JobStatus.QUEUED, limit=100)[0]:
+        store.request_cancel(job.id)  # leave no queued job for the next tests
+    store.close()
 
 
 def test_postgres_backs_a_whole_job_over_http(
@@ -100,7 +118,7 @@ def test_stores_opened_at_once_on_an_empty_database_all_start(pg_url: str) -> No
             thread.join(timeout=60)
         assert errors == []
         store = JobStore(url)
-        assert store.create(JobSpec(family="logistic")) is not None
+        assert store.create(JobSpec(family="logistic").new_job()) is not None
         store.close()
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:

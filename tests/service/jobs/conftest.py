@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,13 @@ from typing import Any
 import anyio
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.app import create_app
-from service.jobs.models import JobRecord
+from service.jobs.records import JobRecord
+from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
+from service.jobs.tables import jobs_table
 from service.settings import Settings
 from tests.conftest import make_settings
 
@@ -88,6 +92,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def age_heartbeat(store: JobStore, job_id: str, age: float) -> None:
+    """Make the last heartbeat of ``job_id`` ``age`` seconds old."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(jobs_table)
+            .where(jobs_table.c.id == job_id)
+            .values(heartbeat_at=time.time() - age)
+        )
+
+
 def claim_concurrently(stores: list[JobStore], claimers: int = 8) -> list[list[str]]:
     """Run ``claimers`` threads (alternating over ``stores``) that claim queued jobs until none
     is left; the ids each claimer (owner ``owner-<i>``) got."""
@@ -106,3 +120,27 @@ def claim_concurrently(stores: list[JobStore], claimers: int = 8) -> list[list[s
     for thread in threads:
         thread.join(timeout=60)
     return claims
+
+
+def submit_concurrently(url: str, submitters: int = 20, max_queued: int = 16) -> int:
+    """Start ``submitters`` threads at once, each on its own store (its own connections, as
+    separate processes would be), each creating one job; how many were queued."""
+    stores = [JobStore(url) for _ in range(submitters)]
+    barrier = threading.Barrier(submitters)
+    queued: list[bool] = []
+
+    def submitter(store: JobStore) -> None:
+        barrier.wait()
+        queued.append(
+            store.create(JobSpec(family="logistic").new_job(), max_queued=max_queued) is not None
+        )
+
+    threads = [threading.Thread(target=submitter, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for store in stores:
+        store.close()
+    assert len(queued) == submitters, "a submitter raised or hung"
+    return sum(queued)

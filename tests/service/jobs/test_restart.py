@@ -1,18 +1,16 @@
-"""What survives a restart: finished jobs and curves stay; a job whose process died fails."""
+"""What survives a restart: finished jobs and curves stay; a job whose worker fell silent fails."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.jobs.models import JobSpec, JobStatus
-from service.jobs.store import WORKER_LOST, JobStore
-from tests.service.jobs.conftest import SHORT_LOGISTIC, job_settings, wait_job
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
+from service.jobs.store import STALE_AFTER_S, WORKER_LOST, JobStore
+from tests.service.jobs.conftest import SHORT_LOGISTIC, age_heartbeat, job_settings, wait_job
 
 
 def test_a_new_app_on_the_same_database_lists_the_finished_job_and_its_curve(
@@ -36,39 +34,44 @@ def test_a_new_app_on_the_same_database_lists_the_finished_job_and_its_curve(
         assert answer.json()["version"] == str(version)
 
 
-def test_start_up_fails_running_jobs_whose_owner_process_is_gone(
+def test_start_up_fails_running_jobs_whose_heartbeat_is_stale(
     tmp_path: Path, models_dir: Path
 ) -> None:
-    """A job left running by a process that exited is failed ("worker lost") at start-up."""
+    """A job left running by a process that stopped beating is failed ("worker lost") at
+    start-up; a job whose worker still beats (elsewhere) is left running."""
     settings = job_settings(tmp_path, models_dir)
     store = JobStore(settings.database_url)
-    job = store.create(JobSpec(family="logistic"))
-    assert job is not None
-    exited = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
+    dead, alive = (
+        store.create(JobSpec(family="logistic").new_job()),
+        store.create(JobSpec(family="fnn").new_job()),
     )
-    owner = f"{socket.gethostname()}:{exited.stdout.strip()}:deadbeef"
-    assert store.claim(job.id, owner)
+    assert dead is not None
+    assert alive is not None
+    assert store.claim(dead.id, "a-process-that-died")
+    assert store.claim(alive.id, "a-worker-elsewhere")
+    age_heartbeat(store, dead.id, STALE_AFTER_S + 1)
     store.close()
 
     with TestClient(create_app(settings)) as client:
-        body = client.get(f"/train/{job.id}").json()
-    assert body["status"] == JobStatus.FAILED
-    assert body["error"] == WORKER_LOST
+        failed = client.get(f"/train/{dead.id}").json()
+        running = client.get(f"/train/{alive.id}").json()
+    assert failed["status"] == JobStatus.FAILED
+    assert failed["error"] == WORKER_LOST
+    assert running["status"] == JobStatus.RUNNING
 
 
-def test_silent_running_jobs_of_other_hosts_are_failed_as_stale(tmp_path: Path) -> None:
-    """A running job whose owner (on another machine) stopped writing is declared lost."""
+def test_only_running_jobs_silent_for_longer_than_the_limit_are_lost(tmp_path: Path) -> None:
+    """The one liveness rule: a running job is lost once its heartbeat is older than the
+    limit, and a heartbeat keeps it alive."""
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
-    job = store.create(JobSpec(family="logistic"))
+    job = store.create(JobSpec(family="logistic").new_job())
     assert job is not None
     assert store.claim(job.id, "elsewhere:1:token")
-    assert store.mark_orphans("me", stale_after=3600) == []
-    assert store.mark_orphans("me", stale_after=-1) == [job.id]
+    age_heartbeat(store, job.id, 60)
+    assert store.beat(job.id, "elsewhere:1:token")
+    assert not store.beat(job.id, "someone-else")
+    assert store.fail_lost_jobs(stale_after=30) == []
+    assert store.fail_lost_jobs(stale_after=-1) == [job.id]
     failed = store.get(job.id)
     assert failed.status == JobStatus.FAILED
-    assert failed.error is not None
-    assert failed.error.startswith("worker lost")
+    assert failed.error == WORKER_LOST

@@ -62,6 +62,8 @@ def _job(**hyperparameters: Any) -> dict[str, Any]:
         pytest.param({"family": "fnn", "name": "Bad Name"}, "name", "a-z0-9", id="name-pattern"),
         pytest.param({"family": "fnn", "name": "x" * 65}, "name", "a-z0-9", id="name-65"),
         pytest.param({"family": "fnn", "recipe": "fast"}, "recipe", "lecture", id="recipe"),
+        pytest.param({"family": "fnn", "promote": "yes"}, "promote", "boolean", id="promote-yes"),
+        pytest.param(_job(augment_shift=1), "augment_shift", "boolean", id="augment-shift-1"),
     ],
 )
 def test_submit_rejects_a_bad_field_naming_it_and_its_range(
@@ -158,3 +160,24 @@ def test_submit_with_an_undecodable_body_is_422_saying_why(
     assert error["code"] == "invalid_input"
     assert reason in error["message"]
     assert "application/json" in error["expected"]
+
+
+def test_openapi_states_every_bound_of_the_request(client: TestClient) -> None:
+    """The schema itself carries each numeric range and list length, so a client or a fuzzer
+    can read them (not only the descriptions)."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    fields = schemas["Hyperparameters"]["properties"]
+    numeric = [
+        name
+        for name, spec in fields.items()
+        if any(branch.get("type") in ("integer", "number") for branch in spec.get("anyOf", []))
+    ]
+    assert len(numeric) == 12
+    for name in numeric:
+        assert "maximum" in fields[name], name
+        assert {"minimum", "exclusiveMinimum"} & fields[name].keys(), name
+    assert (fields["iterations"]["minimum"], fields["iterations"]["maximum"]) == (1, 20000)
+    assert fields["lr"]["exclusiveMinimum"] == 0
+    channels = fields["channels"]
+    assert (channels["minItems"], channels["maxItems"]) == (1, 4)
+    assert channels["items"] == {"minimum": 1, "maximum": 256}

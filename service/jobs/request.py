@@ -1,16 +1,8 @@
-"""What a training job is: the ``JobSpec`` request body, the ``JobStatus`` enum, the SQL
-tables the job store keeps, and ``JobRecord`` / ``Curve``, the rows read back.
-
-Tables (SQLAlchemy Core, portable between SQLite and PostgreSQL)::
-
-    jobs            one row per job: spec, status, owner, worker pid, progress, result
-    job_curve       the curves, appended in chunks (one row per progress write), so a
-                    progress write is an INSERT of the new points, never a rewrite
-"""
+"""The HTTP request body of ``POST /train``: ``JobSpec`` and its ``Hyperparameters``, each
+bound stated in the JSON schema and checked with an error naming the field and its range."""
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,45 +12,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
+from service.jobs.records import NewJob
 from training.models import Family, ModelSpec
 from training.recipes import Recipe, preset
-
-
-class JobStatus(enum.StrEnum):
-    """Life of a job: queued -> running -> succeeded | failed | cancelled."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-# --- request schema ------------------------------------------------------------------------
 
 
 def _no_bools(value: Any, allowed: str) -> None:
@@ -72,7 +37,22 @@ def _no_bools(value: Any, allowed: str) -> None:
         )
 
 
-def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> WrapValidator:
+@dataclass(frozen=True)
+class _Bounded(WrapValidator):
+    """A ``WrapValidator`` that also states its bounds in the JSON schema (``minimum``,
+    ``maxItems``, ...), so a client or a fuzzer can read them."""
+
+    bounds: dict[str, Any] = field(default_factory=dict)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(self.bounds)
+        return json_schema
+
+
+def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> _Bounded:
     """A range check whose error names the whole allowed range (pydantic's ``ge``/``le``
     errors name only the bound that was crossed); booleans are refused, not read as 1/0."""
     allowed = f"{'(' if lo_open else '['}{lo}, {hi}]"
@@ -91,7 +71,8 @@ def _bounded(lo: float, hi: float, *, lo_open: bool = False) -> WrapValidator:
             )
         return value
 
-    return WrapValidator(check)
+    low = {"exclusiveMinimum": lo} if lo_open else {"minimum": lo}
+    return _Bounded(check, bounds={**low, "maximum": hi})
 
 
 def _check_channels(raw: Any, handler: ValidatorFunctionWrapHandler) -> list[int] | None:
@@ -135,7 +116,7 @@ class Hyperparameters(BaseModel):
         int | None, _bounded(1, 4096), Field(description="[1, 4096]; >= 1437 is full batch")
     ] = None
     label_smoothing: Annotated[float | None, _bounded(0, 0.5), Field(description="[0, 0.5]")] = None
-    augment_shift: bool | None = None
+    augment_shift: bool | None = Field(default=None, strict=True)
     acc_step: Annotated[int | None, _bounded(1, 20_000), Field(description="[1, 20000]")] = None
     seed: Annotated[int | None, _bounded(0, 2**31 - 1), Field(description="[0, 2**31-1]")] = None
     hidden: Annotated[int | None, _bounded(1, 2048), Field(description="fnn: [1, 2048]")] = None
@@ -143,7 +124,10 @@ class Hyperparameters(BaseModel):
     activation: Literal["relu", "tanh"] | None = None
     channels: Annotated[
         list[int] | None,
-        WrapValidator(_check_channels),
+        _Bounded(
+            _check_channels,
+            bounds={"minItems": 1, "maxItems": 4, "items": {"minimum": 1, "maximum": 256}},
+        ),
         Field(description="cnn: 1 to 4 counts in [1, 256]"),
     ] = None
     dropout: Annotated[float | None, _bounded(0, 0.9), Field(description="[0, 0.9]")] = None
@@ -169,7 +153,9 @@ class JobSpec(BaseModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")] | None = Field(
         default=None, description="model name to publish under (default: the family)"
     )
-    promote: bool = Field(default=False, description="make the new version the default")
+    promote: bool = Field(
+        default=False, strict=True, description="make the new version the default"
+    )
     recipe: Literal["default", "lecture"] = "default"
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
@@ -200,113 +186,14 @@ class JobSpec(BaseModel):
         spec = ModelSpec.from_dict({**base.spec.to_dict(), **arch})
         return spec, base.recipe.with_overrides(**overrides)
 
-    def stored(self) -> dict[str, Any]:
-        """What the job row keeps: the request and the resolved architecture and recipe."""
+    def new_job(self, *, time_limit_s: float | None = None) -> NewJob:
+        """The job to queue: this request, its resolved architecture and recipe, and the
+        wall-clock limit of its fit."""
         spec, recipe = self.resolve()
-        return {
+        stored = {
             "request": self.model_dump(mode="json"),
             "architecture": spec.to_dict(),
             "recipe": recipe.to_dict(),
+            "time_limit_s": time_limit_s,
         }
-
-
-# --- tables --------------------------------------------------------------------------------
-
-metadata = MetaData()
-
-jobs_table = Table(
-    "jobs",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("status", String(16), nullable=False, index=True),
-    Column("family", String(16), nullable=False),
-    Column("name", String(64), nullable=False),
-    Column("promote", Boolean, nullable=False, default=False),
-    Column("spec", JSON, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("started_at", Float),
-    Column("finished_at", Float),
-    #: Who claimed the job: ``host:pid:token`` of the API process (local) or worker (celery).
-    Column("owner", String(200)),
-    Column("worker_pid", Integer),
-    Column("heartbeat_at", Float),
-    Column("cancel_requested", Boolean, nullable=False, default=False),
-    #: Why a stop was requested when it is not a user's cancel (then the job ends failed).
-    Column("cancel_reason", Text),
-    Column("iteration", Integer, nullable=False, default=0),
-    Column("total_iterations", Integer, nullable=False),
-    Column("elapsed", Float),
-    Column("last_loss", Float),
-    Column("metrics", JSON),
-    Column("model_name", String(64)),
-    Column("model_version", Integer),
-    Column("error", Text),
-)
-Index("ix_jobs_created", jobs_table.c.created_at)
-
-curve_table = Table(
-    "job_curve",
-    metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
-    #: Iteration of the first loss in ``losses``.
-    Column("first_iteration", Integer, nullable=False),
-    Column("losses", JSON, nullable=False),
-    #: ``[{"iteration", "train", "test"}, ...]`` recorded in the same span.
-    Column("accuracy", JSON, nullable=False),
-)
-Index("ix_job_curve_job", curve_table.c.job_id, curve_table.c.seq)
-
-
-# --- rows read back ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One row of ``jobs`` (without its curve)."""
-
-    id: str
-    status: JobStatus
-    family: str
-    name: str
-    promote: bool
-    spec: dict[str, Any]
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    owner: str | None
-    worker_pid: int | None
-    heartbeat_at: float | None
-    cancel_requested: bool
-    cancel_reason: str | None
-    iteration: int
-    total_iterations: int
-    elapsed: float | None
-    last_loss: float | None
-    metrics: dict[str, Any] | None
-    model_name: str | None
-    model_version: int | None
-    error: str | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> JobRecord:
-        data = dict(row._mapping)
-        data["status"] = JobStatus(data["status"])
-        data["cancel_requested"] = bool(data["cancel_requested"])
-        data["promote"] = bool(data["promote"])
-        return cls(**data)
-
-
-@dataclass
-class Curve:
-    """The loss of every iteration so far and the accuracy points, oldest first."""
-
-    losses: list[float] = field(default_factory=list)
-    accuracy: list[dict[str, float]] = field(default_factory=list)
-    #: ``seq`` of the last chunk read (to ask only for newer chunks next time).
-    last_seq: int = 0
-
-    def extend(self, losses: list[float], accuracy: list[dict[str, float]], seq: int) -> None:
-        self.losses.extend(losses)
-        self.accuracy.extend(accuracy)
-        self.last_seq = max(self.last_seq, seq)
+        return NewJob(self.family, self.model_name, self.promote, stored)

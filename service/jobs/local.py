@@ -1,0 +1,197 @@
+"""``LocalLauncher``: jobs run in worker processes owned by the API process.
+
+It keeps ``max_running`` single-process pools ("spawn" context), started and warmed when the
+launcher starts, so a worker killed mid-fit breaks only its own pool, which is rebuilt; its
+job is marked failed at once. A dispatcher task claims queued jobs from the store (an atomic
+``UPDATE``, so with several API processes on one database each job runs once) whenever a
+slot is free, and hands each to ``worker.run_job``. ``launch`` only wakes the dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.errors import JobNotCancellable
+from service.jobs.store import WORKER_LOST, JobStore, new_owner
+from service.jobs.worker import init_worker_process, run_job, warm_up
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN = "interrupted: the service shut down while this job ran; submit it again"
+#: Seconds after start-up before the idle workers are started and warmed, so a service
+#: that has just become ready (or a short-lived one, like a test's) serves first.
+WARM_AFTER_S = 2.0
+
+
+@dataclass
+class _Slot:
+    """One single-process pool and the job it runs."""
+
+    pool: ProcessPoolExecutor | None = None
+    job_id: str | None = None
+
+
+def _new_pool(nice: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker_process,
+        initargs=(nice, os.getpid()),
+    )
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """``fn(*args)`` in ``pool``; a worker process this starts is spawned with SIGINT blocked
+    (it ignores it once initialised), so a Ctrl-C that comes while it imports is no traceback:
+    the parent stops its workers."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _log_warm_up_failure(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("a training worker failed to warm up: %r", done.exception())
+
+
+class LocalLauncher:
+    """Runs jobs in ``max_running`` worker processes owned by this launcher."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        models_dir: Path,
+        versions_dir: Path | None = None,
+        max_running: int,
+        nice: int = 0,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.models_dir = Path(models_dir)
+        self.versions_dir = versions_dir
+        self.nice = nice
+        self.poll_interval = poll_interval
+        self.owner = new_owner()
+        self._slots = [_Slot() for _ in range(max_running)]
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._on_done: Callable[[str], Awaitable[None]] | None = None
+        self._warmer: asyncio.Task[None] | None = None
+
+    async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
+        """Dispatch, and start and warm the workers shortly after; ``on_done(job_id)`` after
+        each job."""
+        self._on_done = on_done
+        self._dispatcher = asyncio.create_task(self._dispatch_loop())
+        self._warmer = asyncio.create_task(self._warm_workers())
+
+    async def _warm_workers(self) -> None:
+        await asyncio.sleep(WARM_AFTER_S)
+        for slot in self._slots:
+            if slot.pool is None:
+                slot.pool = _new_pool(self.nice)
+                _submit(slot.pool, warm_up).add_done_callback(_log_warm_up_failure)
+
+    async def launch(self, job_id: str) -> None:
+        """A job was queued: look for it now rather than at the next poll."""
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        """Ask running jobs to stop (they end ``failed``: ``SHUTDOWN``), stop the workers."""
+        for task in (self._warmer, self._dispatcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for job_id in self.running:
+            with contextlib.suppress(JobNotCancellable):
+                await asyncio.to_thread(self.store.request_cancel, job_id, reason=SHUTDOWN)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()), timeout=30)
+        for slot in self._slots:
+            if slot.job_id is not None:  # did not stop in time: say so, leave it to exit
+                await asyncio.to_thread(self.store.fail, slot.job_id, SHUTDOWN, owner=self.owner)
+            if slot.pool is not None:  # an idle worker may still be warming: do not wait
+                slot.pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the jobs this launcher's workers are running."""
+        return [s.job_id for s in self._slots if s.job_id is not None]
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._fill_slots()
+                # This process owns its workers and sees one die at once (BrokenProcessPool);
+                # it beats for their jobs too, so a worker still starting is not "lost".
+                await asyncio.to_thread(self._beat, self.running)
+            except Exception:  # a database hiccup must not stop dispatching: retry next tick
+                log.exception("job dispatcher tick failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval * 2)
+
+    def _beat(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            self.store.beat(job_id, self.owner)
+
+    async def _fill_slots(self) -> None:
+        for slot in self._slots:
+            if slot.job_id is not None:
+                continue
+            job_id = await asyncio.to_thread(self.store.claim_next, self.owner)
+            if job_id is None:
+                return
+            slot.job_id = job_id
+            self._tasks[job_id] = asyncio.create_task(self._run(slot, job_id))
+
+    async def _run(self, slot: _Slot, job_id: str) -> None:
+        """Run ``job_id`` in ``slot``'s worker, then report it done."""
+        try:
+            if slot.pool is None:
+                slot.pool = _new_pool(self.nice)
+            run = functools.partial(
+                run_job,
+                self.store.url,
+                str(self.models_dir),
+                job_id,
+                self.owner,
+                versions_dir=self.versions_dir,
+            )
+            await _submit(slot.pool, run)
+        except BrokenProcessPool:
+            log.error("the worker running job %s exited; starting a new one", job_id)
+            await asyncio.to_thread(self.store.fail, job_id, WORKER_LOST, owner=self.owner)
+            broken, slot.pool = slot.pool, _new_pool(self.nice)
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+        except Exception as exc:  # e.g. the job could not be sent to the worker
+            log.exception("job %s could not run", job_id)
+            await asyncio.to_thread(
+                self.store.fail, job_id, f"{type(exc).__name__}: {exc}", owner=self.owner
+            )
+        finally:
+            slot.job_id = None
+            self._wake.set()
+        try:
+            if self._on_done is not None:
+                await self._on_done(job_id)
+        finally:
+            self._tasks.pop(job_id, None)

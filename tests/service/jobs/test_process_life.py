@@ -1,0 +1,133 @@
+"""The service as a real process: its training workers live and die with it.
+
+``python -m service`` runs in a subprocess on a temporary folder; the faults are real
+signals (``kill -9`` of the API, Ctrl-C to its process group).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.jobs.store import JobStore
+from tests.service.jobs.conftest import LONG_CNN
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+
+
+def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``check()`` once it is truthy (tried every 50 ms); fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie awaiting its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the live child processes of ``pid``."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with_kids = (task / "children").read_text().split()
+        found.extend(int(k) for k in with_kids)
+    return [k for k in found if not gone(k)]
+
+
+@pytest.fixture
+def service(tmp_path: Path, models_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """A ``python -m service`` process on ``tmp_path`` (its own session), its base URL and
+    its job store URL; killed afterwards if a test left it running."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    database_url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    env = {
+        **os.environ,
+        "DIGITS_MODELS_DIR": str(models_dir),
+        "DIGITS_DATABASE_URL": database_url,
+        "DIGITS_PORT": str(port),
+        "DIGITS_DEVICE": "cpu",
+        "DIGITS_RELOAD_INTERVAL_S": "0",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def live() -> bool:
+        try:
+            return httpx.get(f"{base}/health/live", timeout=1).status_code == 200
+        except httpx.TransportError:
+            assert process.poll() is None, "the service exited at start-up"
+            return False
+
+    try:
+        poll(live, 60, "the service to listen")
+        yield process, base, database_url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+
+
+def test_kill_9_of_the_api_stops_its_training_worker_within_5_s(
+    service: tuple[subprocess.Popen[str], str, str],
+) -> None:
+    """A worker whose API process was SIGKILLed mid-fit stops within 5 s, not trains on."""
+    process, base, database_url = service
+    job_id = httpx.post(f"{base}/train", json=LONG_CNN, timeout=10).json()["id"]
+    store = JobStore(database_url, create=False)
+    job = poll(
+        lambda: (j := store.get(job_id)).iteration > 0 and j.worker_pid and j,
+        60,
+        "the job to make progress",
+    )
+    store.close()
+    assert not gone(job.worker_pid)
+
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    killed = time.monotonic()
+    poll(lambda: gone(job.worker_pid), 5, f"worker {job.worker_pid} to stop")
+    assert time.monotonic() - killed < 5
+
+
+def test_ctrl_c_stops_the_service_and_its_idle_worker_without_a_traceback(
+    service: tuple[subprocess.Popen[str], str, str],
+) -> None:
+    """Ctrl-C (SIGINT to the whole process group) ends the API and its pre-started worker
+    cleanly: exit status 0, no traceback, no ``KeyboardInterrupt`` printed."""
+    process, _, _ = service
+    workers = poll(lambda: children(process.pid), 30, "the pre-started training worker")
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert "KeyboardInterrupt" not in output
+    poll(lambda: all(gone(pid) for pid in workers), 5, f"workers {workers} to exit")
