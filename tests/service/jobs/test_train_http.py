@@ -50,10 +50,16 @@ def test_job_succeeds_with_a_falling_curve_and_its_version_answers(
 
 
 def test_promote_makes_the_new_version_the_default(jobs_client: TestClient) -> None:
-    """Without promote the served default stays; with promote the new version is served."""
+    """Without promote the served default stays and no pin is written; the new version goes
+    to the runtime folder, never the shipped one; with promote the new version is served."""
+    settings = jobs_client.app.state.settings  # type: ignore[attr-defined]
+    shipped_before = sorted(p.name for p in (settings.models_dir / "logistic").iterdir())
     kept = wait_job(jobs_client, jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"])
     assert kept.model_version is not None
     assert kept.model_version > 1
+    assert (settings.versions_dir / "logistic" / str(kept.model_version)).is_dir()
+    assert sorted(p.name for p in (settings.models_dir / "logistic").iterdir()) == shipped_before
+    assert not (settings.versions_dir / "logistic" / "DEFAULT").exists()
     before = jobs_client.post("/models/logistic/predict", json=PIXELS).json()["version"]
     assert before == "1"
 
@@ -62,6 +68,9 @@ def test_promote_makes_the_new_version_the_default(jobs_client: TestClient) -> N
     assert promoted.status == "succeeded"
     after = jobs_client.post("/models/logistic/predict", json=PIXELS).json()["version"]
     assert after == str(promoted.model_version)
+    pin = (settings.versions_dir / "logistic" / "DEFAULT").read_text()
+    assert pin == f"{promoted.model_version}\n"
+    assert not (settings.models_dir / "logistic" / "DEFAULT").exists()
 
 
 def test_cancel_stops_a_running_fit_within_a_second(jobs_client: TestClient) -> None:
