@@ -57,26 +57,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (predict.router, models.router, train.router, health.router, metrics.router):
         app.include_router(router)
     app.include_router(docs.router)
-    _add_middleware(app, settings)
-    handlers.install(app, RouteTable(POLICY))
-    _document_access(app)
+    routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
+    _add_middleware(app, settings, routes)
+    handlers.install(app, routes)
+    _document_access(app, routes)
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable) -> None:
     # The last added runs first: metrics see every answer, access runs before any body is
     # read, and the predict front (service/routes/predict.py) is inside all three.
     app.add_middleware(predict.PredictFront, routes=predict.router.routes)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
     )
-    app.add_middleware(AccessControl, keys=Keys(settings), table=RouteTable(POLICY))
+    app.add_middleware(AccessControl, keys=Keys(settings), table=routes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
 
 
-def _document_access(app: FastAPI) -> None:
+def _document_access(app: FastAPI, table: RouteTable) -> None:
     """The OpenAPI schema says which operations need a key, from the one policy table."""
-    table = RouteTable(POLICY)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
