@@ -16,6 +16,10 @@ N_FEATURES = 64
 N_CLASSES = 10
 PIXEL_MIN = 0.0
 PIXEL_MAX = 16.0
+#: The validation rows carved from the training rows (never from the test rows): the rows that
+#: choose (promotion gate, temperature scaling), while the lecture's test rows stay the report.
+VALIDATION_FRACTION = 0.15
+VALIDATION_RANDOM_STATE = 0
 
 
 class SplitMismatch(RuntimeError):
@@ -74,3 +78,51 @@ def load_split(random_state: int = LECTURE_RANDOM_STATE, *, check: bool = True) 
                 f"{LECTURE_FIRST_TEST_LABELS}; check the scikit-learn version"
             )
     return split
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Rows held out of fitting, carved from the training rows by :func:`carve_validation`."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: torch.Tensor  # positions in the original ``Split.x_train``
+
+    def describe(self) -> dict[str, object]:
+        """The facts a manifest records about the carve, enough to carve it again."""
+        return {
+            "from": "train",
+            "fraction": VALIDATION_FRACTION,
+            "random_state": VALIDATION_RANDOM_STATE,
+            "stratified": True,
+            "n_validation": len(self.y),
+        }
+
+
+def carve_validation(split: Split) -> tuple[Split, Validation]:
+    """Split the training rows into fitting rows and validation rows, the same way every time.
+
+    Returns a :class:`Split` whose training rows exclude the validation rows (its test rows are
+    the lecture's, unchanged) and the :class:`Validation` rows. Stratified by label, with a
+    fixed seed, so every version ever fitted is scored on the same validation rows.
+    """
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(len(split.y_train))
+    fit_idx, val_idx = train_test_split(
+        positions,
+        test_size=VALIDATION_FRACTION,
+        shuffle=True,
+        stratify=split.y_train.numpy(),
+        random_state=VALIDATION_RANDOM_STATE,
+    )
+    fit_pos = torch.from_numpy(np.sort(fit_idx))
+    val_pos = torch.from_numpy(np.sort(val_idx))
+    fitting = Split(
+        x_train=split.x_train[fit_pos],
+        y_train=split.y_train[fit_pos],
+        x_test=split.x_test,
+        y_test=split.y_test,
+        random_state=split.random_state,
+    )
+    return fitting, Validation(x=split.x_train[val_pos], y=split.y_train[val_pos], indices=val_pos)

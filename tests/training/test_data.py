@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from training.data import Split
+from training.data import Split, carve_validation
 
 
 def test_split_has_1437_train_and_360_test_rows(split: Split) -> None:
@@ -28,3 +28,19 @@ def test_split_holds_raw_float32_pixels_and_int64_labels(split: Split) -> None:
     assert split.x_train.min().item() == 0
     assert split.x_train.max().item() == 16
     assert set(split.y_test.tolist()) == set(range(10))
+
+
+def test_validation_is_carved_from_train_rows_only_and_is_the_same_every_time(split: Split) -> None:
+    fitting, validation = carve_validation(split)
+    again_fitting, again = carve_validation(split)
+    assert torch.equal(validation.indices, again.indices)
+    assert torch.equal(fitting.x_train, again_fitting.x_train)
+    # Disjoint, and together exactly the training rows; the test rows untouched.
+    assert len(fitting.y_train) + len(validation.y) == len(split.y_train)
+    kept = set(range(len(split.y_train))) - {int(i) for i in validation.indices}
+    assert torch.equal(fitting.x_train, split.x_train[sorted(kept)])
+    assert torch.equal(validation.x, split.x_train[validation.indices])
+    assert torch.equal(fitting.x_test, split.x_test)
+    assert validation.describe()["n_validation"] == len(validation.y) == 216
+    # Stratified: every class is in the validation rows.
+    assert set(validation.y.tolist()) == set(range(10))
