@@ -58,30 +58,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(docs.router)
     routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
-    _add_middleware(app, settings, routes)
+    keys = Keys(settings)
+    _add_middleware(app, settings, routes, keys)
     handlers.install(app, routes)
-    _document_access(app, routes)
+    _document_access(app, routes, keys)
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: Keys) -> None:
     # The last added runs first: metrics see every answer, access runs before any body is
     # read, and the predict front (service/routes/predict.py) is inside all three.
     app.add_middleware(predict.PredictFront, routes=predict.router.routes)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
     )
-    app.add_middleware(AccessControl, keys=Keys(settings), table=routes)
+    app.add_middleware(AccessControl, keys=keys, table=routes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
 
 
-def _document_access(app: FastAPI, table: RouteTable) -> None:
-    """The OpenAPI schema says which operations need a key, from the one policy table."""
+def _document_access(app: FastAPI, table: RouteTable, keys: Keys) -> None:
+    """The OpenAPI schema says which operations need a key, from the one policy table and
+    the keys these settings configure."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(generate(), table)
+            app.openapi_schema = document(generate(), table, keys)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
