@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -97,6 +98,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         _watch_models(dataplane, settings.reload_interval_s, stack)
         app.state.jobs = await stack.enter_async_context(
             open_job_runner(settings, dataplane.refresh, app.state.metrics.registry)
+        )
+        # Plots are drawn in their own thread, never on the default executor that every
+        # database call goes through: a burst of plot requests must not delay job calls.
+        app.state.plotter = stack.enter_context(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
         )
         app.state.started = True
         registry = app.state.registry
