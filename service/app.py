@@ -23,6 +23,7 @@ from fastapi.telemetry import TelemetryConfig
 from service import handlers
 from service.access import POLICY, AccessControl, Keys, RouteTable, document
 from service.dataplane import DataPlane
+from service.deadlines import RequestDeadline
 from service.device import resolve_device
 from service.jobs import open_job_runner
 from service.metrics import ServiceMetrics
@@ -68,8 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: Keys) -> None:
     # The last added runs first: metrics see every answer, access runs before any body is
-    # read, and the predict front (service/routes/predict.py) is inside all three.
+    # read, each request gets its deadline (service/deadlines.py), and the predict front
+    # (service/routes/predict.py) is inside them all.
     app.add_middleware(predict.PredictFront, routes=predict.router.routes)
+    app.add_middleware(RequestDeadline, timeout_ms=settings.request_timeout_ms)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
     )
@@ -128,6 +131,7 @@ async def _open_dataplane(
         max_rows=settings.max_rows,
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
+        max_queued_rows=settings.max_queued_rows,
         inline_forward_max_us=settings.inline_forward_max_us,
         torch_threads=settings.torch_threads,
     )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from service.batcher import Forward, MicroBatcher
+from service.deadlines import REQUEST_DEADLINE
 from service.errors import InvalidInput
 from service.metrics import ServiceMetrics
 from service.registry import LoadedModel, ModelRegistry
@@ -53,6 +54,7 @@ class DataPlane:
         max_rows: int,
         max_batch_size: int,
         max_wait_ms: float,
+        max_queued_rows: int | None = None,
         torch_threads: int = 1,
         inline_forward_max_us: float = 1000.0,
     ) -> None:
@@ -62,6 +64,7 @@ class DataPlane:
         self.max_rows = max_rows
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
+        self.max_queued_rows = max_queued_rows
         self.inline_forward_max_us = inline_forward_max_us
         # One thread runs every forward of this device: forwards never overlap on the cores.
         self.executor = ThreadPoolExecutor(
@@ -75,13 +78,14 @@ class DataPlane:
         self._uncalibrated: list[tuple[LoadedModel, MicroBatcher]] = []  # inline_rows unset
 
     async def infer(self, name: str, version: int | None, rows: np.ndarray) -> InferenceResult:
-        """Probabilities of ``name`` at ``version`` (None = default) for float32 rows (N, 64)."""
+        """Probabilities of ``name`` at ``version`` (None = default) for float32 rows (N, 64),
+        within the current request's deadline (``service.deadlines``)."""
         if rows.ndim != 2 or rows.shape[1] != N_FEATURES or rows.dtype != np.float32:
             raise InvalidInput(
                 f"expected float32 rows of shape (N, {N_FEATURES}), got {rows.dtype} {rows.shape}"
             )
         model = self.registry.get(name, version)
-        probabilities = await self._batcher(model).submit(rows)
+        probabilities = await self._batcher(model).submit(rows, REQUEST_DEADLINE.get())
         return InferenceResult(model.name, model.version, str(model.device), probabilities)
 
     def sync(self) -> None:
@@ -163,7 +167,10 @@ class DataPlane:
             self.executor,
             max_batch_size=self.max_batch_size,
             max_wait_ms=self.max_wait_ms,
-            on_batch=lambda rows: self.metrics.observe_batch(model.name, version, rows),
+            max_queued_rows=self.max_queued_rows,
+            on_batch=lambda rows, forward_s, waits: self.metrics.observe_batch(
+                model.name, version, rows, forward_s, waits
+            ),
         )
         self._batchers[key] = (model, batcher)
         self._uncalibrated.append((model, batcher))
