@@ -132,6 +132,7 @@ async def _open_dataplane(
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         max_queued_rows=settings.max_queued_rows,
+        freeze_heap=settings.freeze_heap,
         inline_forward_max_us=settings.inline_forward_max_us,
         torch_threads=settings.torch_threads,
     )
