@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     """After models are loaded, move every object alive into the collector's permanent
     generation (``gc.freeze()``): a full collection then skips torch's ~10^6 objects, and
     its pause falls from hundreds of ms to a few (``bench/gc_pauses.py``)."""
-    max_queued_rows: int = Field(default=512, ge=1)
+    max_queued_rows: int = Field(default=2048, ge=1)
     """Most rows waiting for a forward per model version; a request that would pass it gets
     429 ``overloaded`` with ``Retry-After`` (a request finding the queue empty always gets in)."""
     request_timeout_ms: float = Field(default=10_000.0, ge=0)
