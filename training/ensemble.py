@@ -85,6 +85,17 @@ class EnsembleSpec:
         """The manifest's ``hyperparameters``: the ensemble seed and each member's recipe."""
         return EnsembleRecipe(self.seed, tuple(m.recipe for m in self.members))
 
+    @classmethod
+    def from_members(cls, members: list[dict[str, Any]], seed: int) -> EnsembleSpec:
+        """Inverse of the members' ``Member.to_dict`` (a job record keeps them so)."""
+        return cls(
+            tuple(
+                Member(ModelSpec.from_dict(m["architecture"]), Recipe(**m["hyperparameters"]))
+                for m in members
+            ),
+            seed,
+        )
+
     @property
     def iterations(self) -> int:
         """Optimizer steps of the whole fit (the members' together)."""
@@ -99,7 +110,11 @@ class EnsembleRecipe:
     members: tuple[Recipe, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "members": [r.to_dict() for r in self.members]}
+        return {
+            "seed": self.seed,
+            "iterations": sum(r.iterations for r in self.members),
+            "members": [r.to_dict() for r in self.members],
+        }
 
 
 def member_seed(seed: int, index: int, n_members: int) -> int:
