@@ -127,20 +127,28 @@ def run_rows(
     split: Split,
     *,
     seeds: list[int],
+    ensemble_seeds: list[int] | None = None,
     iterations: int | None = None,
     workers: int = 1,
     threads: int = 1,
     bar: tqdm[Any] | None = None,
 ) -> list[RowResult]:
-    """Fit every job once per seed (in ``workers`` processes) and gather the rows; ``seeds``
-    must hold 0 (its model's forward time is the row's)."""
+    """Fit every job once per seed (the ensemble: per ``ensemble_seeds``, default ``seeds``)
+    in ``workers`` processes and gather the rows; the seeds must hold 0 (its model's forward
+    time is the row's)."""
+
+    def seeds_of(job: Job) -> list[int]:
+        if job.family == ENSEMBLE and ensemble_seeds is not None:
+            return ensemble_seeds
+        return seeds
+
     with ProcessPoolExecutor(
         workers, initializer=torch.set_num_threads, initargs=(threads,)
     ) as pool:
         futures = {
             (j, seed): pool.submit(fit_seed, job, seed, split, iterations)
             for j, job in enumerate(jobs)
-            for seed in seeds
+            for seed in seeds_of(job)
         }
         results: dict[tuple[int, int], SeedResult] = {}
         for key, future in futures.items():
@@ -149,7 +157,7 @@ def run_rows(
                 bar.update(1)
     rows = []
     for j, job in enumerate(jobs):
-        runs = [results[(j, seed)] for seed in seeds]
+        runs = [results[(j, seed)] for seed in seeds_of(job)]
         forward = next(r.forward for r in runs if r.forward is not None)  # seed 0's
         rows.append(
             RowResult(
@@ -188,6 +196,7 @@ def format_report(rows: list[RowResult], n_seeds: int) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        label = r.label if len(r.test) == n_seeds else f"{r.label}, {len(r.test)} seeds"
         lecture = "-" if r.reported is None else f"{r.reported[1]:.4f}"
         if r.reported is not None and r.reported[0] is not None:
             lecture += f" (train {r.reported[0]:.4f})"
@@ -199,7 +208,7 @@ def format_report(rows: list[RowResult], n_seeds: int) -> str:
             else "-"
         )
         lines.append(
-            f"| {r.label} | {r.recipe} | {r.iterations} | {_mean_std(r.train)} "
+            f"| {label} | {r.recipe} | {r.iterations} | {_mean_std(r.train)} "
             f"| {_mean_std(r.test)} | {lecture} "
             f"| {statistics.fmean(r.errors):.1f} ({min(r.errors)}-{max(r.errors)}) "
             f"| {fit_s:.2f} | {ratio} | {r.forward.batch1_us:.1f} "
@@ -269,6 +278,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         help=f"the ensemble row's members (default: {' '.join(DEFAULT_MEMBERS)})",
     )
     parser.add_argument(
+        "--ensemble-seeds",
+        type=positive_int,
+        default=5,
+        help="seeds 0..N-1 of the ensemble row (default: 5; its members get their own seeds)",
+    )
+    parser.add_argument(
         "--jobs", type=positive_int, default=1, help="fits run at once, a process each"
     )
     parser.add_argument(
@@ -291,12 +306,14 @@ def main(argv: list[str] | None = None) -> int:
         args.only, set(args.family or (*FAMILIES, ENSEMBLE)), args.cnn_candidates, args.members
     )
     split = load_split()
-    seeds = list(range(args.seeds))
-    with tqdm(total=len(jobs) * len(seeds), desc="fits", disable=args.no_progress) as bar:
+    seeds, ensemble_seeds = list(range(args.seeds)), list(range(args.ensemble_seeds))
+    total = sum(len(ensemble_seeds if j.family == ENSEMBLE else seeds) for j in jobs)
+    with tqdm(total=total, desc="fits", disable=args.no_progress) as bar:
         rows = run_rows(
             jobs,
             split,
             seeds=seeds,
+            ensemble_seeds=ensemble_seeds,
             iterations=args.iterations,
             workers=args.jobs,
             threads=args.threads,
