@@ -165,6 +165,38 @@ def cross_validate(
     )
 
 
+def cross_validate_ensemble(
+    name: str, families: list[Family], fold_splits: list[Split], seeds: int = 1
+) -> CVScore:
+    """``cross_validate`` for an ensemble of ``families`` (each its default recipe): ensemble
+    seed ``s * len(fold_splits) + fold``, its members seeded from it (``member_seed``)."""
+    from training.ensemble import ensemble_spec, train_ensemble
+
+    accuracies, seed_errors, seconds = [], [], 0.0
+    model = None
+    for s in range(seeds):
+        errors = 0
+        for index, fold in enumerate(fold_splits):
+            spec = ensemble_spec(families, seed=s * len(fold_splits) + index)
+            model, result, _ = train_ensemble(spec, fold)
+            accuracies.append(result.test_accuracy)
+            errors += round(len(fold.y_test) * (1 - result.test_accuracy))
+            seconds += result.fit_seconds
+        seed_errors.append(errors)
+    assert model is not None
+    specs = [DEFAULT[f].spec for f in families]
+    cost = measure_forward(script_model(model))
+    return CVScore(
+        name,
+        accuracies,
+        sum(seed_errors),
+        seconds / len(accuracies),
+        sum(macs_per_row(spec) for spec in specs),
+        cost.per_row_batch256_us,
+        tuple(seed_errors),
+    )
+
+
 def pick(scores: list[CVScore]) -> CVScore:
     """The one-standard-error rule weighted by cost: cheapest within 1 SE of the best mean."""
     best = max(scores, key=lambda s: s.mean)
@@ -220,6 +252,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="fit seeds per fold, >= 1: every candidate is fitted folds x seeds times (default: 1)",
     )
     parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        choices=FAMILIES,
+        metavar="FAMILY",
+        help="also cross-validate an ensemble of these families (each its default recipe), "
+        "e.g. --ensemble cnn cnn: two CNNs averaged, twice a CNN's serving cost",
+    )
+    parser.add_argument(
         "--jobs",
         type=positive_int,
         default=1,
@@ -263,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
             args.jobs, initializer=torch.set_num_threads, initargs=(args.threads,)
         ) as pool:
             futures = [pool.submit(cross_validate, n, c, fold_splits, args.seeds) for n, c in grid]
+            if args.ensemble and family == args.ensemble[0]:
+                name = f"ensemble ({' + '.join(args.ensemble)})"
+                futures.append(
+                    pool.submit(
+                        cross_validate_ensemble, name, args.ensemble, fold_splits, args.seeds
+                    )
+                )
             scores = [f.result() for f in futures]
         out.write(format_scores(family, scores, len(split.y_train), args.seeds) + "\n\n")
         out.flush()
