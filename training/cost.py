@@ -23,17 +23,21 @@ from training.models import FAMILIES, Family, build_model
 from training.recipes import DEFAULT
 
 
-def _ensemble(families: tuple[Family, ...]) -> Callable[[], nn.Module]:
-    return lambda: Ensemble([build_model(DEFAULT[f].spec) for f in families])
+def _build(families: tuple[Family, ...]) -> Callable[[], nn.Module]:
+    """A maker of one family's default model, or of an ensemble of several."""
+
+    def make() -> nn.Module:
+        models = [build_model(DEFAULT[f].spec) for f in families]
+        return models[0] if len(models) == 1 else Ensemble(models)
+
+    return make
 
 
 def architectures() -> dict[str, Callable[[], nn.Module]]:
     """The timed architectures by label: each family's default and two ensembles."""
-    out: dict[str, Callable[[], nn.Module]] = {
-        f: (lambda f=f: build_model(DEFAULT[f].spec)) for f in FAMILIES
-    }
-    out["ensemble (cnn + cnn)"] = _ensemble(("cnn", "cnn"))
-    out[f"ensemble ({' + '.join(DEFAULT_MEMBERS)})"] = _ensemble(DEFAULT_MEMBERS)
+    out = {f: _build((f,)) for f in FAMILIES}
+    out["ensemble (cnn + cnn)"] = _build(("cnn", "cnn"))
+    out[f"ensemble ({' + '.join(DEFAULT_MEMBERS)})"] = _build(DEFAULT_MEMBERS)
     return out
 
 

@@ -208,26 +208,26 @@ def pick(scores: list[CVScore]) -> CVScore:
 def format_scores(family: Family, scores: list[CVScore], n_rows: int, seeds: int = 1) -> str:
     """A markdown table of one family's candidates, with the pick marked.
 
-    With one seed it is the original table; with several, *errors* counts over all seeds
-    (out of ``n_rows`` x seeds) and two columns give the errors per seed and the worst
-    fold-and-seed accuracy.
+    *errors* counts over all seeds (out of ``n_rows`` x seeds), *worst fold* is the lowest
+    fold-and-seed accuracy; with several seeds a column gives the errors per seed.
     """
     chosen = pick(scores)
     many = seeds > 1
-    extra_head = " errors per seed | worst fold |" if many else ""
+    extra_head = " errors per seed |" if many else ""
     lines = [
         f"### {family}",
         "",
-        f"| candidate | CV acc (mean ± std) | errors |{extra_head} fit s | MACs/row "
+        f"| candidate | CV acc (mean ± std) | errors |{extra_head} worst fold | fit s | MACs/row "
         "| fwd µs/row @256 |",
-        "|---|---|---|" + ("---|---|" if many else "") + "---|---|---|",
+        "|---|---|---|" + ("---|" if many else "") + "---|---|---|---|",
     ]
     for s in scores:
         mark = " **(pick)**" if s is chosen else ""
-        extra = f" {', '.join(str(e) for e in s.seed_errors)} | {s.worst:.4f} |" if many else ""
+        extra = f" {', '.join(str(e) for e in s.seed_errors)} |" if many else ""
         lines.append(
             f"| {s.name}{mark} | {s.mean:.4f} ± {s.std:.4f} | {s.errors}/{n_rows * seeds} |"
-            f"{extra} {s.fit_seconds:.1f} | {s.macs_per_row:,} | {s.forward_us_per_row:.2f} |"
+            f"{extra} {s.worst:.4f} | {s.fit_seconds:.1f} | {s.macs_per_row:,} "
+            f"| {s.forward_us_per_row:.2f} |"
         )
     return "\n".join(lines)
 
