@@ -35,7 +35,7 @@ def _build(families: tuple[Family, ...]) -> Callable[[], nn.Module]:
 
 def architectures() -> dict[str, Callable[[], nn.Module]]:
     """The timed architectures by label: each family's default and two ensembles."""
-    out = {f: _build((f,)) for f in FAMILIES}
+    out: dict[str, Callable[[], nn.Module]] = {f: _build((f,)) for f in FAMILIES}
     out["ensemble (cnn + cnn)"] = _build(("cnn", "cnn"))
     out[f"ensemble ({' + '.join(DEFAULT_MEMBERS)})"] = _build(DEFAULT_MEMBERS)
     return out
