@@ -46,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.cost", description=__doc__)
     parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     parser.add_argument(
-        "--repeats", type=positive_int, default=200, help="batch-1 calls per timed block"
+        "--repeats", type=positive_int, default=20, help="batch-1 calls per timed block"
+    )
+    parser.add_argument(
+        "--blocks",
+        type=positive_int,
+        default=50,
+        help="timed blocks per model and round, the fastest kept (short blocks, many of them: "
+        "fewer of them are cut by another process on a busy machine)",
     )
     add_threads_argument(parser)
     args = parser.parse_args(argv)
@@ -56,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[str, ForwardCost] = {}
     for _ in range(args.rounds):
         for label, module in modules.items():
-            cost = measure_forward(module, repeats=args.repeats)
+            cost = measure_forward(module, repeats=args.repeats, blocks=args.blocks)
             old = best.get(label)
             best[label] = (
                 cost
