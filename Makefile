@@ -61,7 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serve_bench.py
 
 report: $(STAMP)
-	$(BIN)/python -m training.report --seeds 5
+	$(BIN)/python -m training.report --seeds 10 --ensemble-seeds 5 --jobs 2
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

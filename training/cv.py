@@ -20,6 +20,7 @@ import itertools
 import math
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import torch
@@ -58,18 +59,13 @@ CANDIDATES: dict[Family, dict[str, Preset]] = {
         ),
         "+ shift augmentation": _variant("fnn", {}, {"augment_shift": True}),
     },
+    # Round 5 (issue 15: seed stability): weight averaging and rotations; the round-4 grid
+    # (EMA, weight decay, lr, warm-up, dropout, hidden FC, batch norm) is in docs/training.md.
     "cnn": {
         "default (16,32)": DEFAULT["cnn"],
-        "EMA of weights 0.998": _variant("cnn", {}, {"ema_decay": 0.998}),
-        "adamw, weight decay 0.05": _variant(
-            "cnn", {}, {"optimizer": "adamw", "weight_decay": 0.05}
-        ),
-        "lr 0.002": _variant("cnn", {}, {"lr": 0.002}),
-        "3000 iterations": _variant("cnn", {}, {"iterations": 3000}),
-        "warm-up 100 steps": _variant("cnn", {}, {"warmup": 100}),
-        "dropout 0.1": _variant("cnn", {"dropout": 0.1}, {}),
-        "hidden FC 64": _variant("cnn", {"fc_hidden": 64}, {}),
-        "batch norm": _variant("cnn", {"batch_norm": True}, {}),
+        "SWA last 50%": _variant("cnn", {}, {"swa_start": 0.5}),
+        "rotate 10°": _variant("cnn", {}, {"augment_rotate": 10.0}),
+        "rotate 10° + SWA 50%": _variant("cnn", {}, {"augment_rotate": 10.0, "swa_start": 0.5}),
     },
 }
 
@@ -169,6 +165,38 @@ def cross_validate(
     )
 
 
+def cross_validate_ensemble(
+    name: str, families: list[Family], fold_splits: list[Split], seeds: int = 1
+) -> CVScore:
+    """``cross_validate`` for an ensemble of ``families`` (each its default recipe): ensemble
+    seed ``s * len(fold_splits) + fold``, its members seeded from it (``member_seed``)."""
+    from training.ensemble import ensemble_spec, train_ensemble
+
+    accuracies, seed_errors, seconds = [], [], 0.0
+    model = None
+    for s in range(seeds):
+        errors = 0
+        for index, fold in enumerate(fold_splits):
+            spec = ensemble_spec(families, seed=s * len(fold_splits) + index)
+            model, result, _ = train_ensemble(spec, fold)
+            accuracies.append(result.test_accuracy)
+            errors += round(len(fold.y_test) * (1 - result.test_accuracy))
+            seconds += result.fit_seconds
+        seed_errors.append(errors)
+    assert model is not None
+    specs = [DEFAULT[f].spec for f in families]
+    cost = measure_forward(script_model(model))
+    return CVScore(
+        name,
+        accuracies,
+        sum(seed_errors),
+        seconds / len(accuracies),
+        sum(macs_per_row(spec) for spec in specs),
+        cost.per_row_batch256_us,
+        tuple(seed_errors),
+    )
+
+
 def pick(scores: list[CVScore]) -> CVScore:
     """The one-standard-error rule weighted by cost: cheapest within 1 SE of the best mean."""
     best = max(scores, key=lambda s: s.mean)
@@ -180,26 +208,26 @@ def pick(scores: list[CVScore]) -> CVScore:
 def format_scores(family: Family, scores: list[CVScore], n_rows: int, seeds: int = 1) -> str:
     """A markdown table of one family's candidates, with the pick marked.
 
-    With one seed it is the original table; with several, *errors* counts over all seeds
-    (out of ``n_rows`` x seeds) and two columns give the errors per seed and the worst
-    fold-and-seed accuracy.
+    *errors* counts over all seeds (out of ``n_rows`` x seeds), *worst fold* is the lowest
+    fold-and-seed accuracy; with several seeds a column gives the errors per seed.
     """
     chosen = pick(scores)
     many = seeds > 1
-    extra_head = " errors per seed | worst fold |" if many else ""
+    extra_head = " errors per seed |" if many else ""
     lines = [
         f"### {family}",
         "",
-        f"| candidate | CV acc (mean ± std) | errors |{extra_head} fit s | MACs/row "
+        f"| candidate | CV acc (mean ± std) | errors |{extra_head} worst fold | fit s | MACs/row "
         "| fwd µs/row @256 |",
-        "|---|---|---|" + ("---|---|" if many else "") + "---|---|---|",
+        "|---|---|---|" + ("---|" if many else "") + "---|---|---|---|",
     ]
     for s in scores:
         mark = " **(pick)**" if s is chosen else ""
-        extra = f" {', '.join(str(e) for e in s.seed_errors)} | {s.worst:.4f} |" if many else ""
+        extra = f" {', '.join(str(e) for e in s.seed_errors)} |" if many else ""
         lines.append(
             f"| {s.name}{mark} | {s.mean:.4f} ± {s.std:.4f} | {s.errors}/{n_rows * seeds} |"
-            f"{extra} {s.fit_seconds:.1f} | {s.macs_per_row:,} | {s.forward_us_per_row:.2f} |"
+            f"{extra} {s.worst:.4f} | {s.fit_seconds:.1f} | {s.macs_per_row:,} "
+            f"| {s.forward_us_per_row:.2f} |"
         )
     return "\n".join(lines)
 
@@ -222,6 +250,21 @@ def get_args_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=1,
         help="fit seeds per fold, >= 1: every candidate is fitted folds x seeds times (default: 1)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        choices=FAMILIES,
+        metavar="FAMILY",
+        help="also cross-validate an ensemble of these families (each its default recipe), "
+        "e.g. --ensemble cnn cnn: two CNNs averaged, twice a CNN's serving cost",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="candidates cross-validated at once, one process each with --threads threads "
+        "(default: 1)",
     )
     parser.add_argument(
         "--candidates",
@@ -256,7 +299,18 @@ def main(argv: list[str] | None = None) -> int:
     for family in families:
         grid = list(CANDIDATES[family].items())
         grid = [(n, c) for i, (n, c) in enumerate(grid) if not wanted or i == 0 or n in wanted]
-        scores = [cross_validate(n, c, fold_splits, args.seeds) for n, c in grid]
+        with ProcessPoolExecutor(
+            args.jobs, initializer=torch.set_num_threads, initargs=(args.threads,)
+        ) as pool:
+            futures = [pool.submit(cross_validate, n, c, fold_splits, args.seeds) for n, c in grid]
+            if args.ensemble and family == args.ensemble[0]:
+                name = f"ensemble ({' + '.join(args.ensemble)})"
+                futures.append(
+                    pool.submit(
+                        cross_validate_ensemble, name, args.ensemble, fold_splits, args.seeds
+                    )
+                )
+            scores = [f.result() for f in futures]
         out.write(format_scores(family, scores, len(split.y_train), args.seeds) + "\n\n")
         out.flush()
     return 0

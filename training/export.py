@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,14 +29,30 @@ from torch import nn
 
 from training.data import N_CLASSES, N_FEATURES, PIXEL_MAX, PIXEL_MIN, Split
 from training.fit import FitResult
-from training.models import ModelSpec
-from training.recipes import Recipe
+
+if TYPE_CHECKING:
+    from training.calibration import CalibrationReport
 
 MODEL_FILE = "model.pt"
 MANIFEST_FILE = "manifest.json"
 CURVES_JSON = "curves.json"
 CURVES_PNG = "curves.png"
+RELIABILITY_PNG = "reliability.png"
 MANIFEST_SCHEMA = 1
+
+
+class Described(Protocol):
+    """What a manifest records of an architecture or a recipe (``ModelSpec``, ``Recipe``,
+    and the ensemble's ``EnsembleSpec`` and ``EnsembleRecipe``)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Architecture(Described, Protocol):
+    """An architecture: a ``to_dict`` and the family it belongs to."""
+
+    @property
+    def family(self) -> str: ...
 
 
 class ArtifactError(Exception):
@@ -89,6 +106,14 @@ class Manifest(BaseModel):
     input: InputSpec = Field(default_factory=InputSpec)
     labels: list[int] = Field(default_factory=lambda: list(range(N_CLASSES)))
     forward_cost: ForwardCost | None = None
+    #: The validation rows carved from the training rows (``training.data.carve_validation``)
+    #: and the model's accuracy on them; absent for a model fitted on every training row.
+    validation: dict[str, Any] | None = None
+    #: Temperature scaling fitted on the validation rows and folded into ``model.pt``: the
+    #: temperature and the ECE/NLL before and after it on the validation and test rows.
+    calibration: dict[str, Any] | None = None
+    #: ``ensemble`` only: each member's family, seed, architecture, recipe and accuracies.
+    members: list[dict[str, Any]] | None = None
     torch_version: str
     created: datetime
     sha256: str
@@ -118,18 +143,24 @@ def script_model(model: nn.Module) -> torch.jit.ScriptModule:
     return scripted
 
 
-def measure_forward(module: torch.jit.ScriptModule, repeats: int = 200) -> ForwardCost:
-    """Median-free, simple mean timing of batch 1 and batch 256 forwards (after warm-up)."""
+def measure_forward(
+    module: torch.jit.ScriptModule, repeats: int = 200, blocks: int = 5
+) -> ForwardCost:
+    """Batch 1 and batch 256 forward times after warm-up: the mean call time of the fastest
+    of ``blocks`` timed blocks, so that other work on a shared machine inflates it less."""
     costs = []
     for batch, reps in ((1, repeats), (256, max(repeats // 10, 5))):
         x = torch.rand(batch, N_FEATURES) * PIXEL_MAX
+        best = math.inf
         with torch.inference_mode():
             for _ in range(5):
                 module(x)
-            start = time.perf_counter()
-            for _ in range(reps):
-                module(x)
-            costs.append((time.perf_counter() - start) / reps * 1e6)
+            for _ in range(blocks):
+                start = time.perf_counter()
+                for _ in range(reps):
+                    module(x)
+                best = min(best, (time.perf_counter() - start) / reps * 1e6)
+        costs.append(best)
     return ForwardCost(
         batch1_us=round(costs[0], 2),
         per_row_batch256_us=round(costs[1] / 256, 3),
@@ -180,8 +211,8 @@ def plot_curves(
 def export(
     model: nn.Module,
     *,
-    spec: ModelSpec,
-    recipe: Recipe,
+    spec: Architecture,
+    recipe: Described,
     recipe_name: str,
     split: Split,
     result: FitResult,
@@ -189,9 +220,15 @@ def export(
     name: str,
     measure: bool = True,
     after_version: int = 0,
+    calibration: CalibrationReport | None = None,
+    members: list[dict[str, Any]] | None = None,
 ) -> Manifest:
     """Script ``model`` and publish it as the next version of ``name`` under ``models_dir``
     (numbered after ``after_version`` too: the highest version kept in another folder).
+
+    ``calibration`` (its temperature already folded into ``model``) adds the manifest's
+    ``validation`` and ``calibration`` entries and ``reliability.png``; ``members`` lists an
+    ensemble's members.
 
     Returns the written manifest. Safe against concurrent publishers of the same name: the
     final ``os.rename`` fails if another process took the version first, and the next
@@ -225,8 +262,15 @@ def export(
             "torch_version": torch.__version__,
             "created": datetime.now(UTC),
             "sha256": sha256_file(staging / MODEL_FILE),
+            "members": members,
         }
-        _write_curves(staging, result, f"{name} ({spec.family}, {recipe_name})")
+        title = f"{name} ({spec.family}, {recipe_name})"
+        _write_curves(staging, result, title)
+        if calibration is not None:
+            from training.calibration import plot_reliability
+
+            base.update(calibration.manifest_fields())
+            plot_reliability(calibration, staging / RELIABILITY_PNG, title)
         for _attempt in range(100):
             version = max(next_version(model_dir), after_version + 1)
             manifest = Manifest(version=version, **base)

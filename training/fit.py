@@ -109,6 +109,20 @@ def shift_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[batch, rows, cols].reshape(n, 64)
 
 
+def rotate_images(x: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    """Rotate each 8x8 image about its centre by an angle drawn uniformly in
+    [-``degrees``, ``degrees``] (bilinear, zeros outside), one affine grid per image."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros(n)
+    theta = torch.stack([cos, -sin, zero, sin, cos, zero], dim=1).view(n, 2, 3)
+    images = x.view(n, 1, 8, 8)
+    grid = nn.functional.affine_grid(theta, [n, 1, 8, 8], align_corners=False)
+    out = nn.functional.grid_sample(images, grid, mode="bilinear", align_corners=False)
+    return out.reshape(n, 64)
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, recipe: Recipe
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
@@ -136,16 +150,20 @@ def make_scheduler(
 
 
 class _WeightAverage:
-    """An exponential moving average of a model's parameters (``AveragedModel`` + EMA).
+    """An average of a model's parameters (``AveragedModel``): exponential with ``decay``,
+    the equal (SWA) average of every update with ``decay=None``.
 
     Buffers (batch-norm statistics) are not averaged: ``sync`` copies the live model's into
     the averaged copy before it is evaluated, and ``copy_to`` moves the averaged parameters
     into the live model at the end of the fit.
     """
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        average_fn = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]  # torch stub
-        self.averaged = AveragedModel(model, multi_avg_fn=average_fn)
+    def __init__(self, model: nn.Module, decay: float | None) -> None:
+        if decay is None:
+            self.averaged = AveragedModel(model)
+        else:
+            average_fn = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]  # torch stub
+            self.averaged = AveragedModel(model, multi_avg_fn=average_fn)
 
     def update(self, model: nn.Module) -> None:
         self.averaged.update_parameters(model)
@@ -177,16 +195,26 @@ def fit(
     seed (``torch.manual_seed(recipe.seed)``) for a reproducible run: batches and shifts draw
     from their own generator seeded with ``recipe.seed``.
 
-    With ``recipe.ema_decay`` > 0 an exponential moving average of the weights is kept; the
-    recorded accuracies are the averaged weights', and ``model`` holds the averaged weights
-    when ``fit`` returns (also after a cancel), so exporting it exports the averaged model.
+    With ``recipe.ema_decay`` > 0 an exponential moving average of the weights is kept (with
+    ``recipe.swa_start`` > 0, the equal SWA average from that share of the steps on); the
+    recorded accuracies are the averaged weights' once averaging has begun, and ``model``
+    holds the averaged weights when ``fit`` returns (also after a cancel), so exporting it
+    exports the averaged model.
     """
     if recipe.iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {recipe.iterations}")
     generator = torch.Generator().manual_seed(recipe.seed)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
-    average = _WeightAverage(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
+    if recipe.ema_decay > 0 and recipe.swa_start > 0:
+        raise ValueError("ema_decay and swa_start are exclusive: choose one weight average")
+    average = None
+    if recipe.ema_decay > 0:
+        average = _WeightAverage(model, recipe.ema_decay)
+    elif recipe.swa_start > 0:
+        average = _WeightAverage(model, None)
+    # EMA averages from the first step, SWA from this one on (the last 1 - swa_start share).
+    average_from = math.floor(recipe.swa_start * recipe.iterations) + 1
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     x_all, y_all = split.x_train, split.y_train
     n = len(y_all)
@@ -206,6 +234,8 @@ def fit(
             index = order[cursor : cursor + batch_size]
             cursor += batch_size
             x, y = x_all[index], y_all[index]
+        if recipe.augment_rotate > 0:
+            x = rotate_images(x, recipe.augment_rotate, generator)
         if recipe.augment_shift:
             x = shift_images(x, generator)
         optimizer.zero_grad(set_to_none=True)
@@ -214,14 +244,16 @@ def fit(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        if average is not None:
+        if average is not None and iteration >= average_from:
             average.update(model)
         loss_value = float(loss.item())
         result.loss_curve.append(loss_value)
         result.iterations = iteration
         point = None
         if iteration % recipe.acc_step == 0 or iteration == recipe.iterations:
-            scored = model if average is None else average.sync(model)
+            scored = model
+            if average is not None and iteration >= average_from:
+                scored = average.sync(model)
             point = AccuracyPoint(
                 iteration,
                 accuracy(scored, split.x_train, split.y_train),
@@ -234,7 +266,7 @@ def fit(
         ):
             result.cancelled = True
             break
-    if average is not None:
+    if average is not None and result.iterations >= average_from:
         average.copy_to(model)
     if result.cancelled and (
         not result.accuracy or result.accuracy[-1].iteration != result.iterations

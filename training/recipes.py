@@ -43,6 +43,13 @@ class Recipe:
     #: (0 = off). When on, the accuracies are those of the averaged weights and the fitted
     #: model ends up holding them (so the exported model is the averaged one).
     ema_decay: float = 0.0
+    #: Random rotations of up to this many degrees either way (CNN only; 0 = off), drawn per
+    #: image and applied before the shifts.
+    augment_rotate: float = 0.0
+    #: Stochastic weight averaging: the equal average of the weights after every step from
+    #: this fraction of the iterations on (0 = off; e.g. 0.75 averages the last quarter). Like
+    #: EMA, the accuracies and the fitted model are then the averaged weights.
+    swa_start: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for manifests and job records)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from training.ensemble import EnsembleSpec
 from training.models import ModelSpec
 from training.recipes import Recipe
 
@@ -48,8 +49,14 @@ def _per_sample(spec: ModelSpec) -> tuple[int, int]:
     return macs, values + in_ch * _POOLED + sum(widths[1:])
 
 
-def estimate(spec: ModelSpec, recipe: Recipe) -> Cost:
-    """MACs of the whole fit and peak activation bytes of one step."""
+def estimate(spec: ModelSpec | EnsembleSpec, recipe: Recipe | None) -> Cost:
+    """MACs of the whole fit and peak activation bytes of one step (an ensemble: its
+    members' MACs added up, the largest member's step; its members carry their recipes)."""
+    if isinstance(spec, EnsembleSpec):
+        costs = [estimate(m.spec, m.recipe) for m in spec.members]
+        return Cost(sum(c.macs for c in costs), max(c.activation_bytes for c in costs))
+    if recipe is None:
+        raise ValueError(f"a {spec.family} fit needs a recipe")
     batch = min(recipe.batch_size or TRAIN_ROWS, TRAIN_ROWS)
     macs, values = _per_sample(spec)
     return Cost(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     BaseModel,
@@ -18,11 +18,13 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from service.jobs.records import NewJob
+from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.models import Family, ModelSpec
 from training.recipes import Recipe, preset
 
@@ -97,6 +99,8 @@ FAMILY_FIELDS: dict[str, tuple[Family, ...]] = {
     "dropout": ("fnn", "cnn"),
 }
 _ARCHITECTURE_FIELDS = ("hidden", "depth", "activation", "channels", "dropout", "input_scale")
+#: What an ensemble job may override: applied to every member (each keeps its own recipe).
+ENSEMBLE_FIELDS = ("seed", "iterations")
 
 
 class Hyperparameters(BaseModel):
@@ -138,22 +142,24 @@ class Hyperparameters(BaseModel):
 
 
 def _family_rules() -> list[JsonValue]:
-    """``FAMILY_FIELDS`` in JSON Schema (``if``/``then``): the hyper-parameters a family does
-    not use may only be null there, so the schema admits exactly what the route accepts."""
-    families: list[str] = sorted(get_args(Family))
+    """``FAMILY_FIELDS`` and the ensemble's rules in JSON Schema (``if``/``then``): what a
+    family does not use may only be null there, so the schema admits what the route accepts."""
+
+    def rule(family: str, fields: dict[str, JsonValue]) -> JsonValue:
+        condition: JsonValue = {
+            "properties": {"family": {"const": family}},
+            "required": ["family"],
+        }
+        return {"if": condition, "then": {"properties": fields}}
+
+    null: JsonValue = {"type": "null"}
     rules: list[JsonValue] = []
-    for family in families:
+    for family in sorted(get_args(Family)):
         unused = [name for name, fams in FAMILY_FIELDS.items() if family not in fams]
-        rules.append(
-            {
-                "if": {"properties": {"family": {"const": family}}, "required": ["family"]},
-                "then": {
-                    "properties": {
-                        "hyperparameters": {"properties": {n: {"type": "null"} for n in unused}}
-                    }
-                },
-            }
-        )
+        hyper: JsonValue = {"properties": {n: null for n in unused}}
+        rules.append(rule(family, {"members": null, "hyperparameters": hyper}))
+    unused = [name for name in Hyperparameters.model_fields if name not in ENSEMBLE_FIELDS]
+    rules.append(rule(ENSEMBLE, {"hyperparameters": {"properties": {n: null for n in unused}}}))
     return rules
 
 
@@ -171,7 +177,14 @@ class JobSpec(BaseModel):
         },
     )
 
-    family: Family
+    family: Family | Literal["ensemble"]
+    members: list[Family] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="ensemble only: a family per member, repeats allowed (default: cnn cnn "
+        "cnn fnn fnn); each member is fitted with its family's recipe and its own seed",
+    )
     name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")] | None = Field(
         default=None, description="model name to publish under (default: the family)"
     )
@@ -185,6 +198,22 @@ class JobSpec(BaseModel):
     @classmethod
     def _fields_fit_family(cls, value: Hyperparameters, info: ValidationInfo) -> Hyperparameters:
         family = info.data.get("family")
+        if info.data.get("members") is not None and family != ENSEMBLE:
+            raise PydanticCustomError(
+                "not_for_family",
+                "members applies to family ensemble, not {family}",
+                {"family": family},
+            )
+        if family == ENSEMBLE:
+            extra = sorted(set(value.model_dump(exclude_none=True)) - set(ENSEMBLE_FIELDS))
+            if extra:
+                raise PydanticCustomError(
+                    "not_for_family",
+                    "an ensemble takes only {allowed} (its members keep their family's "
+                    "recipe), got {extra}",
+                    {"allowed": " and ".join(ENSEMBLE_FIELDS), "extra": ", ".join(extra)},
+                )
+            return value
         for name, families in FAMILY_FIELDS.items():
             if family and getattr(value, name) is not None and family not in families:
                 raise PydanticCustomError(
@@ -194,12 +223,32 @@ class JobSpec(BaseModel):
                 )
         return value
 
+    @model_validator(mode="after")
+    def _members_only_for_ensembles(self) -> JobSpec:
+        if self.members is not None and self.family != ENSEMBLE:
+            raise PydanticCustomError(
+                "not_for_family",
+                "members applies to family ensemble, not {family}",
+                {"family": self.family},
+            )
+        return self
+
     @property
     def model_name(self) -> str:
         return self.name or self.family
 
-    def resolve(self) -> tuple[ModelSpec, Recipe]:
-        """The family's recipe preset with this request's overrides applied."""
+    def resolve(self) -> tuple[ModelSpec | EnsembleSpec, Recipe | None]:
+        """The family's recipe preset with this request's overrides applied (an ensemble:
+        its members, each with its recipe, and no recipe of its own)."""
+        if self.family == "ensemble":
+            hp = self.hyperparameters
+            members = ensemble_spec(
+                self.members or DEFAULT_MEMBERS,
+                seed=hp.seed or 0,
+                recipe=self.recipe,
+                iterations=hp.iterations,
+            )
+            return members, None
         base = preset(self.family, self.recipe)
         overrides = self.hyperparameters.model_dump(exclude_none=True)
         arch = {k: overrides.pop(k) for k in _ARCHITECTURE_FIELDS if k in overrides}
@@ -212,10 +261,14 @@ class JobSpec(BaseModel):
         """The job to queue: this request, its resolved architecture and recipe, and the
         wall-clock limit of its fit."""
         spec, recipe = self.resolve()
-        stored = {
+        # A single model has its recipe; an ensemble's members carry theirs.
+        described = spec.recipe() if isinstance(spec, EnsembleSpec) else cast(Recipe, recipe)
+        stored: dict[str, Any] = {
             "request": self.model_dump(mode="json"),
             "architecture": spec.to_dict(),
-            "recipe": recipe.to_dict(),
+            "recipe": described.to_dict(),
             "time_limit_s": time_limit_s,
         }
+        if isinstance(spec, EnsembleSpec):  # what the worker rebuilds the members from
+            stored["members"] = [m.to_dict() for m in spec.members]
         return NewJob(self.family, self.model_name, self.promote, stored)

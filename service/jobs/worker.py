@@ -29,9 +29,10 @@ from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
 from service.repository import ModelRepository
 from training.data import Split, load_split
-from training.export import export
-from training.fit import STOP, FitResult, Step, train
+from training.ensemble import ENSEMBLE, EnsembleSpec
+from training.fit import STOP, FitResult, Step
 from training.models import ModelSpec
+from training.pipeline import fit_calibrated
 from training.recipes import Recipe
 
 log = logging.getLogger(__name__)
@@ -184,11 +185,18 @@ def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) ->
 def _fit_and_publish(
     store: JobStore, job: JobRecord, owner: str, repository: ModelRepository, interval: float
 ) -> JobStatus:
-    spec = ModelSpec.from_dict(job.spec["architecture"])
-    recipe = Recipe(**job.spec["recipe"])
+    spec: ModelSpec | EnsembleSpec
+    recipe = None
+    if job.family == ENSEMBLE:
+        spec = EnsembleSpec.from_members(job.spec["members"], job.spec["recipe"]["seed"])
+    else:
+        spec = ModelSpec.from_dict(job.spec["architecture"])
+        recipe = Recipe(**job.spec["recipe"])
     split = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
-    model, result = train(spec, split, recipe, on_step=recorder)
+    # Fitted without the validation rows, whose temperature is folded in (calibrated).
+    fitted = fit_calibrated(spec, split, recipe, on_step=recorder)
+    result = fitted.result
     if recorder.store_error is not None:
         _fail_when_writable(store, job.id, owner, recorder.store_error)
         return JobStatus.FAILED
@@ -205,15 +213,10 @@ def _fit_and_publish(
         status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
         store.finish(job.id, owner, status, metrics=metrics, error=reason)
         return status
-    manifest = export(
-        model,
-        spec=spec,
-        recipe=recipe,
-        recipe_name=job.spec["request"]["recipe"],
-        split=split,
-        result=result,
-        models_dir=repository.writable,  # the runtime folder: never the shipped one
-        name=job.name,
+    manifest = fitted.export(
+        repository.writable,  # the runtime folder: never the shipped one
+        job.name,
+        job.spec["request"]["recipe"],
         after_version=repository.highest_version(job.name),
     )
     if job.promote:

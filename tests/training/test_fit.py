@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from training.data import Split
-from training.fit import STOP, Step, train
+from training.fit import STOP, Step, fit, rotate_images, train
+from training.models import build_model
 from training.recipes import DEFAULT, LECTURE
 
 
@@ -117,3 +118,44 @@ def test_warmup_rises_linearly_then_follows_the_cosine_to_zero() -> None:
     assert rates[10] == 1.0
     assert rates[60] == pytest.approx(0.5)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_swa_leaves_the_equal_average_of_the_last_steps_weights(split: Split) -> None:
+    """swa_start=0.5 of 6 steps: the model returned holds the mean of the live weights after
+    steps 4, 5 and 6, and the last recorded accuracy is that model's."""
+    chosen = DEFAULT["fnn"]
+    recipe = replace(chosen.recipe, iterations=6, acc_step=3, swa_start=0.5)
+    torch.manual_seed(recipe.seed)
+    model = build_model(chosen.spec)
+    live: list[torch.Tensor] = []
+
+    def keep(step: Step) -> None:
+        if step.iteration >= 4:
+            live.append(next(model.parameters()).detach().clone())
+
+    result = fit(model, split, recipe, keep)
+    torch.testing.assert_close(next(model.parameters()), torch.stack(live).mean(dim=0))
+    with torch.inference_mode():
+        correct = (model(split.x_test).argmax(dim=1) == split.y_test).sum().item()
+    assert correct / len(split.y_test) == result.test_accuracy
+
+
+def test_swa_and_ema_together_are_refused(split: Split) -> None:
+    """One weight average at a time: both set is a ValueError naming them."""
+    chosen = DEFAULT["logistic"]
+    recipe = replace(chosen.recipe, iterations=2, swa_start=0.5, ema_decay=0.9)
+    with pytest.raises(ValueError, match="ema_decay and swa_start"):
+        train(chosen.spec, split, recipe)
+
+
+def test_rotation_by_a_tiny_angle_keeps_the_image_and_a_large_one_moves_ink(
+    split: Split,
+) -> None:
+    """Rotations of at most 1e-4 degrees leave the images as they were (bilinear sampling at
+    the pixel centres); up to 30 degrees moves ink but keeps its total roughly."""
+    x = split.x_train[:16]
+    same = rotate_images(x, 1e-4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(same, x, atol=1e-3, rtol=0)
+    turned = rotate_images(x, 30.0, torch.Generator().manual_seed(0))
+    assert not torch.allclose(turned, x, atol=1.0)
+    assert turned.sum() == pytest.approx(float(x.sum()), rel=0.15)

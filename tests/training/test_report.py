@@ -11,13 +11,20 @@ from training.report import main
 def test_report_prints_one_row_per_lecture_row_and_default(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A 3-step, 2-seed smoke run lists all 7 lecture rows with their figure and 3 defaults."""
-    assert main(["--seeds", "2", "--iterations", "3", "--no-progress"]) == 0
+    """A 3-step, 2-seed smoke run lists all 7 lecture rows with their figure, 3 defaults and the
+    ensemble (1 seed); the calibrated rows (defaults, ensemble) show T and ECE, lecture rows
+    do not."""
+    argv = ["--seeds", "2", "--ensemble-seeds", "1", "--iterations", "3", "--no-progress"]
+    assert main([*argv, "--members", "logistic", "fnn"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + len(LECTURE_ROWS) + 3  # header, lecture rows, defaults
+    assert len(rows) == 1 + len(LECTURE_ROWS) + 3 + 1  # header, lecture, defaults, ensemble
     assert "0.9833 (train 0.9951)" in out  # the lecture CNN's reported figure
     assert "| 1.00x |" in out  # the lecture CNN is the fit-time reference
+    ensemble = next(r for r in rows if r.startswith("| ensemble (logistic + fnn), 1 seeds |"))
+    assert ensemble.count("→") == 2  # test and validation ECE, before -> after
+    lecture_cnn = next(r for r in rows if r.startswith("| CNN | lecture"))
+    assert lecture_cnn.endswith("| - | - | - |")
 
 
 def test_report_rejects_zero_seeds() -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.jobs.conftest import (
@@ -16,6 +17,7 @@ from tests.service.jobs.conftest import (
     wait_job,
     wait_until,
 )
+from training.export import read_manifest
 
 PIXELS = {"pixels": [0.0] * 64}
 
@@ -47,6 +49,35 @@ def test_job_succeeds_with_a_falling_curve_and_its_version_answers(
     answer = jobs_client.post("/models/fresh/predict", json=PIXELS)
     assert answer.status_code == 200
     assert answer.json()["version"] == "1"
+
+
+def test_ensemble_job_publishes_one_calibrated_module_listing_its_members(
+    jobs_client: TestClient,
+) -> None:
+    """An ensemble job fits its members one after the other (one step count over both) and
+    publishes one version whose manifest lists them and records its temperature; it answers
+    predict like any model, with probabilities summing to 1."""
+    body = {
+        "family": "ensemble",
+        "members": ["logistic", "fnn"],
+        "hyperparameters": {"iterations": 60, "seed": 3},
+    }
+    job_id = jobs_client.post("/train", json=body).json()["id"]
+    job = wait_job(jobs_client, job_id)
+    assert job.status == "succeeded", job.error
+    view = jobs_client.get(f"/train/{job_id}").json()
+    assert view["progress"]["iteration"] == view["progress"]["total"] == 120
+    settings = jobs_client.app.state.settings  # type: ignore[attr-defined]
+    manifest = read_manifest(settings.versions_dir / "ensemble" / str(job.model_version))
+    assert [(m["family"], m["seed"]) for m in manifest.members or []] == [
+        ("logistic", 6),
+        ("fnn", 7),
+    ]
+    assert manifest.calibration is not None
+    assert manifest.validation is not None
+    answer = jobs_client.post("/models/ensemble/predict", json=PIXELS)
+    assert answer.status_code == 200, answer.text
+    assert sum(answer.json()["probabilities"]) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_promote_makes_the_new_version_the_default(jobs_client: TestClient) -> None:

@@ -64,6 +64,19 @@ def _job(**hyperparameters: Any) -> dict[str, Any]:
         pytest.param({"family": "fnn", "recipe": "fast"}, "recipe", "lecture", id="recipe"),
         pytest.param({"family": "fnn", "promote": "yes"}, "promote", "boolean", id="promote-yes"),
         pytest.param(_job(augment_shift=1), "augment_shift", "boolean", id="augment-shift-1"),
+        pytest.param(
+            {"family": "fnn", "members": ["cnn"]}, "members", "ensemble", id="members-for-fnn"
+        ),
+        pytest.param(
+            {"family": "ensemble", "hyperparameters": {"lr": 0.1}},
+            "hyperparameters",
+            "only seed and iterations",
+            id="lr-for-ensemble",
+        ),
+        pytest.param(
+            {"family": "ensemble", "members": ["svm"]}, "members", "logistic", id="member-unknown"
+        ),
+        pytest.param({"family": "ensemble", "members": []}, "members", "1", id="members-empty"),
     ],
 )
 def test_submit_rejects_a_bad_field_naming_it_and_its_range(

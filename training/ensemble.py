@@ -1,0 +1,198 @@
+"""The ``ensemble`` family: the mean of the probabilities of several fitted members.
+
+An ensemble is fitted member by member (each with its family's recipe and its own seed, on
+the same rows), then exported as ONE TorchScript module, ``Ensemble``, whose output is the
+log of the members' mean probability (times the inverse temperature): the softmax the
+service applies to it gives the mean probability back (calibrated when the temperature is
+not 1), and the argmax is the ensemble's vote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.data import Split
+from training.fit import AccuracyPoint, FitResult, Step, StepCallback, accuracy, train
+from training.models import Family, ModelSpec
+from training.recipes import Recipe, RecipeName, preset
+
+ENSEMBLE = "ensemble"
+#: The default members: three CNNs and two FNNs, each its family's default recipe. Two
+#: families make the members' errors less alike than more seeds of one; the CNNs carry the
+#: accuracy, so they are the majority.
+DEFAULT_MEMBERS: tuple[Family, ...] = ("cnn", "cnn", "cnn", "fnn", "fnn")
+#: Smallest probability kept before the log (float32's tiniest normal number): a class every
+#: member rules out gets a very negative but finite logit, not ``-inf``.
+_TINY = float(torch.finfo(torch.float32).tiny)
+
+
+class Ensemble(nn.Module):
+    """Mean of the members' softmax probabilities, returned as logits: ``log(mean p) / T``."""
+
+    def __init__(self, members: Sequence[nn.Module], temperature: float = 1.0) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.inverse_temperature = 1.0 / float(temperature)
+        self.tiny = _TINY  # an attribute: TorchScript cannot read a module-level float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = []
+        for member in self.members:
+            probabilities.append(torch.softmax(member(x), dim=1))
+        mean = torch.stack(probabilities).mean(dim=0)  # (N, 10)
+        return torch.log(mean.clamp_min(self.tiny)) * self.inverse_temperature
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member: its architecture and the recipe (with its own seed) that fits it."""
+
+    spec: ModelSpec
+    recipe: Recipe
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "family": self.spec.family,
+            "seed": self.recipe.seed,
+            "architecture": self.spec.to_dict(),
+            "hyperparameters": self.recipe.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class EnsembleSpec:
+    """The members of an ensemble; ``family`` is always ``"ensemble"``."""
+
+    members: tuple[Member, ...]
+    seed: int = 0
+    family: str = field(default=ENSEMBLE, init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``architecture``: the members' families and architectures."""
+        return {
+            "family": ENSEMBLE,
+            "members": [
+                {"family": m.spec.family, "architecture": m.spec.to_dict()} for m in self.members
+            ],
+        }
+
+    def recipe(self) -> EnsembleRecipe:
+        """The manifest's ``hyperparameters``: the ensemble seed and each member's recipe."""
+        return EnsembleRecipe(self.seed, tuple(m.recipe for m in self.members))
+
+    @classmethod
+    def from_members(cls, members: list[dict[str, Any]], seed: int) -> EnsembleSpec:
+        """Inverse of the members' ``Member.to_dict`` (a job record keeps them so)."""
+        return cls(
+            tuple(
+                Member(ModelSpec.from_dict(m["architecture"]), Recipe(**m["hyperparameters"]))
+                for m in members
+            ),
+            seed,
+        )
+
+    @property
+    def iterations(self) -> int:
+        """Optimizer steps of the whole fit (the members' together)."""
+        return sum(m.recipe.iterations for m in self.members)
+
+
+@dataclass(frozen=True)
+class EnsembleRecipe:
+    """What the manifest records as the ensemble's hyper-parameters."""
+
+    seed: int
+    members: tuple[Recipe, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "iterations": sum(r.iterations for r in self.members),
+            "members": [r.to_dict() for r in self.members],
+        }
+
+
+def member_seed(seed: int, index: int, n_members: int) -> int:
+    """Seed of member ``index`` of ensemble seed ``seed``: distinct across ensemble seeds."""
+    return seed * n_members + index
+
+
+def ensemble_spec(
+    families: Sequence[Family] = DEFAULT_MEMBERS,
+    *,
+    seed: int = 0,
+    recipe: RecipeName = "default",
+    iterations: int | None = None,
+) -> EnsembleSpec:
+    """An ensemble of ``families`` (repeats allowed), each with its family's ``recipe`` preset
+    and seed ``member_seed(seed, i, n)``; ``iterations`` overrides every member's."""
+    if not families:
+        raise ValueError("an ensemble needs at least one member family")
+    members = []
+    for index, family in enumerate(families):
+        chosen = preset(family, recipe)
+        member_recipe = chosen.recipe.with_overrides(
+            seed=member_seed(seed, index, len(families)), iterations=iterations
+        )
+        members.append(Member(chosen.spec, member_recipe))
+    return EnsembleSpec(tuple(members), seed)
+
+
+def train_ensemble(
+    spec: EnsembleSpec, split: Split, on_step: StepCallback | None = None
+) -> tuple[Ensemble, FitResult, list[dict[str, Any]]]:
+    """Fit every member in turn; returns the ensemble, one ``FitResult`` over all members'
+    steps (the iteration count runs on across members; its last accuracy point is the
+    ensemble's) and the members' manifest entries (with each one's own accuracies).
+
+    ``on_step`` sees the steps numbered over the whole ensemble; ``STOP`` stops the member
+    being fitted and skips the rest (the result says ``cancelled``).
+    """
+    total = spec.iterations
+    result = FitResult(total_iterations=total)
+    fitted: list[nn.Module] = []
+    records: list[dict[str, Any]] = []
+    offset, elapsed = 0, 0.0
+    for member in spec.members:
+
+        def relay(step: Step, offset: int = offset, elapsed: float = elapsed) -> bool | None:
+            point = step.accuracy
+            if point is not None:
+                point = AccuracyPoint(point.iteration + offset, point.train, point.test)
+            shifted = Step(step.iteration + offset, total, step.loss, step.elapsed + elapsed, point)
+            return None if on_step is None else on_step(shifted)
+
+        model, member_result = train(member.spec, split, member.recipe, relay)
+        fitted.append(model)
+        result.loss_curve += member_result.loss_curve
+        result.accuracy += [
+            AccuracyPoint(p.iteration + offset, p.train, p.test) for p in member_result.accuracy
+        ]
+        offset += member_result.iterations
+        elapsed += member_result.fit_seconds
+        records.append(
+            {
+                **member.to_dict(),
+                "train_accuracy": member_result.train_accuracy,
+                "test_accuracy": member_result.test_accuracy,
+            }
+        )
+        if member_result.cancelled:
+            result.cancelled = True
+            break
+    ensemble = Ensemble(fitted)
+    result.iterations, result.fit_seconds = offset, elapsed
+    result.accuracy.append(
+        AccuracyPoint(
+            offset,
+            accuracy(ensemble, split.x_train, split.y_train),
+            accuracy(ensemble, split.x_test, split.y_test),
+        )
+    )
+    ensemble.eval()
+    return ensemble, result, records
