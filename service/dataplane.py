@@ -102,6 +102,19 @@ class DataPlane:
         await self.warm_up()
         return loaded
 
+    async def unload(self, name: str) -> None:
+        """Stop serving ``name`` until ``load(name)``: its versions leave the registry and
+        their batchers are retired (each finishes what it holds)."""
+        await asyncio.to_thread(self.registry.unload, name)
+        self.sync()
+
+    async def load(self, name: str) -> list[LoadedModel]:
+        """Load (or reload) every version of ``name`` from disk, each with a warmed batcher."""
+        loaded = await asyncio.to_thread(self.registry.load, name)
+        self.sync()
+        await self.warm_up()
+        return loaded
+
     async def warm_up(self) -> None:
         """Start the forward thread, and time each new model's forward (in that thread) to set
         how many rows its batcher may run inline on the event loop."""

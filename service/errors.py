@@ -15,6 +15,7 @@ Tree::
     ├── Unauthorized           401 unauthorized
     ├── Forbidden              403 forbidden
     ├── ModelNotReady          503 not_ready
+    │   └── ModelUnloaded      503 model_unloaded (unloaded on request, until loaded again)
     └── StoreUnavailable       503 store_unavailable
 
 Body: ``{"error": {"code": str, "message": str, "expected": str | null, ...details}}``.
@@ -116,6 +117,12 @@ class Forbidden(ServiceError):
 class ModelNotReady(ServiceError):
     status_code = 503
     code = "not_ready"
+
+
+class ModelUnloaded(ModelNotReady):
+    """The model was unloaded on request (``POST /v2/repository/models/{name}/unload``)."""
+
+    code = "model_unloaded"
 
 
 class StoreUnavailable(ServiceError):

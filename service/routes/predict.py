@@ -133,12 +133,12 @@ async def _predict(
     request: Request, dataplane: DataPlane, name: str, version: int | None
 ) -> Response:
     _check_content_type(request)
-    rows = decode_rows(await _read_body(request), dataplane.max_rows)  # (N, 64) float32
+    rows = decode_rows(await read_body(request), dataplane.max_rows)  # (N, 64) float32
     result = await dataplane.infer(name, version, rows)
     return Response(_encode(result), media_type="application/json")
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     """``await request.body()`` without its async generator."""
     chunks: list[bytes] = []
     while True:
