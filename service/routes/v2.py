@@ -84,7 +84,10 @@ _INFER_OPENAPI = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "object"}, "example": _INFER_EXAMPLE},
+            "application/json": {
+                "schema": {"type": "object"},
+                "examples": {"one row": {"summary": "one image", "value": _INFER_EXAMPLE}},
+            },
             "application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"},
                 "description": "the JSON request, then each binary tensor "
@@ -102,7 +105,7 @@ async def server_metadata(request: Request) -> Response:
     return json_response({"name": app.title, "version": app.version, "extensions": EXTENSIONS})
 
 
-@router.get("/health/live", summary="Server live")
+@router.get("/health/live", summary="Liveness: the process is up")
 async def server_live(request: Request) -> Response:
     """200 while the process is up."""
     return json_response({"live": True})
@@ -123,7 +126,9 @@ async def server_ready(request: Request) -> Response:
     return json_response({"ready": ready}, 200 if ready else 503)
 
 
-@router.get("/models/{name}", summary="Model metadata", responses=_ERRORS)
+@router.get(
+    "/models/{name}", summary="Describe a model: versions, platform, tensors", responses=_ERRORS
+)
 @router.get("/models/{name}/versions/{version}", summary="Model version metadata")
 async def model_metadata(request: Request) -> Response:
     """The model's versions, platform and tensors (the default version's unless one is given)."""
@@ -142,7 +147,7 @@ async def model_metadata(request: Request) -> Response:
 
 @router.get(
     "/models/{name}/ready",
-    summary="Model ready",
+    summary="Readiness of a model",
     responses={503: {"description": "not ready (unloaded, or not servable)"}, **_ERRORS},
 )
 @router.get("/models/{name}/versions/{version}/ready", summary="Model version ready")
