@@ -210,7 +210,8 @@ def _header_length(request: Request) -> int | None:
         if key == HEADER_LENGTH:
             if not (value.isascii() and value.isdigit()):
                 raise InvalidInput(
-                    f"Inference-Header-Content-Length must be a byte count, got {value!r}",
+                    "Inference-Header-Content-Length must be a byte count, "
+                    f"got {value.decode('latin-1')!r}",
                     expected="the length of the JSON header in bytes",
                 )
             length = int(value)
