@@ -3,6 +3,11 @@
     .venv/bin/python bench/serve_bench.py [--models-dir models] [--seconds 5] [--rounds 2]
         [--baseline DIR]   # also the service of another checkout (e.g. a git worktree of main)
 
+The service is also measured on the Open Inference Protocol (``/v2``, issue 12), right after
+its ``/predict`` in every step: one JSON row at each concurrency, and 256-row batches as binary
+tensors (Triton's binary tensor data extension, as ``tritonclient`` sends them) against the
+256-row JSON ``/predict``; the ratios of the same run are in the last two tables.
+
 Every server is one process pinned to core 0 (``taskset -c 0``), torch threads 1, uvicorn with
 uvloop + httptools; ``wrk`` (``apt-get install -y wrk``) is pinned to core 1. Rounds are
 interleaved (service, naive, ceiling, then the next scenario) so background load hits all
@@ -31,6 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,14 +128,46 @@ def stop(servers: Iterable[Server]) -> None:
 
 def lua_script(folder: Path, body: dict[str, object]) -> Path:
     """A wrk script POSTing ``body`` as JSON."""
-    path = folder / f"body-{len(os.listdir(folder))}.lua"
-    text = json.dumps(body, separators=(",", ":"))
-    path.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{text}]==]\n"
-    )
-    return path
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return lua_body(folder, data, {"Content-Type": "application/json"})
+
+
+def lua_body(folder: Path, data: bytes, headers: dict[str, str]) -> Path:
+    """A wrk script POSTing the bytes ``data`` (read from a file: binary data is not a Lua
+    literal) with ``headers``."""
+    stem = folder / f"body-{len(os.listdir(folder))}"
+    stem.with_suffix(".bin").write_bytes(data)
+    lines = ['wrk.method = "POST"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lines += [f'local f = io.open("{stem.with_suffix(".bin")}", "rb")', "wrk.body = f:read('*a')"]
+    stem.with_suffix(".lua").write_text("\n".join([*lines, "f:close()", ""]))
+    return stem.with_suffix(".lua")
+
+
+def v2_json(rows: list[list[int]]) -> dict[str, object]:
+    """An Open Inference Protocol request of ``rows`` as JSON data (both outputs as JSON)."""
+    tensor = {"name": "pixels", "shape": [len(rows), 64], "datatype": "FP32"}
+    return {"inputs": [{**tensor, "data": [v for row in rows for v in row]}]}
+
+
+def v2_binary(folder: Path, rows: list[list[int]]) -> Path:
+    """A wrk script POSTing ``rows`` as a binary FP32 tensor and asking for both outputs as
+    binary data: what ``tritonclient.http`` sends by default."""
+    data = np.asarray(rows, dtype="<f4").tobytes()
+    tensor = {"name": "pixels", "shape": [len(rows), 64], "datatype": "FP32"}
+    header = {
+        "inputs": [{**tensor, "parameters": {"binary_data_size": len(data)}}],
+        "outputs": [
+            {"name": name, "parameters": {"binary_data": True}}
+            for name in ("probabilities", "label")
+        ],
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(head)),
+    }
+    return lua_body(folder, head + data, headers)
 
 
 def progress(message: str) -> None:
@@ -239,6 +277,8 @@ def run() -> int:
     servers: dict[str, Server] = {}
     single: dict[tuple[str, int], list[Result]] = {}
     batch: dict[str, list[Result]] = {}
+    v2_single: dict[int, list[Result]] = {}
+    v2_batch: dict[str, list[Result]] = {}
     try:
         for name in PORTS:
             servers[name] = start(name, args.models_dir, args.baseline)
@@ -247,8 +287,12 @@ def run() -> int:
             folder = Path(tmp)
             one = lua_script(folder, {"instances": [SEVEN]})
             rows = lua_script(folder, {"instances": [SEVEN] * 256})
+            v2_one = lua_script(folder, v2_json([SEVEN]))
+            v2_rows = v2_binary(folder, [SEVEN] * 256)
+            service = f"http://127.0.0.1:{PORTS['service']}"
             for name in PORTS:  # warm-up
                 wrk(f"http://127.0.0.1:{PORTS[name]}/predict", one, 8, 1)
+            wrk(f"{service}/v2/models/cnn/infer", v2_one, 8, 1)
             for round_ in range(1, args.rounds + 1):
                 for c in args.concurrency:
                     for name in PORTS:
@@ -256,6 +300,10 @@ def run() -> int:
                         result = measure(servers[name], url, one, c, args.seconds)
                         single.setdefault((name, c), []).append(result)
                         progress(f"round {round_}/{args.rounds}, c={c}, {name}: {result}")
+                    url = f"{service}/v2/models/cnn/infer"
+                    result = measure(servers["service"], url, v2_one, c, args.seconds)
+                    v2_single.setdefault(c, []).append(result)
+                    progress(f"round {round_}/{args.rounds}, c={c}, service /v2 JSON: {result}")
                 for m in models:
                     url = f"http://127.0.0.1:{PORTS['service']}/models/{m}/predict"
                     result = measure(
@@ -263,6 +311,12 @@ def run() -> int:
                     )
                     batch.setdefault(m, []).append(result)
                     progress(f"round {round_}/{args.rounds}, batch 256, {m}: {result}")
+                    url = f"{service}/v2/models/{m}/infer"
+                    result = measure(
+                        servers["service"], url, v2_rows, args.batch_connections, args.seconds
+                    )
+                    v2_batch.setdefault(m, []).append(result)
+                    progress(f"round {round_}/{args.rounds}, batch 256, {m}, /v2 binary: {result}")
         rss = {name: s.rss_mb() for name, s in servers.items()}
         print(
             f"service: mean CNN rows per forward over the run: {mean_batch(PORTS['service']):.1f}"
@@ -270,6 +324,7 @@ def run() -> int:
     finally:
         stop(servers.values())
     report(servers, single, batch, forward, rss, args)
+    report_v2(single, batch, v2_single, v2_batch, args)
     return 0
 
 
@@ -315,6 +370,33 @@ def report(
     print("|---|---:|---:|")
     for name, server in servers.items():
         print(f"| {name} | {server.cold_start_s:.2f} | {rss[name]:.0f} |")
+
+
+def report_v2(
+    single: dict[tuple[str, int], list[Result]],
+    batch: dict[str, list[Result]],
+    v2_single: dict[int, list[Result]],
+    v2_batch: dict[str, list[Result]],
+    args: argparse.Namespace,
+) -> None:
+    """The Open Inference Protocol against /predict of the same service, same rounds."""
+    print("\n| one row, CNN | /v2 JSON req/s | /predict req/s | /v2 / /predict | p99 ms /v2 "
+          "| p99 ms /predict | CPU us/req /v2 | /predict |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for c in args.concurrency:
+        v2, predict = median(v2_single[c]), median(single[("service", c)])
+        print(
+            f"| c={c} | {v2.rps:,.0f} | {predict.rps:,.0f} | {v2.rps / predict.rps:.2f}x "
+            f"| {v2.p99_ms:.2f} | {predict.p99_ms:.2f} | {v2.cpu_us:.0f} | {predict.cpu_us:.0f} |"
+        )
+    print("\n| batch of 256 rows | /v2 binary rows/s | /predict JSON rows/s | ratio | errors |")
+    print("|---|---:|---:|---:|---:|")
+    for m, results in v2_batch.items():
+        v2, predict = median(results), median(batch[m])
+        print(
+            f"| {m} (c={args.batch_connections}) | {v2.rps * 256:,.0f} | {predict.rps * 256:,.0f} "
+            f"| {v2.rps / predict.rps:.2f}x | {v2.errors + predict.errors} |"
+        )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable) -> None:
     # The last added runs first: metrics see every answer, access runs before any body is
     # read, and the predict front (service/routes/predict.py) is inside all three. It serves
-    # both inference protocols' POST routes: /predict and /v2 infer.
-    front = [*predict.router.routes, *v2.router.routes]
+    # both inference protocols' inference routes: /predict and /v2 .../infer (each request
+    # is matched against them in turn: only the POST routes, the most frequent first).
+    front = [*predict.router.routes, *v2.infer_routes()]
     app.add_middleware(predict.PredictFront, routes=front)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from service.deps import get_dataplane, get_registry, get_started_registry
 from service.errors import (
@@ -188,6 +190,11 @@ async def infer(request: Request) -> Response:
         return Response(body, media_type="application/json")
     headers = {"Inference-Header-Content-Length": str(json_length)}
     return Response(body, headers=headers, media_type="application/octet-stream")
+
+
+def infer_routes() -> list[BaseRoute]:
+    """The two ``POST .../infer`` routes, for ``PredictFront``."""
+    return [r for r in router.routes if isinstance(r, APIRoute) and r.path.endswith("/infer")]
 
 
 def _target(request: Request, registry: ModelRegistry) -> tuple[str, int | None]:
