@@ -389,13 +389,17 @@ def report_v2(
             f"| c={c} | {v2.rps:,.0f} | {predict.rps:,.0f} | {v2.rps / predict.rps:.2f}x "
             f"| {v2.p99_ms:.2f} | {predict.p99_ms:.2f} | {v2.cpu_us:.0f} | {predict.cpu_us:.0f} |"
         )
-    print("\n| batch of 256 rows | /v2 binary rows/s | /predict JSON rows/s | ratio | errors |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "\n| batch of 256 rows | /v2 binary rows/s | /predict JSON rows/s | ratio "
+        "| CPU us/row /v2 | /predict | errors |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for m, results in v2_batch.items():
         v2, predict = median(results), median(batch[m])
         print(
             f"| {m} (c={args.batch_connections}) | {v2.rps * 256:,.0f} | {predict.rps * 256:,.0f} "
-            f"| {v2.rps / predict.rps:.2f}x | {v2.errors + predict.errors} |"
+            f"| {v2.rps / predict.rps:.2f}x | {v2.cpu_us / 256:.1f} | {predict.cpu_us / 256:.1f} "
+            f"| {v2.errors + predict.errors} |"
         )
 
 

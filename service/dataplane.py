@@ -1,6 +1,6 @@
 """The data plane (as in MLServer): protocol-independent inference over the registry.
 
-Routes of any protocol (``/predict``, and ``/v2``: the Open Inference Protocol, service/routes/v2.py)
+Routes of any protocol (``/predict``; ``/v2``, the Open Inference Protocol: routes/v2.py)
 decode their body into float32 ``(N, 64)`` rows and call ``DataPlane.infer``; it picks the
 model version, hands the rows to that version's micro-batcher and returns the probabilities.
 """

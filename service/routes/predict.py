@@ -64,10 +64,16 @@ class PredictFront:
     def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
         self.app = app
         self.routes = routes
+        # Each route's path up to its first parameter: a path that does not start with it
+        # cannot match, and ``str.startswith`` costs far less than ``route.matches``.
+        self._prefixes = [getattr(r, "path", "").partition("{")[0] for r in routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            for route in self.routes:
+            path = scope["path"].removeprefix(scope.get("root_path", ""))
+            for route, prefix in zip(self.routes, self._prefixes, strict=True):
+                if not path.startswith(prefix):
+                    continue
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
                     scope.update(child_scope)  # as the router does: route, path_params

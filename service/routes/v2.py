@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from service.deps import get_dataplane, get_registry, get_started_registry
@@ -193,8 +192,9 @@ async def infer(request: Request) -> Response:
 
 
 def infer_routes() -> list[BaseRoute]:
-    """The two ``POST .../infer`` routes, for ``PredictFront``."""
-    return [r for r in router.routes if isinstance(r, APIRoute) and r.path.endswith("/infer")]
+    """The two ``POST .../infer`` routes, for ``PredictFront``: without a version first."""
+    paths = {getattr(r, "path", ""): r for r in router.routes}
+    return [paths[p] for p in sorted(paths, key=len) if p.endswith("/infer")]
 
 
 def _target(request: Request, registry: ModelRegistry) -> tuple[str, int | None]:
