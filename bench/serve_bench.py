@@ -260,9 +260,17 @@ def run() -> int:
     parser.add_argument(
         "--baseline", type=Path, help="a checkout whose service is measured too, as 'baseline'"
     )
+    parser.add_argument(
+        "--v2-only",
+        action="store_true",
+        help="only the service: /predict against /v2 (more rounds in the same time)",
+    )
     args = parser.parse_args()
     if args.baseline is not None:
         PORTS["baseline"] = 8103
+    if args.v2_only:
+        for name in ("naive", "ceiling", "baseline"):
+            PORTS.pop(name, None)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
     models = [m for m in ("logistic", "fnn", "cnn") if (args.models_dir / m / "1").is_dir()]
@@ -323,7 +331,8 @@ def run() -> int:
         )
     finally:
         stop(servers.values())
-    report(servers, single, batch, forward, rss, args)
+    if not args.v2_only:
+        report(servers, single, batch, forward, rss, args)
     report_v2(single, batch, v2_single, v2_batch, args)
     return 0
 

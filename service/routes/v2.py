@@ -13,6 +13,7 @@ default version answers, picked by the registry as for ``/predict``.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import orjson
@@ -39,9 +40,20 @@ _MEDIA_TYPES = (b"application/json", b"application/octet-stream")
 
 
 class V2Route(RawRoute):
-    """A ``RawRoute`` whose errors are answered in the protocol's shape (``v2_error``)."""
+    """A ``RawRoute`` whose errors are answered in the protocol's shape (``v2_error``); its
+    path parameters (``{name}``, ``{version}``) are documented as strings."""
 
     def __init__(self, path: str, endpoint: Endpoint, **kwargs: Any) -> None:
+        names = re.findall(r"{(\w+)}", path)
+        if names:
+            kwargs["openapi_extra"] = {
+                "parameters": [
+                    {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for n in names
+                ],
+                **(kwargs.get("openapi_extra") or {}),
+            }
+
         @functools.wraps(endpoint)
         async def answer(request: Request) -> Response:
             try:
