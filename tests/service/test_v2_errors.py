@@ -83,38 +83,114 @@ INFER = "/v2/models/logistic/infer"
 
 CASES = [
     # shape, datatype, data
-    pytest.param(request(tensor(shape=[1, 63], data=ZERO[:63])), "shape [1, 63] does not match the model's [-1, 64]", id="shape-63"),
+    pytest.param(
+        request(tensor(shape=[1, 63], data=ZERO[:63])),
+        "shape [1, 63] does not match the model's [-1, 64]",
+        id="shape-63",
+    ),
     pytest.param(request(tensor(shape=[1, 8, 8])), "shape [1, 8, 8] does not match", id="shape-3d"),
-    pytest.param(request(tensor(shape=["1", 64])), "'shape' must be a list of integers", id="shape-strings"),
+    pytest.param(
+        request(tensor(shape=["1", 64])), "'shape' must be a list of integers", id="shape-strings"
+    ),
     pytest.param(request(tensor(shape=[0, 64], data=[])), "holds no rows", id="shape-empty"),
-    pytest.param(request(tensor(shape=[2, 64])), "'data' holds 64 values, but shape [2, 64] takes 128", id="data-length"),
-    pytest.param(request(tensor(datatype="BYTES")), "datatype 'BYTES' is not accepted", id="datatype-bytes"),
-    pytest.param(request(tensor(datatype="BOOL")), "datatype 'BOOL' is not accepted", id="datatype-bool"),
-    pytest.param(request(tensor(datatype="FLOAT")), "datatype 'FLOAT' is not accepted", id="datatype-unknown"),
-    pytest.param(request(tensor(datatype="INT32", data=[1.5] + ZERO[1:])), "datatype INT32 but 'data' holds 1.5", id="int-with-fraction"),
-    pytest.param(request(tensor()).replace(b"[0, 0", b"[NaN, 0", 1), "row 0: pixel values must be finite numbers in 0..16, got nan", id="nan-json"),
-    pytest.param(request(tensor(data=[255] * 64)), "got max 255; send raw load_digits values (0..16), not 0..255", id="range-0-255"),
-    pytest.param(request(tensor(data=[[0] * 64, [0] * 63 + [17]], shape=[2, 64])), "row 1: pixel values must be 0..16, got max 17", id="range-second-row"),
-    pytest.param(request(tensor(data=ZERO[:5] + ["3"] + ZERO[6:])), "'data' value 5 is \"3\", not a number", id="string-value"),
-    pytest.param(request(tensor(data=[True] + ZERO[1:])), "'data' value 0 is true, not a number", id="bool-value"),
-    pytest.param(request(tensor(data=[None] + ZERO[1:])), "'data' value 0 is null, not a number", id="null-value"),
-    pytest.param(request(tensor(data=[ZERO, ZERO[:63]], shape=[2, 64])), "'data' is ragged", id="ragged"),
-    pytest.param(request(tensor(data={"a": 1})), "'data' must be a list of numbers", id="data-object"),
+    pytest.param(
+        request(tensor(shape=[2, 64])),
+        "'data' holds 64 values, but shape [2, 64] takes 128",
+        id="data-length",
+    ),
+    pytest.param(
+        request(tensor(datatype="BYTES")), "datatype 'BYTES' is not accepted", id="datatype-bytes"
+    ),
+    pytest.param(
+        request(tensor(datatype="BOOL")), "datatype 'BOOL' is not accepted", id="datatype-bool"
+    ),
+    pytest.param(
+        request(tensor(datatype="FLOAT")), "datatype 'FLOAT' is not accepted", id="datatype-unknown"
+    ),
+    pytest.param(
+        request(tensor(datatype="INT32", data=[1.5, *ZERO[1:]])),
+        "datatype INT32 but 'data' holds 1.5",
+        id="int-with-fraction",
+    ),
+    pytest.param(
+        request(tensor()).replace(b"[0, 0", b"[NaN, 0", 1),
+        "row 0: pixel values must be finite numbers in 0..16, got nan",
+        id="nan-json",
+    ),
+    pytest.param(
+        request(tensor(data=[255] * 64)),
+        "got max 255; send raw load_digits values (0..16), not 0..255",
+        id="range-0-255",
+    ),
+    pytest.param(
+        request(tensor(data=[[0] * 64, [0] * 63 + [17]], shape=[2, 64])),
+        "row 1: pixel values must be 0..16, got max 17",
+        id="range-second-row",
+    ),
+    pytest.param(
+        request(tensor(data=[*ZERO[:5], "3", *ZERO[6:]])),
+        "'data' value 5 is \"3\", not a number",
+        id="string-value",
+    ),
+    pytest.param(
+        request(tensor(data=[True, *ZERO[1:]])),
+        "'data' value 0 is true, not a number",
+        id="bool-value",
+    ),
+    pytest.param(
+        request(tensor(data=[None, *ZERO[1:]])),
+        "'data' value 0 is null, not a number",
+        id="null-value",
+    ),
+    pytest.param(
+        request(tensor(data=[ZERO, ZERO[:63]], shape=[2, 64])), "'data' is ragged", id="ragged"
+    ),
+    pytest.param(
+        request(tensor(data={"a": 1})), "'data' must be a list of numbers", id="data-object"
+    ),
     # the request's structure
     pytest.param(b"{", "the inference request is not valid JSON", id="not-json"),
     pytest.param(b"", "the inference request is empty", id="empty-body"),
     pytest.param(b"[]", "must be a JSON object, got list", id="not-object"),
-    pytest.param(b"{}", "'inputs' must be a list of one tensor, 'pixels'; got null", id="no-inputs"),
+    pytest.param(
+        b"{}", "'inputs' must be a list of one tensor, 'pixels'; got null", id="no-inputs"
+    ),
     pytest.param(request(tensor(), tensor()), "got 2 inputs", id="two-inputs"),
-    pytest.param(request(tensor(name="image")), "unknown input 'image': the model's only input is 'pixels'", id="input-name"),
-    pytest.param(request(outputs=[{"name": "score"}]), 'unknown output "score": the model\'s outputs are probabilities, label', id="output-name"),
-    pytest.param(request(outputs=[{"name": "label"}, {"name": "label"}]), "output 'label' is asked for twice", id="output-twice"),
-    pytest.param(request(outputs=[{"name": "label", "parameters": {"binary_data": "yes"}}]), "binary_data must be true or false, got \"yes\"", id="binary-data-not-bool"),
-    pytest.param(request(outputs=[{"name": "label", "parameters": {"classification": 3}}]), "classification extension is not supported", id="classification"),
-    pytest.param(request(parameters={"binary_data_output": 1}), "binary_data_output must be true or false, got 1", id="binary-output-not-bool"),
-    pytest.param(request(parameters=[]), "'parameters' must be an object, got list", id="parameters-list"),
+    pytest.param(
+        request(tensor(name="image")),
+        "unknown input 'image': the model's only input is 'pixels'",
+        id="input-name",
+    ),
+    pytest.param(
+        request(outputs=[{"name": "score"}]),
+        'unknown output "score": the model\'s outputs are probabilities, label',
+        id="output-name",
+    ),
+    pytest.param(
+        request(outputs=[{"name": "label"}, {"name": "label"}]),
+        "output 'label' is asked for twice",
+        id="output-twice",
+    ),
+    pytest.param(
+        request(outputs=[{"name": "label", "parameters": {"binary_data": "yes"}}]),
+        'binary_data must be true or false, got "yes"',
+        id="binary-data-not-bool",
+    ),
+    pytest.param(
+        request(outputs=[{"name": "label", "parameters": {"classification": 3}}]),
+        "classification extension is not supported",
+        id="classification",
+    ),
+    pytest.param(
+        request(parameters={"binary_data_output": 1}),
+        "binary_data_output must be true or false, got 1",
+        id="binary-output-not-bool",
+    ),
+    pytest.param(
+        request(parameters=[]), "'parameters' must be an object, got list", id="parameters-list"
+    ),
     pytest.param(request(id=42), "'id' must be a string, got 42", id="id-number"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("body", "message"), CASES)
@@ -132,21 +208,78 @@ def test_a_bad_json_request_is_a_400_naming_the_fault(
 
 
 BINARY_CASES = [
-    pytest.param(binary(json.loads(request()), b"", length=10_000), "Inference-Header-Content-Length 10000 is beyond the body, which has", id="header-beyond-body"),
-    pytest.param(binary_input(NAN_ROW), "row 0: pixel values must be finite numbers in 0..16, got nan", id="nan-binary"),
-    pytest.param(binary_input(NEGATIVE_ROW), "row 0: pixel values must be 0..16, got min -1", id="negative-binary"),
-    pytest.param(binary_input(F32_ROW, size=100), "binary_data_size is 100 bytes, but shape [1, 64] of FP32 takes 256 bytes", id="size-vs-shape"),
-    pytest.param(binary_input(F32_ROW[:128], size=256), "binary_data_size 256 is beyond the body, which holds 128 bytes after the JSON header", id="size-beyond-body"),
-    pytest.param(binary_input(F32_ROW + b"\0\0\0\0", size=256), "the body holds 4 bytes more than the inputs' binary_data_size", id="extra-bytes"),
-    pytest.param(binary_input(F32_ROW, datatype="FP64"), "binary_data_size is 256 bytes, but shape [1, 64] of FP64 takes 512 bytes", id="fp64-size"),
-    pytest.param(binary(json.loads(request()), F32_ROW), "the body holds 256 bytes after the JSON header but input 'pixels' announces no binary_data_size", id="unannounced-bytes"),
-    pytest.param(binary({"inputs": [tensor(parameters={"binary_data_size": 256})]}, F32_ROW), "both 'data' and a binary_data_size", id="data-and-binary"),
-    pytest.param(binary({"inputs": [tensor(parameters={"binary_data_size": -1})]}, b""), "binary_data_size must be a byte count, got -1", id="negative-size"),
-    pytest.param(raw(F32_ROW[:100]), "must hold whole FP32 rows of 256 bytes, got 100 bytes", id="raw-binary-length"),
-    pytest.param({"content": request(), "headers": {"Inference-Header-Content-Length": "ten"}}, "Inference-Header-Content-Length must be a byte count, got 'ten'", id="header-length-text"),
-    pytest.param({"content": request(), "headers": {"Content-Type": "text/plain"}}, "Content-Type 'text/plain' is not JSON or application/octet-stream", id="text-plain"),
-    pytest.param({"content": request(), "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, "is not JSON or application/octet-stream", id="form"),
-]  # fmt: skip
+    pytest.param(
+        binary(json.loads(request()), b"", length=10_000),
+        "Inference-Header-Content-Length 10000 is beyond the body, which has",
+        id="header-beyond-body",
+    ),
+    pytest.param(
+        binary_input(NAN_ROW),
+        "row 0: pixel values must be finite numbers in 0..16, got nan",
+        id="nan-binary",
+    ),
+    pytest.param(
+        binary_input(NEGATIVE_ROW),
+        "row 0: pixel values must be 0..16, got min -1",
+        id="negative-binary",
+    ),
+    pytest.param(
+        binary_input(F32_ROW, size=100),
+        "binary_data_size is 100 bytes, but shape [1, 64] of FP32 takes 256 bytes",
+        id="size-vs-shape",
+    ),
+    pytest.param(
+        binary_input(F32_ROW[:128], size=256),
+        "binary_data_size 256 is beyond the body, which holds 128 bytes after the JSON header",
+        id="size-beyond-body",
+    ),
+    pytest.param(
+        binary_input(F32_ROW + b"\0\0\0\0", size=256),
+        "the body holds 4 bytes more than the inputs' binary_data_size",
+        id="extra-bytes",
+    ),
+    pytest.param(
+        binary_input(F32_ROW, datatype="FP64"),
+        "binary_data_size is 256 bytes, but shape [1, 64] of FP64 takes 512 bytes",
+        id="fp64-size",
+    ),
+    pytest.param(
+        binary(json.loads(request()), F32_ROW),
+        "the body holds 256 bytes after the JSON header but input 'pixels' announces no "
+        "binary_data_size",
+        id="unannounced-bytes",
+    ),
+    pytest.param(
+        binary({"inputs": [tensor(parameters={"binary_data_size": 256})]}, F32_ROW),
+        "both 'data' and a binary_data_size",
+        id="data-and-binary",
+    ),
+    pytest.param(
+        binary({"inputs": [tensor(parameters={"binary_data_size": -1})]}, b""),
+        "binary_data_size must be a byte count, got -1",
+        id="negative-size",
+    ),
+    pytest.param(
+        raw(F32_ROW[:100]),
+        "must hold whole FP32 rows of 256 bytes, got 100 bytes",
+        id="raw-binary-length",
+    ),
+    pytest.param(
+        {"content": request(), "headers": {"Inference-Header-Content-Length": "ten"}},
+        "Inference-Header-Content-Length must be a byte count, got 'ten'",
+        id="header-length-text",
+    ),
+    pytest.param(
+        {"content": request(), "headers": {"Content-Type": "text/plain"}},
+        "Content-Type 'text/plain' is not JSON or application/octet-stream",
+        id="text-plain",
+    ),
+    pytest.param(
+        {"content": request(), "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        "is not JSON or application/octet-stream",
+        id="form",
+    ),
+]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), BINARY_CASES)
@@ -162,16 +295,48 @@ def test_a_bad_binary_request_is_a_400_naming_the_fault(
 @pytest.mark.parametrize(
     ("method", "path", "status", "message"),
     [
-        pytest.param("POST", "/v2/models/svm/infer", 404, "no model named 'svm'; one of: cnn, fnn, logistic", id="infer-model"),
-        pytest.param("POST", "/v2/models/cnn/versions/9/infer", 404, "model 'cnn' has no version 9; one of: 1", id="infer-version"),
-        pytest.param("POST", "/v2/models/cnn/versions/v1/infer", 404, "model 'cnn' has no version 'v1'; one of: 1", id="infer-version-text"),
+        pytest.param(
+            "POST",
+            "/v2/models/svm/infer",
+            404,
+            "no model named 'svm'; one of: cnn, fnn, logistic",
+            id="infer-model",
+        ),
+        pytest.param(
+            "POST",
+            "/v2/models/cnn/versions/9/infer",
+            404,
+            "model 'cnn' has no version 9; one of: 1",
+            id="infer-version",
+        ),
+        pytest.param(
+            "POST",
+            "/v2/models/cnn/versions/v1/infer",
+            404,
+            "model 'cnn' has no version 'v1'; one of: 1",
+            id="infer-version-text",
+        ),
         pytest.param("GET", "/v2/models/svm", 404, "no model named 'svm'", id="metadata-model"),
-        pytest.param("GET", "/v2/models/cnn/versions/0", 404, "model 'cnn' has no version '0'", id="metadata-version-0"),
+        pytest.param(
+            "GET",
+            "/v2/models/cnn/versions/0",
+            404,
+            "model 'cnn' has no version '0'",
+            id="metadata-version-0",
+        ),
         pytest.param("GET", "/v2/models/svm/ready", 404, "no model named 'svm'", id="ready-model"),
-        pytest.param("POST", "/v2/repository/models/svm/load", 404, "no model named 'svm'", id="load-model"),
-        pytest.param("POST", "/v2/repository/models/svm/unload", 404, "no model named 'svm'", id="unload-model"),
+        pytest.param(
+            "POST", "/v2/repository/models/svm/load", 404, "no model named 'svm'", id="load-model"
+        ),
+        pytest.param(
+            "POST",
+            "/v2/repository/models/svm/unload",
+            404,
+            "no model named 'svm'",
+            id="unload-model",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_unknown_model_or_version_is_a_404(
     http: httpx.Client, method: str, path: str, status: int, message: str
 ) -> None:
@@ -195,13 +360,33 @@ def test_more_rows_than_max_rows_is_a_413(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "message"),
     [
-        pytest.param("/v2/repository/index", b'{"ready": "yes"}', "'ready' must be true or false", id="index-ready"),
+        pytest.param(
+            "/v2/repository/index",
+            b'{"ready": "yes"}',
+            "'ready' must be true or false",
+            id="index-ready",
+        ),
         pytest.param("/v2/repository/index", b"{", "not valid JSON", id="index-json"),
-        pytest.param("/v2/repository/models/cnn/load", b'{"parameters": {"config": "{}"}}', "load takes no 'config' or 'file:' parameters", id="load-config"),
-        pytest.param("/v2/repository/models/cnn/load", b'{"parameters": {"file:1/model.pt": "AA=="}}', "load takes no 'config' or 'file:' parameters", id="load-file"),
-        pytest.param("/v2/repository/models/cnn/unload", b"[1]", "must be a JSON object, got list", id="unload-list"),
+        pytest.param(
+            "/v2/repository/models/cnn/load",
+            b'{"parameters": {"config": "{}"}}',
+            "load takes no 'config' or 'file:' parameters",
+            id="load-config",
+        ),
+        pytest.param(
+            "/v2/repository/models/cnn/load",
+            b'{"parameters": {"file:1/model.pt": "AA=="}}',
+            "load takes no 'config' or 'file:' parameters",
+            id="load-file",
+        ),
+        pytest.param(
+            "/v2/repository/models/cnn/unload",
+            b"[1]",
+            "must be a JSON object, got list",
+            id="unload-list",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_repository_request_is_a_400(
     http: httpx.Client, path: str, body: bytes, message: str
 ) -> None:
