@@ -1,14 +1,21 @@
-"""``ModelRegistry.unload`` / ``load`` (the /v2 repository extension): an unloaded model stays
-out of memory, even across refreshes, until it is loaded again; the others are untouched."""
+"""``ModelRegistry.unload`` / ``load`` and the data plane's (the /v2 repository extension): an
+unloaded model stays out of memory, even across refreshes, until it is loaded again; the others
+are untouched."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from service.dataplane import DataPlane
 from service.errors import ModelNotFound, ModelUnloaded
+from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
 from tests.service.conftest import write_artifact
@@ -63,3 +70,34 @@ def test_unload_or_load_of_an_unknown_model_is_refused(registry: ModelRegistry) 
         registry.unload("svm")
     with pytest.raises(ModelNotFound):
         registry.load("svm")
+
+
+@pytest.mark.anyio
+async def test_unload_releases_the_models_and_load_serves_again(tmp_path: Path) -> None:
+    """Through the data plane: after unload no reference to the model is left (its batcher is
+    closed, not kept), and after load it answers again."""
+    write_artifact(tmp_path / "shipped", "m", 1, lit(3))
+    repository = ModelRepository(tmp_path / "shipped", tmp_path / "runtime")
+    plane = DataPlane(
+        ModelRegistry(repository, torch.device("cpu")),
+        ServiceMetrics(),
+        default_model="m",
+        max_rows=8,
+        max_batch_size=8,
+        max_wait_ms=0,
+    )
+    await plane.refresh()
+    try:
+        rows = np.zeros((1, 64), dtype=np.float32)
+        assert (await plane.infer("m", None, rows)).labels.tolist() == [3]
+        model = weakref.ref(plane.registry.get("m"))
+        await plane.unload("m")
+        await asyncio.sleep(0)  # the loop drops its last handle on the closed batcher's task
+        gc.collect()
+        assert model() is None
+        with pytest.raises(ModelUnloaded):
+            await plane.infer("m", None, rows)
+        await plane.load("m")
+        assert (await plane.infer("m", None, rows)).labels.tolist() == [3]
+    finally:
+        await plane.aclose()
