@@ -6,6 +6,7 @@ them; the predict endpoints, which take the raw ``Request``, call ``get_dataplan
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -38,6 +39,12 @@ def get_jobs(request: Request) -> Jobs:
     return jobs
 
 
+def get_plotter(request: Request) -> Executor:
+    """The one thread that draws plots (matplotlib's Agg is not safe across threads)."""
+    plotter: Executor = request.app.state.plotter
+    return plotter
+
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -53,3 +60,4 @@ StartedRegistryDep = Annotated[ModelRegistry | None, Depends(get_started_registr
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+PlotterDep = Annotated[Executor, Depends(get_plotter)]
