@@ -9,6 +9,11 @@ References: ``floor`` (a bare ASGI app on uvicorn answering a constant: the Pyth
 ``ceiling`` (FastAPI ``async def`` + pydantic, constant answer) and ``naive`` (FastAPI + one
 forward per request).
 
+The service is also measured on the Open Inference Protocol (``/v2``, issue 12), right after
+its ``/predict`` in every step: one JSON row at each concurrency, and 256-row batches as binary
+tensors (Triton's binary tensor data extension, as ``tritonclient`` sends them) against the
+256-row JSON ``/predict``; the ratios of the same run are in the last two tables.
+
 Every server is one process pinned to core 0 (``taskset -c 0``), torch threads 1, uvicorn with
 uvloop + httptools; ``wrk`` (``apt-get install -y wrk``) is pinned to core 1. Rounds are
 interleaved (service, naive, ceiling, then the next scenario) so background load hits all
@@ -37,6 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +160,44 @@ def lua_script(folder: Path, body: dict[str, object], count_statuses: bool = Fal
     return path
 
 
+def lua_body(folder: Path, data: bytes, headers: dict[str, str]) -> Path:
+    """A wrk script POSTing the bytes ``data`` (read from a file: binary data is not a Lua
+    literal) with ``headers``."""
+    stem = folder / f"body-{len(os.listdir(folder))}"
+    stem.with_suffix(".bin").write_bytes(data)
+    lines = ['wrk.method = "POST"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lines += [f'local f = io.open("{stem.with_suffix(".bin")}", "rb")', "wrk.body = f:read('*a')"]
+    stem.with_suffix(".lua").write_text("\n".join([*lines, "f:close()", ""]))
+    return stem.with_suffix(".lua")
+
+
+def v2_json(rows: list[list[int]]) -> dict[str, object]:
+    """An Open Inference Protocol request of ``rows`` as JSON data (both outputs as JSON)."""
+    tensor = {"name": "pixels", "shape": [len(rows), 64], "datatype": "FP32"}
+    return {"inputs": [{**tensor, "data": [v for row in rows for v in row]}]}
+
+
+def v2_binary(folder: Path, rows: list[list[int]]) -> Path:
+    """A wrk script POSTing ``rows`` as a binary FP32 tensor and asking for both outputs as
+    binary data: what ``tritonclient.http`` sends by default."""
+    data = np.asarray(rows, dtype="<f4").tobytes()
+    tensor = {"name": "pixels", "shape": [len(rows), 64], "datatype": "FP32"}
+    header = {
+        "inputs": [{**tensor, "parameters": {"binary_data_size": len(data)}}],
+        "outputs": [
+            {"name": name, "parameters": {"binary_data": True}}
+            for name in ("probabilities", "label")
+        ],
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(head)),
+    }
+    return lua_body(folder, head + data, headers)
+
+
 def progress(message: str) -> None:
     """One line of progress, shown at once even when stdout is a pipe."""
     print(message, flush=True)
@@ -247,9 +291,17 @@ def run() -> int:
     parser.add_argument(
         "--baseline", type=Path, help="a checkout whose service is measured too, as 'baseline'"
     )
+    parser.add_argument(
+        "--v2-only",
+        action="store_true",
+        help="only the service: /predict against /v2 (more rounds in the same time)",
+    )
     args = parser.parse_args()
     if args.baseline is not None:
         PORTS["baseline"] = 8103
+    if args.v2_only:
+        for name in ("naive", "ceiling", "floor", "baseline"):
+            PORTS.pop(name, None)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get update && apt-get install -y wrk")
     models = [m for m in ("logistic", "fnn", "cnn") if (args.models_dir / m / "1").is_dir()]
@@ -264,6 +316,8 @@ def run() -> int:
     servers: dict[str, Server] = {}
     single: dict[tuple[str, int], list[Result]] = {}
     batch: dict[str, list[Result]] = {}
+    v2_single: dict[int, list[Result]] = {}
+    v2_batch: dict[str, list[Result]] = {}
     try:
         for name in PORTS:
             servers[name] = start(name, args.models_dir, args.baseline)
@@ -272,8 +326,12 @@ def run() -> int:
             folder = Path(tmp)
             one = lua_script(folder, {"instances": [SEVEN]})
             rows = lua_script(folder, {"instances": [SEVEN] * 256})
+            v2_one = lua_script(folder, v2_json([SEVEN]))
+            v2_rows = v2_binary(folder, [SEVEN] * 256)
+            service = f"http://127.0.0.1:{PORTS['service']}"
             for name in PORTS:  # warm-up
                 wrk(f"http://127.0.0.1:{PORTS[name]}/predict", one, 8, 1)
+            wrk(f"{service}/v2/models/cnn/infer", v2_one, 8, 1)
             for round_ in range(1, args.rounds + 1):
                 for c in args.concurrency:
                     for name in PORTS:
@@ -281,6 +339,10 @@ def run() -> int:
                         result = measure(servers[name], url, one, c, args.seconds)
                         single.setdefault((name, c), []).append(result)
                         progress(f"round {round_}/{args.rounds}, c={c}, {name}: {result}")
+                    url = f"{service}/v2/models/cnn/infer"
+                    result = measure(servers["service"], url, v2_one, c, args.seconds)
+                    v2_single.setdefault(c, []).append(result)
+                    progress(f"round {round_}/{args.rounds}, c={c}, service /v2 JSON: {result}")
                 for m in models:
                     url = f"http://127.0.0.1:{PORTS['service']}/models/{m}/predict"
                     result = measure(
@@ -288,6 +350,12 @@ def run() -> int:
                     )
                     batch.setdefault(m, []).append(result)
                     progress(f"round {round_}/{args.rounds}, batch 256, {m}: {result}")
+                    url = f"{service}/v2/models/{m}/infer"
+                    result = measure(
+                        servers["service"], url, v2_rows, args.batch_connections, args.seconds
+                    )
+                    v2_batch.setdefault(m, []).append(result)
+                    progress(f"round {round_}/{args.rounds}, batch 256, {m}, /v2 binary: {result}")
             rss = {name: s.rss_mb() for name, s in servers.items()}
             print(
                 "service: mean CNN rows per forward over the run: "
@@ -297,7 +365,9 @@ def run() -> int:
                 overload(servers["service"], folder, args.overload)
     finally:
         stop(servers.values())
-    report(servers, single, batch, forward, rss, args)
+    if not args.v2_only:
+        report(servers, single, batch, forward, rss, args)
+    report_v2(single, batch, v2_single, v2_batch, args)
     return 0
 
 
@@ -372,6 +442,37 @@ def report(
     print("|---|---:|---:|")
     for name, server in servers.items():
         print(f"| {name} | {server.cold_start_s:.2f} | {rss[name]:.0f} |")
+
+
+def report_v2(
+    single: dict[tuple[str, int], list[Result]],
+    batch: dict[str, list[Result]],
+    v2_single: dict[int, list[Result]],
+    v2_batch: dict[str, list[Result]],
+    args: argparse.Namespace,
+) -> None:
+    """The Open Inference Protocol against /predict of the same service, same rounds."""
+    print("\n| one row, CNN | /v2 JSON req/s | /predict req/s | /v2 / /predict | p99 ms /v2 "
+          "| p99 ms /predict | CPU us/req /v2 | /predict |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for c in args.concurrency:
+        v2, predict = median(v2_single[c]), median(single[("service", c)])
+        print(
+            f"| c={c} | {v2.rps:,.0f} | {predict.rps:,.0f} | {v2.rps / predict.rps:.2f}x "
+            f"| {v2.p99_ms:.2f} | {predict.p99_ms:.2f} | {v2.cpu_us:.0f} | {predict.cpu_us:.0f} |"
+        )
+    print(
+        "\n| batch of 256 rows | /v2 binary rows/s | /predict JSON rows/s | ratio "
+        "| CPU us/row /v2 | /predict | errors |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for m, results in v2_batch.items():
+        v2, predict = median(results), median(batch[m])
+        print(
+            f"| {m} (c={args.batch_connections}) | {v2.rps * 256:,.0f} | {predict.rps * 256:,.0f} "
+            f"| {v2.rps / predict.rps:.2f}x | {v2.cpu_us / 256:.1f} | {predict.cpu_us / 256:.1f} "
+            f"| {v2.errors + predict.errors} |"
+        )
 
 
 if __name__ == "__main__":

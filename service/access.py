@@ -61,6 +61,20 @@ POLICY: dict[str, Access] = {
     "POST /models/{name}/predict": READ,
     "GET /models": READ,
     "GET /models/{name}": READ,
+    # the Open Inference Protocol (/v2): probes as the other probes, the rest as above;
+    # loading and unloading models changes what is served: ADMIN, as is the index beside them
+    "GET /v2/health/live": OPEN,
+    "GET /v2/health/ready": OPEN,
+    "GET /v2/models/{name}/ready": OPEN,
+    "GET /v2/models/{name}/versions/{version}/ready": OPEN,
+    "GET /v2": READ,
+    "GET /v2/models/{name}": READ,
+    "GET /v2/models/{name}/versions/{version}": READ,
+    "POST /v2/models/{name}/infer": READ,
+    "POST /v2/models/{name}/versions/{version}/infer": READ,
+    "POST /v2/repository/index": ADMIN,
+    "POST /v2/repository/models/{name}/load": ADMIN,
+    "POST /v2/repository/models/{name}/unload": ADMIN,
     # training jobs: reading them is READ, starting and stopping them is ADMIN
     "GET /train": READ,
     "GET /train/{job_id}": READ,

@@ -30,7 +30,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import docs, health, metrics, models, predict, train
+from service.routes import docs, health, metrics, models, predict, train, v2, v2_repository
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.started = False
     for router in (predict.router, models.router, train.router, health.router, metrics.router):
         app.include_router(router)
+    app.include_router(v2.router)
+    app.include_router(v2_repository.router)
     app.include_router(docs.router)
     routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
     keys = Keys(settings)
@@ -70,8 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: Keys) -> None:
     # The last added runs first: metrics see every answer, access runs before any body is
     # read, each request gets its deadline (service/deadlines.py), and the predict front
-    # (service/routes/predict.py) is inside them all.
-    app.add_middleware(predict.PredictFront, routes=predict.router.routes)
+    # (service/routes/predict.py) is inside them all. The front serves both inference
+    # protocols' inference routes: /predict and /v2 .../infer (each request is matched against
+    # them in turn: only the POST routes, the most frequent first).
+    front = [*predict.router.routes, *v2.infer_routes()]
+    app.add_middleware(predict.PredictFront, routes=front)
     app.add_middleware(RequestDeadline, timeout_ms=settings.request_timeout_ms)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s

@@ -125,6 +125,10 @@ class MicroBatcher:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+            # The finished task holds this batcher (through its exception's traceback): drop
+            # the cycle, so a closed batcher and its model are freed without a collection
+            # (which never looks at a heap frozen by DIGITS_FREEZE_HEAP).
+            self._worker = None
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():

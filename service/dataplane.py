@@ -1,6 +1,6 @@
 """The data plane (as in MLServer): protocol-independent inference over the registry.
 
-Routes of any protocol (``/predict`` today, a ``/v2`` Open Inference Protocol router later)
+Routes of any protocol (``/predict``; ``/v2``, the Open Inference Protocol: routes/v2.py)
 decode their body into float32 ``(N, 64)`` rows and call ``DataPlane.infer``; it picks the
 model version, hands the rows to that version's micro-batcher and returns the probabilities.
 """
@@ -112,6 +112,30 @@ class DataPlane:
         if loaded and self.freeze_heap:
             gc.freeze()  # O(1): no collection, a generation moved aside
         return loaded
+
+    async def unload(self, name: str) -> None:
+        """Stop serving ``name`` until ``load(name)``: its versions leave the registry, and
+        their batchers are closed so the models leave memory (a request still queued in one
+        gets ``ModelNotReady``)."""
+        await asyncio.to_thread(self.registry.unload, name)
+        await self._sync_and_close()
+
+    async def load(self, name: str) -> list[LoadedModel]:
+        """Load (or reload) every version of ``name`` from disk, each with a warmed batcher;
+        the batchers of the versions replaced are closed."""
+        loaded = await asyncio.to_thread(self.registry.load, name)
+        await self._sync_and_close()
+        await self.warm_up()
+        return loaded
+
+    async def _sync_and_close(self) -> None:
+        """``sync``, then close the batchers it retired instead of keeping them to shutdown:
+        repeated unloads and loads must not pile up models in memory."""
+        kept = len(self._retired)
+        self.sync()
+        retired, self._retired = self._retired[kept:], self._retired[:kept]
+        for batcher in retired:
+            await batcher.aclose()
 
     async def warm_up(self) -> None:
         """Start the forward thread, and time each new model's forward (in that thread) to set

@@ -16,6 +16,7 @@ Tree::
     ├── Unauthorized           401 unauthorized
     ├── Forbidden              403 forbidden
     ├── ModelNotReady          503 not_ready
+    │   └── ModelUnloaded      503 model_unloaded (unloaded on request, until loaded again)
     ├── StoreUnavailable       503 store_unavailable
     └── DeadlineExceeded       504 deadline_exceeded
 
@@ -133,6 +134,12 @@ class Forbidden(ServiceError):
 class ModelNotReady(ServiceError):
     status_code = 503
     code = "not_ready"
+
+
+class ModelUnloaded(ModelNotReady):
+    """The model was unloaded on request (``POST /v2/repository/models/{name}/unload``)."""
+
+    code = "model_unloaded"
 
 
 class StoreUnavailable(ServiceError):

@@ -7,6 +7,10 @@ those that are gone, and retries a refused artifact once its files change (size 
 ``model.pt`` or ``manifest.json``). A model answers with its default version (the pinned one,
 else its oldest); when that version cannot be loaded the model is not ready (503 on its
 predict, the reason in ``/health/ready``): another version never answers in its place.
+
+``unload(name)`` drops every version of a model from memory and keeps it out (``refresh``
+skips it, ``get`` raises ``ModelUnloaded``) until ``load(name)`` loads it from disk again. Both
+are this process's own: another process serving the same folders is not told.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from service.errors import ModelNotFound, ModelNotReady, VersionNotFound
+from service.errors import ModelNotFound, ModelNotReady, ModelUnloaded, VersionNotFound
 from service.repository import Artifact, ModelRepository, Scan
 from training.data import N_FEATURES
 from training.export import ArtifactError, Manifest
@@ -65,6 +69,8 @@ class ModelState:
     reason: str | None
     #: Versions on disk that could not be loaded, and why.
     refused: dict[int, str] = field(default_factory=dict)
+    #: Unloaded on request: nothing is loaded until it is loaded again.
+    unloaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class ModelRegistry:
         self.failures: dict[str, str] = {}
         #: Why nothing can be served at all (the models folder is gone), if so.
         self.problem: str | None = None
+        self._unloaded: set[str] = set()
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
 
@@ -103,6 +110,8 @@ class ModelRegistry:
             loaded: list[LoadedModel] = []
             attempts: dict[tuple[str, int], _Attempt] = {}
             for artifact in scan.artifacts:
+                if artifact.key[0] in self._unloaded:
+                    continue
                 attempt = self._attempts.get(artifact.key)
                 if attempt is None or attempt.stamp != artifact.stamp:
                     attempt = self._load(artifact)
@@ -145,6 +154,9 @@ class ModelRegistry:
         default = pinned if pinned is not None else min(on_disk)
         mine = {v: why for (n, v), why in refused.items() if n == name}
         reason = None
+        if name in self._unloaded:
+            reason = "it was unloaded on request; load it to serve it again"
+            return ModelState(name, default, False, reason, mine, unloaded=True)
         if default not in loaded:
             why = mine.get(default, "it is not on disk")
             reason = f"its default version {default} cannot be served: {why}"
@@ -173,6 +185,10 @@ class ModelRegistry:
             state = self._states.get(name)
             if state is None:
                 raise self._not_found(name)
+            if state.unloaded:
+                raise ModelUnloaded(
+                    f"model {name!r} is unloaded", expected=f"load model {name!r} first"
+                )
             versions = self._models[name]
             chosen = state.default_version if version is None else version
             model = versions.get(chosen)
@@ -192,6 +208,26 @@ class ModelRegistry:
                 f"model {name!r} has no version {chosen}",
                 expected=f"one of: {', '.join(str(v) for v in sorted(versions)) or '(none)'}",
             )
+
+    def unload(self, name: str) -> None:
+        """Drop every loaded version of ``name`` and keep it unloaded until ``load(name)``
+        (``ModelNotFound`` if there is no such model). Blocking: scans the disk."""
+        with self._refresh_lock:
+            self.state(name)
+            self._unloaded.add(name)
+            self._attempts = {k: a for k, a in self._attempts.items() if k[0] != name}
+            self._publish(self.repository.scan(), self._attempts)
+        log.info("unloaded %s on request", name)
+
+    def load(self, name: str) -> list[LoadedModel]:
+        """Load (or reload) every version of ``name`` from disk, sha256 checked and warmed;
+        returns those loaded (``ModelNotFound`` if it is not on disk). Blocking."""
+        with self._refresh_lock:
+            if name not in self.repository.scan().versions:
+                raise self._not_found(name)
+            self._unloaded.discard(name)
+            self._attempts = {k: a for k, a in self._attempts.items() if k[0] != name}
+        return self.refresh()
 
     def names(self) -> list[str]:
         """Names of the models on disk, sorted."""

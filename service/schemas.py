@@ -8,6 +8,7 @@ orjson and checks it with numpy, giving the same clear messages ("instances[3]: 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from itertools import chain
 from typing import Annotated, Any
@@ -238,8 +239,15 @@ def _reject_huge_integers(field: str, rows: list[Any]) -> None:
 
 
 def _check_range(field: str, array: np.ndarray) -> np.ndarray:
-    """float32 rows once every value is in range, checked before the cast (16.0000001 is not
-    16 in float64, though it is in float32)."""
+    """float32 rows once every value is in range (``check_pixels``), rows named as the body
+    names them (``instances[3]``)."""
+    return check_pixels(array, lambda index: _label(field, index))
+
+
+def check_pixels(array: np.ndarray, label: Callable[[int], str]) -> np.ndarray:
+    """float32 rows (N, 64) once every value is finite and in 0..16; ``InvalidInput`` naming
+    the first bad row (``label(index)``) otherwise. Checked before the cast (16.0000001 is not
+    16 in float64, though it is in float32). The one pixel rule of every protocol."""
     # The common case in two reductions: NaN fails both comparisons, and so does +-inf.
     if array.min() >= PIXEL_MIN and array.max() <= PIXEL_MAX:
         return array.astype(np.float32)  # (N, 64)
@@ -249,8 +257,7 @@ def _check_range(field: str, array: np.ndarray) -> np.ndarray:
         index = int(np.flatnonzero(~finite.all(axis=1))[0])
         value = float(values[index][~finite[index]][0])
         raise InvalidInput(
-            f"{_label(field, index)}: pixel values must be finite numbers in {_RANGE}, "
-            f"got {value:g}",
+            f"{label(index)}: pixel values must be finite numbers in {_RANGE}, got {value:g}",
             expected=EXPECTED_ROW,
         )
     low, high = values.min(axis=1), values.max(axis=1)  # (N,)
@@ -258,6 +265,6 @@ def _check_range(field: str, array: np.ndarray) -> np.ndarray:
     got = f"max {high[index]:.10g}" if high[index] > PIXEL_MAX else f"min {low[index]:.10g}"
     hint = "; send raw load_digits values (0..16), not 0..255" if 16 < high[index] <= 255 else ""
     raise InvalidInput(
-        f"{_label(field, index)}: pixel values must be {_RANGE}, got {got}{hint}",
+        f"{label(index)}: pixel values must be {_RANGE}, got {got}{hint}",
         expected=EXPECTED_ROW,
     )

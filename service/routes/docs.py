@@ -47,6 +47,18 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "the models are loaded and warmed.",
     },
     {"name": "metrics", "description": "Prometheus metrics of requests, predictions and jobs."},
+    {
+        "name": "v2",
+        "description": "The Open Inference Protocol (KServe v2, Triton's HTTP API) with "
+        "Triton's binary tensor data extension: `tritonclient` and KServe clients work "
+        "unchanged. Input `pixels` FP32 `[N, 64]`; outputs `probabilities` and `label`. "
+        'Errors are `{"error": "..."}` (docs/v2.md).',
+    },
+    {
+        "name": "v2 repository",
+        "description": "Triton's model repository extension: list the models, unload one from "
+        "this process, load it again (admin key).",
+    },
 ]
 
 router = APIRouter(include_in_schema=False)

@@ -64,10 +64,16 @@ class PredictFront:
     def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
         self.app = app
         self.routes = routes
+        # Each route's path up to its first parameter: a path that does not start with it
+        # cannot match, and ``str.startswith`` costs far less than ``route.matches``.
+        self._prefixes = [getattr(r, "path", "").partition("{")[0] for r in routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            for route in self.routes:
+            path = scope["path"].removeprefix(scope.get("root_path", ""))
+            for route, prefix in zip(self.routes, self._prefixes, strict=True):
+                if not path.startswith(prefix):
+                    continue
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
                     scope.update(child_scope)  # as the router does: route, path_params
@@ -133,12 +139,12 @@ async def _predict(
     request: Request, dataplane: DataPlane, name: str, version: int | None
 ) -> Response:
     _check_content_type(request)
-    rows = decode_rows(await _read_body(request), dataplane.max_rows)  # (N, 64) float32
+    rows = decode_rows(await read_body(request), dataplane.max_rows)  # (N, 64) float32
     result = await dataplane.infer(name, version, rows)
     return Response(_encode(result), media_type="application/json")
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     """``await request.body()`` without its async generator."""
     chunks: list[bytes] = []
     while True:

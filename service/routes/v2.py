@@ -1,0 +1,251 @@
+"""Open Inference Protocol (KServe v2) REST: health, server and model metadata, inference
+(with Triton's binary tensor data extension). The repository extension: ``v2_repository``.
+
+Every route is a ``V2Route``: declared once (OpenAPI) and run as predict's ``RawRoute`` runs
+(the raw ``Request``, no parameter solving), answering its errors as the protocol says:
+``{"error": "<message>"}`` (``v2_error``). ``POST .../infer`` is also served by ``PredictFront``
+(service/app.py), ahead of the router, like ``/predict``. Inference goes through the same
+``DataPlane.infer`` and micro-batchers as ``/predict``: a ``/v2`` request and a ``/predict``
+request for the same version share forwards. Without a version in the path, the model's
+default version answers, picked by the registry as for ``/predict``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from starlette.routing import BaseRoute
+
+from service.deps import get_dataplane, get_registry, get_started_registry
+from service.errors import (
+    InvalidInput,
+    ModelNotReady,
+    ModelUnloaded,
+    ServiceError,
+    UnsupportedMediaType,
+    VersionNotFound,
+)
+from service.registry import ModelRegistry
+from service.routes.predict import Endpoint, RawRoute, read_body
+from service.v2.codec import MODEL_INPUTS, MODEL_OUTPUTS, decode_infer, encode_infer
+
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
+PLATFORM = "pytorch_torchscript"
+HEADER_LENGTH = b"inference-header-content-length"
+_MEDIA_TYPES = (b"application/json", b"application/octet-stream")
+
+
+class V2Route(RawRoute):
+    """A ``RawRoute`` whose errors are answered in the protocol's shape (``v2_error``); its
+    path parameters (``{name}``, ``{version}``) are documented as strings."""
+
+    def __init__(self, path: str, endpoint: Endpoint, **kwargs: Any) -> None:
+        names = re.findall(r"{(\w+)}", path)
+        if names:
+            kwargs["openapi_extra"] = {
+                "parameters": [
+                    {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for n in names
+                ],
+                **(kwargs.get("openapi_extra") or {}),
+            }
+
+        @functools.wraps(endpoint)
+        async def answer(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except ServiceError as error:
+                return v2_error(error)
+
+        super().__init__(path, answer, **kwargs)
+
+
+def v2_error(error: ServiceError) -> Response:
+    """``{"error": "<message>"}``: 400 for a request at fault (bad input or media type, a
+    model unloaded on request, as Triton answers), else the error's own status (404 unknown
+    model or version, 413 too many rows, 503 a version that cannot be loaded)."""
+    client_fault = isinstance(error, InvalidInput | UnsupportedMediaType | ModelUnloaded)
+    message = error.message if error.expected is None else f"{error.message}; {error.expected}"
+    return json_response(
+        {"error": message}, 400 if client_fault else error.status_code, error.headers
+    )
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """``body`` as JSON (orjson)."""
+    return Response(orjson.dumps(body), status_code, headers, media_type="application/json")
+
+
+router = APIRouter(prefix="/v2", tags=["v2"], route_class=V2Route)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": '{"error": "..."}: the request is at fault; the message names it'},
+    404: {"description": '{"error": "..."}: unknown model or version'},
+}
+_INFER_EXAMPLE = {
+    "id": "42",
+    "inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}],
+    "outputs": [{"name": "label"}, {"name": "probabilities"}],
+}
+_INFER_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object"},
+                "examples": {"one row": {"summary": "one image", "value": _INFER_EXAMPLE}},
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "the JSON request, then each binary tensor "
+                "(Inference-Header-Content-Length gives the JSON's length)",
+            },
+        },
+    }
+}
+
+
+@router.get("", summary="Server metadata: name, version, extensions")
+async def server_metadata(request: Request) -> Response:
+    """The server's name, version and protocol extensions."""
+    app = request.app
+    return json_response({"name": app.title, "version": app.version, "extensions": EXTENSIONS})
+
+
+@router.get("/health/live", summary="Liveness: the process is up")
+async def server_live(request: Request) -> Response:
+    """200 while the process is up."""
+    return json_response({"live": True})
+
+
+@router.get(
+    "/health/ready",
+    summary="Server ready: every model is ready",
+    responses={503: {"description": "starting, or a model (not unloaded) cannot answer"}},
+)
+async def server_ready(request: Request) -> Response:
+    """200 once started and every model not unloaded on request can answer (at least one);
+    else 503. ``/health/ready`` says which model is not, and why."""
+    registry = get_started_registry(request)
+    states = [] if registry is None else [registry.state(n) for n in registry.names()]
+    serving = [s for s in states if not s.unloaded]
+    ready = bool(serving) and all(s.ready for s in serving)
+    return json_response({"ready": ready}, 200 if ready else 503)
+
+
+@router.get(
+    "/models/{name}", summary="Describe a model: versions, platform, tensors", responses=_ERRORS
+)
+@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+async def model_metadata(request: Request) -> Response:
+    """The model's versions, platform and tensors (the default version's unless one is given)."""
+    registry = get_registry(request)
+    name, version = _target(request, registry)
+    registry.get(name, version)  # unknown, unloaded or not servable: the protocol's error
+    body = {
+        "name": name,
+        "versions": [str(m.version) for m in registry.versions(name)],
+        "platform": PLATFORM,
+        "inputs": MODEL_INPUTS,
+        "outputs": MODEL_OUTPUTS,
+    }
+    return json_response(body)
+
+
+@router.get(
+    "/models/{name}/ready",
+    summary="Readiness of a model",
+    responses={503: {"description": "not ready (unloaded, or not servable)"}, **_ERRORS},
+)
+@router.get("/models/{name}/versions/{version}/ready", summary="Model version ready")
+async def model_ready(request: Request) -> Response:
+    """200 with ``ready: true`` when the model (version) can answer, else 503."""
+    registry = get_registry(request)
+    name, version = _target(request, registry)
+    try:
+        registry.get(name, version)
+    except ModelNotReady:
+        return json_response({"name": name, "ready": False}, 503)
+    return json_response({"name": name, "ready": True})
+
+
+@router.post(
+    "/models/{name}/infer",
+    summary="Inference (JSON or binary tensors)",
+    responses=_ERRORS,
+    openapi_extra=_INFER_OPENAPI,
+)
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    summary="Inference with a model version",
+    responses=_ERRORS,
+    openapi_extra=_INFER_OPENAPI,
+)
+async def infer(request: Request) -> Response:
+    """Classify the rows of input ``pixels`` (FP32 ``[N, 64]``, raw pixels 0..16); outputs
+    ``probabilities`` and ``label``, as JSON or binary data as the request asks."""
+    dataplane = get_dataplane(request)
+    name, version = _target(request, dataplane.registry)
+    dataplane.registry.get(name, version)  # an unknown model is a 404 whatever the body
+    header_length = _header_length(request)
+    decoded = decode_infer(await read_body(request), header_length, dataplane.max_rows)
+    result = await dataplane.infer(name, version, decoded.rows)
+    body, json_length = encode_infer(result, decoded)
+    if json_length is None:
+        return Response(body, media_type="application/json")
+    headers = {"Inference-Header-Content-Length": str(json_length)}
+    return Response(body, headers=headers, media_type="application/octet-stream")
+
+
+def infer_routes() -> list[BaseRoute]:
+    """The two ``POST .../infer`` routes, for ``PredictFront``: without a version first."""
+    paths = {getattr(r, "path", ""): r for r in router.routes}
+    return [paths[p] for p in sorted(paths, key=len) if p.endswith("/infer")]
+
+
+def _target(request: Request, registry: ModelRegistry) -> tuple[str, int | None]:
+    """The model name and version of the path (``None``: the default version)."""
+    name: str = request.path_params["name"]
+    raw: str | None = request.path_params.get("version")
+    if raw is None:
+        return name, None
+    if raw.isascii() and raw.isdigit() and int(raw) >= 1:
+        return name, int(raw)
+    known = ", ".join(str(m.version) for m in registry.versions(name)) or "(none)"
+    raise VersionNotFound(f"model {name!r} has no version {raw!r}", expected=f"one of: {known}")
+
+
+def _header_length(request: Request) -> int | None:
+    """``Inference-Header-Content-Length`` (None when absent), and the media type checked:
+    JSON or ``application/octet-stream``, or none (what a cross-site form sends is refused)."""
+    length = None
+    for key, value in request.scope["headers"]:
+        if key == HEADER_LENGTH:
+            if not (value.isascii() and value.isdigit()):
+                raise InvalidInput(
+                    "Inference-Header-Content-Length must be a byte count, "
+                    f"got {value.decode('latin-1')!r}",
+                    expected="the length of the JSON header in bytes",
+                )
+            length = int(value)
+        elif key == b"content-type":
+            check_media_type(value)
+    return length
+
+
+def check_media_type(value: bytes) -> None:
+    """JSON or binary only: a form or text body is what a cross-site page can send without
+    CORS, and ``/v2`` has routes that change state."""
+    media = value.partition(b";")[0].strip().lower()
+    if media in _MEDIA_TYPES or (media.startswith(b"application/") and media.endswith(b"+json")):
+        return
+    raise UnsupportedMediaType(
+        f"Content-Type {value.decode('latin-1')!r} is not JSON or application/octet-stream",
+        expected="Content-Type: application/json, or application/octet-stream with binary data",
+    )
