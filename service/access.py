@@ -56,9 +56,14 @@ POLICY: dict[str, Access] = {
     "GET /docs": OPEN,
     "GET /docs/assets/{name}": OPEN,
     "GET /redoc": OPEN,
+    # the web console's page and files: no data (its API calls carry the key typed into it)
+    "GET /": OPEN,
+    "GET /console/assets/{name}": OPEN,
     # inference and what is served
     "POST /predict": READ,
     "POST /models/{name}/predict": READ,
+    "POST /predict/image": READ,
+    "POST /models/{name}/predict/image": READ,
     "GET /models": READ,
     "GET /models/{name}": READ,
     # training jobs: reading them is READ, starting and stopping them is ADMIN

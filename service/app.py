@@ -29,7 +29,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import docs, health, metrics, models, predict, train
+from service.routes import console, docs, health, image, metrics, models, predict, train
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.started = False
-    for router in (predict.router, models.router, train.router, health.router, metrics.router):
+    for router in (predict.router, image.router, models.router, train.router, health.router):
         app.include_router(router)
-    app.include_router(docs.router)
+    for router in (metrics.router, docs.router, console.router):
+        app.include_router(router)
     routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
     keys = Keys(settings)
     _add_middleware(app, settings, routes, keys)
