@@ -3,8 +3,9 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const el = (tag, props = {}, ...children) => {
+const el = (tag, { dataset = {}, ...props } = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
+  Object.assign(node.dataset, dataset);
   node.append(...children);
   return node;
 };
@@ -164,6 +165,7 @@ function changed(inputAt) {
   const image = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
   const pixels = DigitReduce.reduceImageData(image);
   drawing.version += 1;
+  window.consoleStats.version = drawing.version;
   drawing.inputAt = inputAt;
   drawing.pixels = pixels;
   renderGrid(pixels);
@@ -326,7 +328,7 @@ function buildHyperparameters() {
   const legend = fieldset.querySelector("legend");
   const props = schema.Hyperparameters.properties;
   const fields = Object.entries(props).filter(([name]) => !unused.includes(name)).map(([name, raw]) => {
-    const s = resolve(nonNull(raw));
+    const s = { ...raw, ...resolve(nonNull(raw)) }; // bounds sit beside the anyOf
     let input;
     if (s.enum || s.type === "boolean") {
       const options = s.enum || [true, false];
