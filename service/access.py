@@ -66,6 +66,7 @@ POLICY: dict[str, Access] = {
     "POST /models/{name}/predict/image": READ,
     "GET /models": READ,
     "GET /models/{name}": READ,
+    "GET /models/{name}/versions/{version}/curves.json": READ,
     # training jobs: reading them is READ, starting and stopping them is ADMIN
     "GET /train": READ,
     "GET /train/{job_id}": READ,

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.started = False
     for router in (predict.router, image.router, models.router, train.router, health.router):
         app.include_router(router)
-    for router in (metrics.router, docs.router, console.router):
+    for router in (console.curves_router, metrics.router, docs.router, console.router):
         app.include_router(router)
     routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
     keys = Keys(settings)

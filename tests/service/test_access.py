@@ -20,7 +20,7 @@ from service.settings import Settings
 from tests.conftest import make_settings
 
 READ_KEY, ADMIN_KEY = "read-key-0123456789", "admin-key-0123456789"
-PATH_VALUES = {"{name}": "cnn", "{job_id}": "0" * 32, "{fmt}": "png"}
+PATH_VALUES = {"{name}": "cnn", "{job_id}": "0" * 32, "{fmt}": "png", "{version}": "1"}
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -224,6 +224,11 @@ def test_models_page_lists_every_version_with_its_figures(
         for version in model["versions"]:
             cells = card.locator(f"tr[data-version='{version['version']}'] td").all_inner_texts()
             assert cells[2] == f"{version['manifest']['metrics']['test_accuracy']:.4f}"
+    for model in served:  # the default version's exported curves are drawn
+        curves = page.locator(f"#models-{model['name']} .curves")
+        page.wait_for_selector(f"#models-{model['name']} .curves svg polyline")
+        assert curves.get_attribute("data-version") == str(model["default_version"])
+        assert int(curves.locator("polyline").first.get_attribute("data-points")) > 10
     has_rollout = any("aliases" in m for m in served)
     assert page.locator("#rollout-note").is_visible() is not has_rollout
     screenshot(page, "models")

@@ -252,12 +252,40 @@ function modelCard(model, rollout) {
       el("td", { textContent: new Date(v.created).toISOString().slice(0, 16).replace("T", " ") }));
   });
   const table = el("table", {},
-    el("thead", {}, el("tr", {}, ...["version", "family", "test accuracy", "errors", "architecture", "recipe", "created"].map((h) => el("th", { textContent: h })))),
+    el("thead", {}, el("tr", {}, ...["version", "family", "test accuracy", "errors", "architecture", "recipe", "created", ""].map((h) => el("th", { textContent: h })))),
     el("tbody", {}, ...rows));
+  const curves = el("div", { className: "curves" });
   const card = el("div", { className: "model", id: `models-${model.name}` },
-    el("h2", { textContent: `${model.name}${model.ready ? "" : " (not ready: " + model.reason + ")"}` }), table);
+    el("h2", { textContent: `${model.name}${model.ready ? "" : " (not ready: " + model.reason + ")"}` }), table, curves);
+  for (const row of rows) {
+    row.append(el("td", {}, el("button", { textContent: "curves", onclick: () => showCurves(model.name, Number(row.dataset.version), curves) })));
+  }
+  if (model.versions.length) showCurves(model.name, model.default_version, curves);
   if (rollout) card.append(Rollout.view(model));
   return card;
+}
+
+// A version's exported loss and accuracy curves (the loss thinned to 400 means for drawing).
+async function showCurves(name, version, box) {
+  try {
+    const curves = await api("GET", `/models/${encodeURIComponent(name)}/versions/${version}/curves.json`);
+    const stride = Math.max(1, Math.ceil(curves.loss.length / 400));
+    const loss = [];
+    for (let i = 0; i < curves.loss.length; i += stride) {
+      const span = curves.loss.slice(i, i + stride);
+      loss.push([i + span.length, span.reduce((a, b) => a + b, 0) / span.length]);
+    }
+    const total = curves.loss.length;
+    const svg = () => document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    const lossChart = svg(), accChart = svg();
+    for (const chart of [lossChart, accChart]) { chart.setAttribute("viewBox", "0 0 400 160"); chart.classList.add("chart"); }
+    plot(lossChart, [loss], ["#4060d0"], total);
+    plot(accChart, [curves.accuracy.map((p) => [p.iteration, p.train]), curves.accuracy.map((p) => [p.iteration, p.test])], ["#4060d0", "#d05a20"], total);
+    box.dataset.version = version;
+    box.replaceChildren(el("p", { className: "muted", textContent: `v${version}: loss over ${total} iterations; accuracy, train (blue) and test (orange)` }), lossChart, accChart);
+  } catch (error) {
+    box.replaceChildren(el("p", { className: "muted", textContent: `v${version}: no curves (${error.message})` }));
+  }
 }
 
 // The rollout API (aliases, history, traffic): small and in one place, so that its field
