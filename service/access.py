@@ -56,9 +56,14 @@ POLICY: dict[str, Access] = {
     "GET /docs": OPEN,
     "GET /docs/assets/{name}": OPEN,
     "GET /redoc": OPEN,
+    # the web console's page and files: no data (its API calls carry the key typed into it)
+    "GET /": OPEN,
+    "GET /console/assets/{name}": OPEN,
     # inference and what is served
     "POST /predict": READ,
     "POST /models/{name}/predict": READ,
+    "POST /predict/image": READ,
+    "POST /models/{name}/predict/image": READ,
     "GET /models": READ,
     "GET /models/{name}": READ,
     # the Open Inference Protocol (/v2): probes as the other probes, the rest as above;
@@ -75,6 +80,7 @@ POLICY: dict[str, Access] = {
     "POST /v2/repository/index": ADMIN,
     "POST /v2/repository/models/{name}/load": ADMIN,
     "POST /v2/repository/models/{name}/unload": ADMIN,
+    "GET /models/{name}/versions/{version}/curves.json": READ,
     # training jobs: reading them is READ, starting and stopping them is ADMIN
     "GET /train": READ,
     "GET /train/{job_id}": READ,

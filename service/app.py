@@ -30,7 +30,18 @@ from service.metrics import ServiceMetrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import docs, health, metrics, models, predict, train, v2, v2_repository
+from service.routes import (
+    console,
+    docs,
+    health,
+    image,
+    metrics,
+    models,
+    predict,
+    train,
+    v2,
+    v2_repository,
+)
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,11 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.started = False
-    for router in (predict.router, models.router, train.router, health.router, metrics.router):
+    routers = (
+        *(predict.router, image.router, models.router, train.router, health.router),
+        *(console.curves_router, metrics.router, v2.router, v2_repository.router),
+        *(docs.router, console.router),
+    )
+    for router in routers:
         app.include_router(router)
-    app.include_router(v2.router)
-    app.include_router(v2_repository.router)
-    app.include_router(docs.router)
     routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
     keys = Keys(settings)
     _add_middleware(app, settings, routes, keys)

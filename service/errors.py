@@ -9,6 +9,7 @@ Tree::
     ├── RequestTimeout         408 request_timeout
     ├── ModelNotFound          404 model_not_found
     ├── VersionNotFound        404 version_not_found
+    ├── CurvesNotFound         404 curves_not_found
     ├── JobNotFound            404 job_not_found
     ├── JobNotCancellable      409 job_not_cancellable
     ├── QueueFull              429 queue_full
@@ -89,6 +90,13 @@ class ModelNotFound(ServiceError):
 class VersionNotFound(ServiceError):
     status_code = 404
     code = "version_not_found"
+
+
+class CurvesNotFound(ServiceError):
+    """A model version exported without its ``curves.json``."""
+
+    status_code = 404
+    code = "curves_not_found"
 
 
 class JobNotFound(ServiceError):

@@ -1,0 +1,65 @@
+"""The web console: ``/`` (one HTML page: Draw, Models, Train) and its files under
+``/console/assets/``, plain HTML, JavaScript and CSS from ``service/static/console`` (no build
+step, nothing from a CDN). The page holds no data: it calls the API with the key typed into
+it, so both routes are open. See docs/console.md.
+
+Also ``GET /models/{name}/versions/{version}/curves.json``: the loss and accuracy curves a
+version was exported with, which the console's Models page draws.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+
+from service.deps import RegistryDep
+from service.errors import CurvesNotFound
+from training.export import CURVES_JSON
+
+CONSOLE = Path(__file__).resolve().parents[1] / "static" / "console"
+ASSETS_PATH = "/console/assets"
+
+#: The files ``/console/assets/{name}`` serves: name -> media type.
+ASSETS: dict[str, str] = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "reduce.js": "text/javascript",
+    "test-digits.json": "application/json",
+}
+
+router = APIRouter(include_in_schema=False)
+curves_router = APIRouter(tags=["models"])
+
+
+@router.get("/")
+async def console() -> FileResponse:
+    """The console page (revalidated on each load, so a new release shows at once)."""
+    return FileResponse(
+        CONSOLE / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get(ASSETS_PATH + "/{name}")
+async def asset(name: str) -> FileResponse:
+    """One of the console's files in ``ASSETS`` (revalidated by ETag on each load)."""
+    if name not in ASSETS:
+        raise HTTPException(status_code=404, detail=f"no console asset {name!r}")
+    return FileResponse(
+        CONSOLE / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"}
+    )
+
+
+@curves_router.get(
+    "/models/{name}/versions/{version}/curves.json",
+    summary="The loss and accuracy curves of a model version",
+    responses={404: {"description": "no such model or version, or it has no curves file"}},
+)
+async def version_curves(name: str, version: int, registry: RegistryDep) -> FileResponse:
+    """``{"loss": [per iteration], "accuracy": [{"iteration", "train", "test"}, ...]}``, as
+    written at export (``curves.json`` beside the manifest)."""
+    path = registry.get(name, version).folder / CURVES_JSON
+    if not path.is_file():
+        raise CurvesNotFound(f"{name} version {version} was exported without {CURVES_JSON}")
+    return FileResponse(path, media_type="application/json")

@@ -1,0 +1,135 @@
+"""Predict from an image: ``POST /predict/image`` and ``POST /models/{name}/predict/image``.
+
+The body is a PNG or JPEG, raw (``Content-Type: image/png`` or ``image/jpeg``) or as the
+``file`` field of a ``multipart/form-data`` upload. It is reduced to load_digits' 64 values by
+``service.digit_image`` (steps in its docstring and in docs/console.md), then classified like
+``/predict``; the answer adds the 8x8 ``pixels`` it derived.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from service.dataplane import DataPlane
+from service.deps import get_dataplane, get_settings
+from service.digit_image import ImageLimits, reduce_image
+from service.errors import InvalidInput, UnsupportedMediaType
+from service.routes.predict import parse_version
+from service.schemas import PredictResponse
+
+router = APIRouter(tags=["predict"])
+
+EXPECTED_TYPES = "Content-Type: image/png, image/jpeg, or multipart/form-data with a 'file' part"
+
+
+class ImagePredictResponse(PredictResponse):
+    pixels: list[int] = Field(
+        description="the 64 load_digits values (0..16, row by row) derived from the image"
+    )
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown model or version"},
+    413: {"description": "over max_image_bytes, max_image_pixels, or a decompression bomb"},
+    415: {"description": "not image/png, image/jpeg or multipart/form-data"},
+    422: {"description": "not a PNG or JPEG Pillow can read, or no 'file' part"},
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "image/png": _BINARY,
+            "image/jpeg": _BINARY,
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+_VERSION = {
+    "name": "version",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "model version (default: the model's default version)",
+}
+
+
+@router.post(
+    "/predict/image",
+    summary="Classify a digit image with the default model",
+    response_model=ImagePredictResponse,
+    responses=_ERRORS,
+    openapi_extra=_BODY,
+)
+async def predict_image_default(request: Request) -> Response:
+    """Reduce a PNG or JPEG to load_digits' 8x8 values and classify it (default model)."""
+    dataplane = get_dataplane(request)
+    return await _predict_image(request, dataplane, dataplane.default_model, None)
+
+
+@router.post(
+    "/models/{name}/predict/image",
+    summary="Classify a digit image with a chosen model and version",
+    response_model=ImagePredictResponse,
+    responses=_ERRORS,
+    openapi_extra={**_BODY, "parameters": [_VERSION]},
+)
+async def predict_image(name: str, request: Request) -> Response:
+    """Reduce a PNG or JPEG to load_digits' 8x8 values and classify it with model ``name``."""
+    version = parse_version(request.query_params.get("version"))
+    return await _predict_image(request, get_dataplane(request), name, version)
+
+
+async def _predict_image(
+    request: Request, dataplane: DataPlane, name: str, version: int | None
+) -> Response:
+    settings = get_settings(request)
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+    data = await _image_bytes(request)
+    # Decoding a large image takes milliseconds: off the event loop.
+    pixels = await run_in_threadpool(reduce_image, data, limits)  # (64,) float32
+    result = await dataplane.infer(name, version, pixels.reshape(1, -1))
+    body = {
+        "model": result.model,
+        "version": str(result.version),
+        "device": result.device,
+        "predictions": [
+            {"label": label, "probabilities": row}
+            for label, row in zip(result.labels.tolist(), result.probabilities, strict=True)
+        ],
+        "pixels": [int(v) for v in pixels],
+    }
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(content, media_type="application/json")
+
+
+async def _image_bytes(request: Request) -> bytes:
+    """The encoded image: the raw ``image/*`` body, or the multipart ``file`` part."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media.startswith("image/"):
+        return await request.body()
+    if media != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"Content-Type {media or 'none'!r} is not an image or a multipart upload",
+            expected=EXPECTED_TYPES,
+        )
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput(
+                f"the multipart body has no file part named 'file' (parts: {sorted(form)})",
+                expected=EXPECTED_TYPES,
+            )
+        return await upload.read()

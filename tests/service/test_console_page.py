@@ -1,0 +1,308 @@
+"""The console at ``/`` in a real browser against ``python -m service`` on the shipped models,
+every request off 127.0.0.1 blocked and asserted absent: drawing with the mouse, the JS
+reduction against the service's, a training job followed live, and 401/403 shown.
+
+Screenshots of each page go to ``artifacts/console/`` (kept by ``.ci/run``); the first-load
+weight and the drawing-to-bars latency are printed (``pytest -s``), not asserted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import statistics
+import sys
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, SHIPPED_MODELS
+from tests.service.live import LiveService, running_service
+from tests.service.test_docs_page import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, OfflinePage, _missing
+from training.data import Split
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+ARTIFACTS = ROOT / "artifacts" / "console"
+READ_KEY, ADMIN_KEY = "console-read-key-0123", "console-admin-key-0123"
+MODELS = ("cnn", "fnn", "logistic")
+CELL = 32  # canvas pixels per load_digits value (a 256x256 canvas)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_chromium() -> None:
+    """Chromium and Playwright are here, or the module skips (fails under CI=true)."""
+    import os
+
+    reason = _missing()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true needs the browser test to run: {reason}")
+    pytest.skip(reason)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str] | None) -> Any:
+    workdir = tmp_path_factory.mktemp("console")
+    shutil.copytree(SHIPPED_MODELS, workdir / "models")
+    return running_service(workdir / "models", workdir, settings)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """The service on a copy of the shipped models, no keys."""
+    with _serve(tmp_path_factory, None) as service:
+        yield service
+
+
+@pytest.fixture
+def offline() -> Iterator[OfflinePage]:
+    """A headless Chromium page that may reach 127.0.0.1 only (others aborted, recorded)."""
+    from playwright.sync_api import Route, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        blocked: list[str] = []
+
+        def only_localhost(route: Route) -> None:
+            if urlsplit(route.request.url).hostname == "127.0.0.1":
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_localhost)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield OfflinePage(page, blocked)
+        finally:
+            browser.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def runs(row: list[int], threshold: int) -> list[tuple[int, int, int, int]]:
+    """Cells (r, c) with values >= ``threshold`` as strokes (r0, c0, r1, c1): each horizontal
+    and vertical run of two or more such cells, and a dot for a cell in no run."""
+    on = {(r, c) for r in range(8) for c in range(8) if row[r * 8 + c] >= threshold}
+    strokes, covered = [], set()
+    for dr, dc in ((0, 1), (1, 0)):
+        for r, c in sorted(on):
+            if (r - dr, c - dc) in on:
+                continue  # not the start of a run
+            end = (r, c)
+            while (end[0] + dr, end[1] + dc) in on:
+                end = (end[0] + dr, end[1] + dc)
+            if end != (r, c):
+                strokes.append((r, c, *end))
+                covered |= {
+                    (r + k * dr, c + k * dc) for k in range(max(end[0] - r, end[1] - c) + 1)
+                }
+    strokes += [(r, c, r, c) for r, c in sorted(on - covered)]
+    return strokes
+
+
+def draw_row(page: Any, row: list[int], threshold: int = 8) -> None:
+    """Draw a load_digits row scaled up with mouse strokes through its cells of value >=
+    ``threshold`` (see ``runs``)."""
+    box = page.locator("#canvas").bounding_box()
+    at = lambda r, c: (box["x"] + c * CELL + CELL / 2, box["y"] + r * CELL + CELL / 2)  # noqa: E731
+    for r0, c0, r1, c1 in runs(row, threshold):
+        page.mouse.move(*at(r0, c0))
+        page.mouse.down()
+        page.mouse.move(*at(r1, c1), steps=max(2, 4 * (r1 - r0 + c1 - c0)))
+        page.mouse.up()
+
+
+def wait_for_bars(page: Any) -> None:
+    """Until every model's bars show the latest drawing."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#bars .model')].every("
+        "m => Number(m.dataset.drawing) === window.consoleStats.version)"
+    )
+
+
+def grid(page: Any) -> list[int]:
+    values: list[int] = json.loads(page.locator("#grid").get_attribute("data-values"))
+    return values
+
+
+def canvas_png(page: Any) -> bytes:
+    url = page.evaluate("() => document.querySelector('#canvas').toDataURL('image/png')")
+    return base64.b64decode(url.partition(",")[2])
+
+
+def first_load_bytes(page: Any) -> int:
+    """Bytes transferred for the page and everything it loaded (Resource Timing)."""
+    total: int = page.evaluate(
+        "() => performance.getEntriesByType('navigation').concat("
+        "performance.getEntriesByType('resource')).reduce((s, e) => s + e.transferSize, 0)"
+    )
+    return total
+
+
+def test_a_drawn_test_row_is_read_by_every_model(
+    live: LiveService, offline: OfflinePage, split: Split
+) -> None:
+    """Mouse strokes tracing test rows give each row's label from every model; the grid the
+    page computes equals what /predict/image derives from the canvas's PNG; bars follow."""
+    page = offline.page
+    page.goto(live.url + "/")
+    page.wait_for_load_state("networkidle")
+    weight = first_load_bytes(page)
+    wait_for_bars(page)
+    labels = page.locator("#bars .model")
+    assert sorted(labels.evaluate_all("ms => ms.map(m => m.id)")) == [f"model-{m}" for m in MODELS]
+    page.evaluate("() => { window.consoleStats.drawLatencies = []; }")
+    for index in range(3):
+        row, label = [int(v) for v in split.x_test[index]], int(split.y_test[index])
+        page.click("#clear")
+        draw_row(page, row)
+        wait_for_bars(page)
+        answer = httpx.post(
+            f"{live.url}/predict/image",
+            content=canvas_png(page),
+            headers={"Content-Type": "image/png"},
+        ).json()
+        assert grid(page) == answer["pixels"]  # the JS reduction is the Python one
+        shown = {m: page.locator(f"#model-{m}").get_attribute("data-label") for m in MODELS}
+        assert shown == {m: str(label) for m in MODELS}, f"test row {index}"
+    screenshot(page, "draw")
+    latencies = page.evaluate("() => window.consoleStats.drawLatencies")
+    figures = (
+        f"console first load: {weight} bytes transferred; drawing to bars over "
+        f"{len(latencies)} updates: median {statistics.median(latencies):.1f} ms, "
+        f"max {max(latencies):.1f} ms"
+    )
+    (ARTIFACTS / "figures.txt").write_text(figures + "\n")
+    sys.stdout.write(f"\n{figures}\n")  # shown with pytest -s; reported, not asserted
+    assert offline.blocked == []
+
+
+def test_random_test_digit_shows_its_row_and_label(live: LiveService, offline: OfflinePage) -> None:
+    """ "Random test digit" paints a test row; the grid is that row exactly, the true label is
+    shown, and the models' bars follow."""
+    page = offline.page
+    page.goto(live.url + "/")
+    digits = httpx.get(f"{live.url}/console/assets/test-digits.json").json()
+    for _ in range(3):
+        page.click("#random-digit")
+        page.wait_for_function("() => document.querySelector('#truth').textContent.includes('row')")
+        text = page.locator("#truth").inner_text()
+        match = re.search(r"row (\d+) .* true label (\d)", text)
+        assert match, text
+        index = int(match.group(1))
+        assert int(match.group(2)) == digits["labels"][index]
+        assert grid(page) == digits["pixels"][index]
+        wait_for_bars(page)
+    assert offline.blocked == []
+
+
+def test_models_page_lists_every_version_with_its_figures(
+    live: LiveService, offline: OfflinePage
+) -> None:
+    """The Models page shows each model's versions with the test accuracy of its manifest, and
+    says why no rollout controls are shown when /models reports no aliases."""
+    page = offline.page
+    page.goto(live.url + "/#models")
+    served = httpx.get(f"{live.url}/models").json()["models"]
+    page.wait_for_selector("#models .model tr[data-version]")
+    for model in served:
+        card = page.locator(f"#models-{model['name']}")
+        for version in model["versions"]:
+            cells = card.locator(f"tr[data-version='{version['version']}'] td").all_inner_texts()
+            assert cells[2] == f"{version['manifest']['metrics']['test_accuracy']:.4f}"
+    for model in served:  # the default version's exported curves are drawn
+        curves = page.locator(f"#models-{model['name']} .curves")
+        page.wait_for_selector(f"#models-{model['name']} .curves svg polyline")
+        assert curves.get_attribute("data-version") == str(model["default_version"])
+        assert int(curves.locator("polyline").first.get_attribute("data-points")) > 10
+    has_rollout = any("aliases" in m for m in served)
+    assert page.locator("#rollout-note").is_visible() is not has_rollout
+    screenshot(page, "models")
+    assert offline.blocked == []
+
+
+def test_a_short_fnn_job_started_from_the_form_grows_its_curve_and_succeeds(
+    live: LiveService, offline: OfflinePage
+) -> None:
+    """The Train form (built from the OpenAPI schema) starts an FNN job; its loss curve grows
+    over the event stream and the job succeeds, publishing a version."""
+    page = offline.page
+    page.goto(live.url + "/#train")
+    page.wait_for_selector("#family option", state="attached")
+    page.select_option("#family", "fnn")
+    assert page.locator("#hyperparameters input[name=hidden]").get_attribute("max") == "2048"
+    assert page.locator("#hyperparameters [name=channels]").count() == 0  # a cnn field
+    page.fill("#hyperparameters input[name=iterations]", "1500")
+    page.fill("#hyperparameters input[name=acc_step]", "100")
+    page.fill("input[name=name]", "fnn-console")
+    # Record every length the loss curve takes while the job runs.
+    page.evaluate(
+        """() => { window.seen = []; new MutationObserver(() => {
+             const s = document.querySelector('#job-status');
+             window.seen.push([s.dataset.status, Number(s.dataset.points)]);
+           }).observe(document.querySelector('#job-status'), {attributes: true}); }"""
+    )
+    page.click("#start")
+    page.wait_for_function(
+        "() => document.querySelector('#job-status').dataset.status === 'succeeded'",
+        timeout=180_000,
+    )
+    seen = page.evaluate("() => window.seen")
+    running = [points for status, points in seen if status == "running"]
+    assert len(set(running)) >= 2, seen  # the curve was seen at two lengths at least
+    assert running == sorted(running), seen
+    assert "published fnn-console v" in page.locator("#job-status").inner_text()
+    page.wait_for_selector("#jobs tbody tr[data-status='succeeded']")
+    screenshot(page, "train")
+    assert offline.blocked == []
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """The service with a read key and an admin key."""
+    keys = {"DIGITS_READ_API_KEY": READ_KEY, "DIGITS_ADMIN_API_KEY": ADMIN_KEY}
+    with _serve(tmp_path_factory, keys) as service:
+        yield service
+
+
+def test_missing_and_wrong_keys_are_shown_plainly(keyed: LiveService, offline: OfflinePage) -> None:
+    """Without a key the page says the read key is needed (401); with the read key it draws,
+    and starting a job says the key is not the admin key (403)."""
+    page = offline.page
+    page.goto(keyed.url + "/")
+    status = page.locator("#status")
+    page.wait_for_function("() => !document.querySelector('#status').hidden")
+    assert "401 unauthorized: this route needs the read key" in status.inner_text()
+    page.fill("#api-key", READ_KEY)
+    page.press("#api-key", "Enter")
+    page.locator("#api-key").dispatch_event("change")
+    page.wait_for_selector("#model-cnn")
+    assert page.evaluate("() => sessionStorage.getItem('digits-serve-key')") == READ_KEY
+    page.goto(keyed.url + "/#train")
+    page.wait_for_selector("#family option", state="attached")
+    page.fill("#hyperparameters input[name=iterations]", "10")
+    page.click("#start")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('403')")
+    assert "403 forbidden: the key sent is not the admin key" in status.inner_text()
+    screenshot(page, "keys")
+    assert offline.blocked == []
+
+
+def test_artifacts_folder_is_ignored() -> None:
+    """Screenshots land in a folder git ignores and .ci/run reports."""
+    assert "/artifacts/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "artifacts/" in (ROOT / ".ci" / "run").read_text()
