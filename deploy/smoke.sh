@@ -195,7 +195,7 @@ build_volumes=(--volume "$work/index:/wheel-index:ro" --volume "$work/pip.conf:/
   if [[ -n $pip_index ]]; then echo "index-url = $pip_index"; fi
 } >"$work/pip.conf"
 t0=$SECONDS
-nice -n 10 podman build --pull=never --network host "${build_volumes[@]}" \
+nice -n 10 podman build --format docker --pull=never --network host "${build_volumes[@]}" \
   --build-arg "PYTHON_IMAGE=$python_image" \
   --build-arg "TORCH_INDEX_URL=file:///wheel-index/simple" \
   --build-arg "TORCH_VERSION=${torch_pin#torch==}" \
