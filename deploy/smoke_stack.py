@@ -641,8 +641,9 @@ class Smoke:
         self.report.check(
             not bad_after and len(after) > 20,
             f"API 1 stopped: no 5xx after the failover window ({window:.0f} s)",
-            f"{len(after)}/{len(after)} predicts 200 after it; during it {len(bad_during)} "
-            f"errors of {len(during)}",
+            f"{len(after)}/{len(after)} predicts 200 after it; during it "
+            f"{len(during) - len(bad_during)}/{len(during)} 200"
+            + (f" (others: {sorted(bad_during)}, 0 = no answer)" if bad_during else ""),
         )
         answered = {
             self.upstream_of(httpx.get(f"{self.proxy}/health/ready", timeout=5)) for _ in range(6)
