@@ -54,7 +54,7 @@ cleanup() {
   say "cleanup"
   # Containers and the volume of the stack (smoke_stack.py removes them too; this catches
   # an interrupted run).
-  podman ps -a --filter "label=$prefix" --format '{{.ID}}' | xargs -r podman rm -f -t 0 >/dev/null
+  podman ps -a --filter "label=$prefix" --format '{{.ID}}' | xargs -r podman rm -f -v -t 0 >/dev/null
   podman volume ls --filter "label=$prefix" --format '{{.Name}}' | xargs -r podman volume rm -f >/dev/null
   if [[ $keep == 1 ]]; then
     echo "smoke: --keep: images kept: $python_image $nginx_image $app_image"

@@ -225,7 +225,7 @@ class Smoke:
 
     def cleanup(self) -> None:
         for name in reversed(self.containers):
-            podman("rm", "-f", "-t", "0", name, check=False)
+            podman("rm", "-f", "-v", "-t", "0", name, check=False)
         for volume in self.volumes:
             podman("volume", "rm", "-f", volume, check=False)
 
@@ -312,7 +312,7 @@ class Smoke:
             "HEALTHCHECK passes (`podman healthcheck run`)",
             done.stdout.strip() or done.stderr.strip()[-200:],
         )
-        podman("rm", "-f", "-t", "5", name)
+        podman("rm", "-f", "-v", "-t", "5", name)
         self.containers.remove(name)
 
     # -- 2. the stack --------------------------------------------------------------------------
