@@ -133,7 +133,7 @@ make_base() {  # image packages...
   else
     change+=(--change 'CMD ["python3"]')
   fi
-  tar -C "$work/rootfs-$name" -c . | podman import "${change[@]}" - "$image" >/dev/null \
+  tar -C "$work/rootfs-$name" -c . | podman import --quiet "${change[@]}" - "$image" >/dev/null \
     || die "podman import of $image failed"
   rm -rf "$work/rootfs-$name"
   made_images+=("$image")
