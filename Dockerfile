@@ -26,6 +26,14 @@ ENV PATH=/opt/venv/bin:$PATH
 
 # torch first, in its own layer: it is by far the largest and changes least often.
 RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
+# The wheel carries C++ test binaries (torch/test, torch/bin but torch_shm_manager) and the
+# C++ headers (torch/include): ~190 MB of the image (measured: deploy/smoke.sh) that nothing
+# here uses (no torch.compile, no C++ extensions). Dropped in the build stage, so the
+# runtime stage's copy of the venv never holds them.
+RUN torch_dir="$(python -c 'import os, torch; print(os.path.dirname(torch.__file__))')" \
+    && rm -rf "${torch_dir}/test" "${torch_dir}/include" \
+    && find "${torch_dir}/bin" -mindepth 1 -maxdepth 1 ! -name torch_shm_manager -exec rm -rf {} + \
+    && python -c "import torch; torch.ones(2) @ torch.ones(2)"
 
 WORKDIR /src
 COPY pyproject.toml README.md ./

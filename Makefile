@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve train test test-fast lint fmt check bench report clean
+.PHONY: install serve train test test-fast lint fmt check bench report clean deploy-test
 
 # Where pip takes torch from. The default is the CPU build on any Linux x86_64 machine (PyPI's
 # own torch there is the CUDA build, several GB). For an NVIDIA GPU, the CUDA 12.8 build:
@@ -56,6 +56,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 check: lint test
+
+## The image built and the compose stack run for real with podman (root, Debian bookworm; no
+## Docker engine or container registry needed): deploy/smoke.sh, see docs/deployment.md.
+deploy-test: $(STAMP)
+	bash deploy/smoke.sh $(SMOKE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/serve_bench.py
