@@ -4,7 +4,8 @@ Nothing is created at import time; a test builds a whole app on a temporary fold
 own ``Settings``. Built in ``create_app``: ``settings``, ``metrics``, the routers and the
 middleware (metrics, then access, then body limits: every request passes all three). Built in
 the lifespan, in this order: ``device``, ``registry``, ``dataplane`` (micro-batchers and the
-forward thread), the models watcher, ``jobs``; then ``started``.
+forward thread), the models watcher, ``jobs``; then ``started``. The ``aliases`` store
+(which version answers, in the job store's database) is opened with the registry.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from service import handlers
 from service.access import POLICY, AccessControl, Keys, RouteTable, document
+from service.aliases import AliasStore
 from service.dataplane import DataPlane
 from service.device import resolve_device
 from service.jobs import open_job_runner
@@ -28,7 +30,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import BodyLimit, RequestMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import docs, health, metrics, models, predict, train
+from service.routes import docs, health, metrics, models, predict, rollout, train
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.started = False
-    for router in (predict.router, models.router, train.router, health.router, metrics.router):
+    for router in (predict.router, models.router, rollout.router, train.router):
+        app.include_router(router)
+    for router in (health.router, metrics.router):
         app.include_router(router)
     app.include_router(docs.router)
     routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
@@ -110,7 +114,10 @@ async def _open_dataplane(
     torch.set_num_threads(settings.torch_threads)
     device = resolve_device(settings.device)
     repository = ModelRepository(settings.models_dir, settings.versions_dir)
-    registry = ModelRegistry(repository, device)
+    aliases = await asyncio.to_thread(AliasStore.open, settings.database_url)
+    stack.callback(aliases.close)
+    app.state.aliases = aliases
+    registry = ModelRegistry(repository, device, aliases)
     app.state.registry = registry
     app.state.metrics.track_models(lambda: len(registry))
     dataplane = DataPlane(
@@ -122,6 +129,7 @@ async def _open_dataplane(
         max_wait_ms=settings.max_wait_ms,
         inline_forward_max_us=settings.inline_forward_max_us,
         torch_threads=settings.torch_threads,
+        shadow_queue_size=settings.shadow_queue_size,
     )
     stack.push_async_callback(dataplane.aclose)
     await dataplane.refresh()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.aliases import AliasStore
 from service.dataplane import DataPlane
 from service.jobs import Jobs
 from service.metrics import ServiceMetrics
@@ -33,6 +34,11 @@ def get_dataplane(request: Request) -> DataPlane:
     return dataplane
 
 
+def get_aliases(request: Request) -> AliasStore:
+    aliases: AliasStore = request.app.state.aliases
+    return aliases
+
+
 def get_jobs(request: Request) -> Jobs:
     jobs: Jobs = request.app.state.jobs
     return jobs
@@ -53,3 +59,5 @@ StartedRegistryDep = Annotated[ModelRegistry | None, Depends(get_started_registr
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AliasesDep = Annotated[AliasStore, Depends(get_aliases)]
+DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]

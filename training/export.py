@@ -89,6 +89,9 @@ class Manifest(BaseModel):
     input: InputSpec = Field(default_factory=InputSpec)
     labels: list[int] = Field(default_factory=lambda: list(range(N_CLASSES)))
     forward_cost: ForwardCost | None = None
+    #: The validation rows carved from the training rows (``Validation.describe()``) and the
+    #: accuracy on them: what a promotion gate compares (never the test rows).
+    validation: dict[str, Any] | None = None
     torch_version: str
     created: datetime
     sha256: str
@@ -189,6 +192,7 @@ def export(
     name: str,
     measure: bool = True,
     after_version: int = 0,
+    validation: dict[str, Any] | None = None,
 ) -> Manifest:
     """Script ``model`` and publish it as the next version of ``name`` under ``models_dir``
     (numbered after ``after_version`` too: the highest version kept in another folder).
@@ -222,6 +226,7 @@ def export(
             "data_split": split.describe(),
             "metrics": metrics,
             "forward_cost": measure_forward(scripted) if measure else None,
+            "validation": validation,
             "torch_version": torch.__version__,
             "created": datetime.now(UTC),
             "sha256": sha256_file(staging / MODEL_FILE),

@@ -2,9 +2,11 @@
 
 The local runner calls it in a process of its pool; the Celery backend's task calls the same
 function. It needs only the database URL, the models folder and the job id: it reads the
-resolved spec from the store, fits with ``training.fit.train``, reports progress and checks
-for a cancel from the ``on_step`` callback, publishes through ``training.export.export`` (the
-CLI's code) and records the outcome. It never raises for a failed fit: the job says why.
+resolved spec from the store, fits with ``training.fit.train`` on the training rows less the
+validation rows (``carve_validation``), reports progress and checks for a cancel from the
+``on_step`` callback, publishes through ``training.export.export`` (the CLI's code) with the
+validation accuracy in the manifest, applies the promotion gate (``service/promotion.py``)
+and records the outcome. It never raises for a failed fit: the job says why.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from typing import Any, TypeVar
 import torch
 from sqlalchemy.exc import OperationalError
 
+from service.gate import validation_record
 from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
 from service.repository import ModelRepository
-from training.data import Split, load_split
+from training.data import Split, Validation, carve_validation, load_split
 from training.export import export
 from training.fit import STOP, FitResult, Step, train
 from training.models import ModelSpec
@@ -105,9 +108,10 @@ def warm_up() -> None:
 
 
 @functools.cache
-def _split() -> Split:
-    # Immutable and ~0.5 s to build: load once per worker process.
-    return load_split()
+def _split() -> tuple[Split, Validation]:
+    # Immutable and ~0.5 s to build: load once per worker process. Fits use the training
+    # rows less the validation rows, so the validation accuracy is an honest gate.
+    return carve_validation(load_split())
 
 
 class ProgressRecorder:
@@ -186,7 +190,7 @@ def _fit_and_publish(
 ) -> JobStatus:
     spec = ModelSpec.from_dict(job.spec["architecture"])
     recipe = Recipe(**job.spec["recipe"])
-    split = _split()
+    split, validation = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
     model, result = train(spec, split, recipe, on_step=recorder)
     if recorder.store_error is not None:
@@ -215,10 +219,15 @@ def _fit_and_publish(
         models_dir=repository.writable,  # the runtime folder: never the shipped one
         name=job.name,
         after_version=repository.highest_version(job.name),
+        validation=validation_record(model.eval(), validation),
     )
-    if job.promote:
-        repository.set_default(manifest.name, manifest.version)
     metrics["test_errors"] = manifest.metrics.test_errors
+    # Imported here: service.promotion needs service.aliases, which imports this package.
+    from service.promotion import promote_if_better
+
+    metrics["promotion"] = promote_if_better(
+        store.engine, repository, manifest, validation, job=job
+    )
     store.finish(
         job.id,
         owner,
