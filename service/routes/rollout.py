@@ -117,6 +117,9 @@ async def move_alias(
     return _view(name, result, verdict)
 
 
+_ROLLBACK_EXAMPLES = {"reason": {"value": {"reason": "v3 misreads 7s as 1s in the field"}}}
+
+
 @router.post(
     "/{name}/aliases/{alias}/rollback",
     summary="Move an alias back to its previous version",
@@ -129,7 +132,7 @@ async def rollback_alias(
     registry: RegistryDep,
     aliases: AliasesDep,
     dataplane: DataPlaneDep,
-    body: Annotated[RollbackRequest | None, Body()] = None,
+    body: Annotated[RollbackRequest | None, Body(openapi_examples=_ROLLBACK_EXAMPLES)] = None,
 ) -> AliasMoveView:
     """Undo the last move of ``alias`` (repeatable: 1 -> 2 -> 3 rolls back to 2, then 1)."""
     check_alias_name(alias)
