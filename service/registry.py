@@ -255,6 +255,7 @@ class ModelRegistry:
             return Choice(self.get(name, version), None)
         with self._lock:
             routing = self._routing.get(name, _NO_ROUTING)
+            versions = self._models.get(name, {})  # swapped whole by a refresh, never changed
         shadow: str | None = None
         if alias is None:
             alias = pick_alias(routing.weights, request_id) if routing.weights else PRODUCTION
@@ -262,12 +263,8 @@ class ModelRegistry:
         model = self.get(name) if alias == PRODUCTION else self.get(name, self._alias(name, alias))
         if shadow is None or shadow == alias:
             return Choice(model, alias)
-        target = routing.aliases.get(shadow)
-        with self._lock:
-            shadow_model = self._models.get(name, {}).get(target) if target else None
-        if shadow_model is model:
-            shadow_model = None
-        return Choice(model, alias, shadow_model)
+        shadow_model = versions.get(routing.aliases.get(shadow, 0))
+        return Choice(model, alias, None if shadow_model is model else shadow_model)
 
     def routing(self, name: str) -> Routing:
         """The aliases and traffic settings of ``name`` (``ModelNotFound`` if no such)."""

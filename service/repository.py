@@ -17,8 +17,6 @@ being made, only by being pinned (``promote``).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -4,6 +4,7 @@ a SQLite file for comparison) end in one consistent state that both processes se
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -102,7 +103,7 @@ def test_concurrent_moves_from_two_processes_end_consistent(backend: str, tmp_pa
         chain = list(reversed(moves))  # oldest first
         assert chain[0]["kind"] == "initial"
         assert len(chain) == 1 + sum(moved)
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in itertools.pairwise(chain):
             assert after["from_version"] == before["to_version"]
             assert after["from_version"] != after["to_version"]
         final = str(chain[-1]["to_version"])

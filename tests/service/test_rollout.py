@@ -8,6 +8,7 @@ The model ``m`` has versions 1, 2 and 3 whose every answer is their own number (
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import Counter
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -234,3 +237,32 @@ def _sample(text: str, name: str, **labels: str) -> float:
         if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
             total += float(match.group(2))
     return total
+
+
+@pytest.mark.anyio
+async def test_a_full_shadow_queue_drops_and_counts_never_delays(tmp_path: Path) -> None:
+    """With room for one queued request, a burst of 50 concurrent requests is all answered
+    by production; each request is either compared by the shadow or counted as dropped."""
+    for version in (1, 2):
+        write_artifact(tmp_path / "models", "m", version, lit(version))
+    settings = make_settings(tmp_path / "models", default_model="m", shadow_queue_size=1)
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        await client.put("/models/m/aliases/staging", json={"version": 2, "reason": "try"})
+        await client.put("/models/m/traffic", json={"shadow": "staging"})
+        answers = await asyncio.gather(
+            *(client.post("/models/m/predict", json=PIXELS) for _ in range(50))
+        )
+        assert {a.json()["version"] for a in answers} == {"1"}
+        await asyncio.sleep(0.3)  # a few drain intervals: what was queued is scored
+        traffic = (await client.get("/models/m")).json()["traffic"]
+        compared = sum(s["compared"] for s in traffic["shadow_stats"])
+        assert traffic["shadow_dropped"] > 0
+        assert compared + traffic["shadow_dropped"] == 50
+        metrics = (await client.get("/metrics")).text
+        assert (
+            _sample(metrics, "digits_shadow_dropped_total", model="m") == traffic["shadow_dropped"]
+        )
