@@ -39,10 +39,14 @@ class InferenceResult:
     probabilities: np.ndarray  # (N, 10) float32
     #: The alias the request was routed by (``None`` when pinned with a version).
     alias: str | None = None
+    #: The argmax of each row when already computed (else ``labels`` computes it).
+    predicted: np.ndarray | None = None
 
     @property
     def labels(self) -> np.ndarray:
         """The predicted class of each row, (N,) int64."""
+        if self.predicted is not None:
+            return self.predicted
         labels: np.ndarray = self.probabilities.argmax(axis=1)
         return labels
 
@@ -113,7 +117,7 @@ class DataPlane:
         if choice.shadow is not None:
             self.shadow.offer(model, choice.shadow, rows, labels)
         return InferenceResult(
-            model.name, model.version, str(model.device), probabilities, choice.alias
+            model.name, model.version, str(model.device), probabilities, choice.alias, labels
         )
 
     def sync(self) -> None:

@@ -108,21 +108,16 @@ class ServiceMetrics:
 
 
 class VersionMetrics:
-    """Per model version: requests (by the alias that routed them), inference latency and
-    predicted classes; and the shadow comparisons (rows compared, agreeing, dropped)."""
+    """Per model version: requests and their inference latency (by the alias that routed
+    them), predicted classes; and the shadow comparisons (rows compared, agreeing, dropped)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "digits_version_requests_total",
-            "Predict requests answered, by model, version and the alias that routed them "
-            "('' when pinned with ?version=).",
-            ["model", "version", "alias"],
-            registry=registry,
-        )
         self.latency = Histogram(
             "digits_version_inference_seconds",
-            "Time from a request's rows reaching the data plane to its probabilities.",
-            ["model", "version"],
+            "Time from a request's rows reaching the data plane to its probabilities, by model, "
+            "version and the alias that routed the request ('' when pinned with ?version=); its "
+            "_count is the requests each version answered.",
+            ["model", "version", "alias"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -150,8 +145,7 @@ class VersionMetrics:
             ["model"],
             registry=registry,
         )
-        self._children: dict[tuple[str, int, str | None], tuple[Counter, Histogram, list[Counter]]]
-        self._children = {}
+        self._children: dict[tuple[str, int, str | None], tuple[Histogram, list[Counter]]] = {}
 
     def observe(
         self, model: str, version: int, alias: str | None, seconds: float, labels: np.ndarray
@@ -162,16 +156,14 @@ class VersionMetrics:
         if children is None:
             v = str(version)
             children = (
-                self.requests.labels(model, v, alias or ""),
-                self.latency.labels(model, v),
+                self.latency.labels(model, v, alias or ""),
                 [self.classes.labels(model, v, str(c)) for c in range(10)],
             )
             self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        children[0].observe(seconds)
         if len(labels) == 1:
-            children[2][int(labels[0])].inc()
+            children[1][int(labels[0])].inc()
         else:
             for label, count in enumerate(np.bincount(labels, minlength=10).tolist()):
                 if count:
-                    children[2][label].inc(count)
+                    children[1][label].inc(count)

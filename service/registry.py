@@ -18,6 +18,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from sqlalchemy.exc import SQLAlchemyError
@@ -72,10 +73,10 @@ class ModelState:
     refused: dict[int, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(NamedTuple):
     """The version that answers a request, the alias it was reached by (``None`` when pinned
-    by ``?version=``), and the version that scores the same rows in the shadow, if any."""
+    by ``?version=``), and the version that scores the same rows in the shadow, if any. (A
+    named tuple: built on every request, and cheaper to build than a frozen dataclass.)"""
 
     model: LoadedModel
     alias: str | None
@@ -253,9 +254,11 @@ class ModelRegistry:
         version of an unpinned request when one is set."""
         if version is not None:
             return Choice(self.get(name, version), None)
-        with self._lock:
-            routing = self._routing.get(name, _NO_ROUTING)
-            versions = self._models.get(name, {})  # swapped whole by a refresh, never changed
+        # Both dicts are swapped whole by a refresh, never changed: read without the lock.
+        routing = self._routing.get(name, _NO_ROUTING)
+        if alias is None and not routing.weights and routing.shadow is None:
+            return Choice(self.get(name), PRODUCTION)  # the common case, kept short
+        versions = self._models.get(name, {})
         shadow: str | None = None
         if alias is None:
             alias = pick_alias(routing.weights, request_id) if routing.weights else PRODUCTION

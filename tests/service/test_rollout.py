@@ -148,7 +148,9 @@ def test_canary_split_is_within_3_points_and_sticky(client: TestClient) -> None:
     assert answer(client, "?version=3")["version"] == "3"
     assert client.get("/models/m").json()["traffic"]["weights"] == {"production": 90, "staging": 10}
     metrics = client.get("/metrics").text
-    staged = _sample(metrics, "digits_version_requests_total", alias="staging", version="2")
+    staged = _sample(
+        metrics, "digits_version_inference_seconds_count", alias="staging", version="2"
+    )
     assert staged >= counts["2"]
     assert _sample(metrics, "digits_predicted_class_total", label="2", version="2") == staged
 
