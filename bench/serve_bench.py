@@ -1,7 +1,13 @@
-"""Serving benchmark: the service against a naive and a ceiling FastAPI server (not a test).
+"""Serving benchmark: the service against a naive and a ceiling FastAPI server and the bare
+ASGI floor (not a test).
 
     .venv/bin/python bench/serve_bench.py [--models-dir models] [--seconds 5] [--rounds 2]
         [--baseline DIR]   # also the service of another checkout (e.g. a git worktree of main)
+        [--overload 30]    # then c=512 on the service alone for 30 s: status codes, p99, RSS
+
+References: ``floor`` (a bare ASGI app on uvicorn answering a constant: the Python floor),
+``ceiling`` (FastAPI ``async def`` + pydantic, constant answer) and ``naive`` (FastAPI + one
+forward per request).
 
 Every server is one process pinned to core 0 (``taskset -c 0``), torch threads 1, uvicorn with
 uvloop + httptools; ``wrk`` (``apt-get install -y wrk``) is pinned to core 1. Rounds are
@@ -36,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 SERVER_CORE, CLIENT_CORE = "0", "1"
-PORTS = {"service": 8100, "naive": 8101, "ceiling": 8102}
+PORTS = {"service": 8100, "naive": 8101, "ceiling": 8102, "floor": 8104}
 # Test row 0 of the lecture's split (a 7).
 SEVEN = [0, 0, 2, 15, 16, 16, 13, 0, 0, 0, 8, 12, 8, 12, 16, 0, 0, 0, 0, 0, 0, 15, 10, 0,
          0, 0, 0, 0, 6, 16, 3, 0, 0, 0, 0, 3, 16, 16, 14, 0, 0, 0, 0, 0, 12, 10, 1, 0,
@@ -120,15 +126,31 @@ def stop(servers: Iterable[Server]) -> None:
             server.process.wait()
 
 
-def lua_script(folder: Path, body: dict[str, object]) -> Path:
-    """A wrk script POSTing ``body`` as JSON."""
+def lua_script(folder: Path, body: dict[str, object], count_statuses: bool = False) -> Path:
+    """A wrk script POSTing ``body`` as JSON; with ``count_statuses`` it prints
+    ``status <code> <count>`` lines at the end (one wrk thread)."""
     path = folder / f"body-{len(os.listdir(folder))}.lua"
     text = json.dumps(body, separators=(",", ":"))
-    path.write_text(
+    script = (
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = [==[{text}]==]\n"
     )
+    if count_statuses:
+        script += (
+            "local the_thread\n"
+            "function setup(thread) the_thread = thread end\n"
+            "counts = {}\n"
+            "function response(status, headers, body)\n"
+            "  counts[status] = (counts[status] or 0) + 1\n"
+            "end\n"
+            "function done(summary, latency, requests)\n"
+            '  for status, n in pairs(the_thread:get("counts")) do\n'
+            '    io.write(string.format("status %d %d\\n", status, n))\n'
+            "  end\n"
+            "end\n"
+        )
+    path.write_text(script)
     return path
 
 
@@ -220,6 +242,9 @@ def run() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument(
+        "--overload", type=float, default=0, help="seconds of c=512 on the service (0: skip)"
+    )
+    parser.add_argument(
         "--baseline", type=Path, help="a checkout whose service is measured too, as 'baseline'"
     )
     args = parser.parse_args()
@@ -263,14 +288,43 @@ def run() -> int:
                     )
                     batch.setdefault(m, []).append(result)
                     progress(f"round {round_}/{args.rounds}, batch 256, {m}: {result}")
-        rss = {name: s.rss_mb() for name, s in servers.items()}
-        print(
-            f"service: mean CNN rows per forward over the run: {mean_batch(PORTS['service']):.1f}"
-        )
+            rss = {name: s.rss_mb() for name, s in servers.items()}
+            print(
+                "service: mean CNN rows per forward over the run: "
+                f"{mean_batch(PORTS['service']):.1f}"
+            )
+            if args.overload > 0:
+                overload(servers["service"], folder, args.overload)
     finally:
         stop(servers.values())
     report(servers, single, batch, forward, rss, args)
     return 0
+
+
+def overload(server: Server, folder: Path, seconds: float, connections: int = 512) -> None:
+    """Far more clients than the service can serve: it must shed load (429 at the queue
+    bound, 504 past a deadline), never another 5xx, with a bounded p99 and flat memory."""
+    script = lua_script(folder, {"instances": [SEVEN]}, count_statuses=True)
+    url = f"http://127.0.0.1:{PORTS['service']}/predict"
+    rss_before = server.rss_mb()
+    progress(f"overload: c={connections} for {seconds:g} s on the service")
+    cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
+    done = subprocess.run(
+        [*cmd, "--latency", "-s", str(script), url], capture_output=True, text=True
+    )
+    statuses = dict(re.findall(r"^status (\d+) (\d+)$", done.stdout, re.M))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    print(
+        f"\n| overload c={connections}, {seconds:g} s | req/s | p50 ms | p99 ms | statuses "
+        "| RSS before -> after MB |"
+    )
+    print("|---|---:|---:|---:|---|---|")
+    print(
+        f"| service | {float(rps.group(1)) if rps else float('nan'):,.0f} "
+        f"| {_percentile(done.stdout, '50%'):.2f} | {_percentile(done.stdout, '99%'):.2f} "
+        f"| {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} "
+        f"| {rss_before:.0f} -> {server.rss_mb():.0f} |"
+    )
 
 
 def report(
@@ -283,17 +337,20 @@ def report(
 ) -> None:
     print(f"\n{args.rounds} interleaved rounds of {args.seconds:g} s; medians.\n")
     head = (
-        "| single vector, CNN | server | req/s | p50 ms | p99 ms | errors | vs ceiling | vs naive"
+        "| single vector, CNN | server | req/s | p50 ms | p99 ms | p99/p50 | errors | vs floor "
+        "| vs ceiling | vs naive"
     )
     baseline = "baseline" in PORTS
     print(head + " | CPU us/req |" + (" vs baseline |" if baseline else ""))
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if baseline else ""))
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if baseline else ""))
     for c in args.concurrency:
         ceiling, naive = median(single[("ceiling", c)]), median(single[("naive", c)])
+        floor = median(single[("floor", c)])
         for name in PORTS:
             r = median(single[(name, c)])
             line = (
-                f"| c={c} | {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
+                f"| c={c} | {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+                f"| {r.p99_ms / r.p50_ms:.1f} | {r.errors} | {r.rps / floor.rps:.2f}x "
                 f"| {r.rps / ceiling.rps:.2f}x | {r.rps / naive.rps:.2f}x | {r.cpu_us:.0f} |"
             )
             if baseline:

@@ -148,15 +148,17 @@ class Keys:
                 secret = key.get_secret_value().encode()
                 self.ids[secret] = key_id(role, secret)
 
+    def required(self, access: Access) -> bool:
+        """Whether a route of this access level needs a key with these settings."""
+        return access is not OPEN and bool(self.admin if access is ADMIN else self.read)
+
     def check(self, access: Access, presented: bytes | None) -> str:
         """Raise ``Unauthorized`` (no key) or ``Forbidden`` (wrong key) unless it passes;
         the id of the key that passed (``anonymous`` when none was needed or sent)."""
         known = self.ids.get(presented, ANONYMOUS) if presented else ANONYMOUS
-        if access is OPEN:
+        if not self.required(access):
             return known
         accepted = self.admin if access is ADMIN else self.read
-        if not accepted:
-            return known
         what = "admin" if access is ADMIN and accepted is not self.read else "read"
         if not presented:
             raise Unauthorized(
@@ -226,8 +228,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def document(schema: dict[str, Any], table: RouteTable) -> dict[str, Any]:
-    """Add the API-key schemes to an OpenAPI schema and each operation's requirement."""
+def document(schema: dict[str, Any], table: RouteTable, keys: Keys) -> dict[str, Any]:
+    """Add the API-key schemes to an OpenAPI schema and each operation's requirement: a key
+    scheme, or none (``{}``) besides where these settings leave the route open."""
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(
         {
@@ -241,7 +244,8 @@ def document(schema: dict[str, Any], table: RouteTable) -> dict[str, Any]:
             if access is OPEN:
                 operation["security"] = []
                 continue
-            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            optional: list[dict[str, list[str]]] = [] if keys.required(access) else [{}]
+            operation["security"] = [{"bearer": []}, {"apiKey": []}, *optional]
             note = f"Needs the {access.value} key when one is set (see the README, Settings)."
             operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
     return schema

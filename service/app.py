@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from service import handlers
 from service.access import POLICY, AccessControl, Keys, RouteTable, document
 from service.aliases import AliasStore
 from service.dataplane import DataPlane
+from service.deadlines import RequestDeadline
 from service.device import resolve_device
 from service.jobs import open_job_runner
 from service.metrics import ServiceMetrics
@@ -62,30 +64,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(docs.router)
     routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
-    _add_middleware(app, settings, routes)
+    keys = Keys(settings)
+    _add_middleware(app, settings, routes, keys)
     handlers.install(app, routes)
-    _document_access(app, routes)
+    _document_access(app, routes, keys)
     return app
 
 
-def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: Keys) -> None:
     # The last added runs first: metrics see every answer, access runs before any body is
-    # read, and the predict front (service/routes/predict.py) is inside all three.
+    # read, each request gets its deadline (service/deadlines.py), and the predict front
+    # (service/routes/predict.py) is inside them all.
     app.add_middleware(predict.PredictFront, routes=predict.router.routes)
+    app.add_middleware(RequestDeadline, timeout_ms=settings.request_timeout_ms)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
     )
-    app.add_middleware(AccessControl, keys=Keys(settings), table=routes)
+    app.add_middleware(AccessControl, keys=keys, table=routes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
 
 
-def _document_access(app: FastAPI, table: RouteTable) -> None:
-    """The OpenAPI schema says which operations need a key, from the one policy table."""
+def _document_access(app: FastAPI, table: RouteTable, keys: Keys) -> None:
+    """The OpenAPI schema says which operations need a key, from the one policy table and
+    the keys these settings configure."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(generate(), table)
+            app.openapi_schema = document(generate(), table, keys)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
@@ -99,6 +105,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         _watch_models(dataplane, settings.reload_interval_s, stack)
         app.state.jobs = await stack.enter_async_context(
             open_job_runner(settings, dataplane.refresh, app.state.metrics.registry)
+        )
+        # Plots are drawn in their own thread, never on the default executor that every
+        # database call goes through: a burst of plot requests must not delay job calls.
+        app.state.plotter = stack.enter_context(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
         )
         app.state.started = True
         registry = app.state.registry
@@ -127,6 +138,8 @@ async def _open_dataplane(
         max_rows=settings.max_rows,
         max_batch_size=settings.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
+        max_queued_rows=settings.max_queued_rows,
+        freeze_heap=settings.freeze_heap,
         inline_forward_max_us=settings.inline_forward_max_us,
         torch_threads=settings.torch_threads,
         shadow_queue_size=settings.shadow_queue_size,

@@ -11,6 +11,7 @@ probabilities with the version (and alias) that answered.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from service.batcher import Forward, MicroBatcher
+from service.deadlines import REQUEST_DEADLINE
 from service.errors import InvalidInput
 from service.metrics import ServiceMetrics
 from service.registry import LoadedModel, ModelRegistry
@@ -63,8 +65,10 @@ class DataPlane:
         max_rows: int,
         max_batch_size: int,
         max_wait_ms: float,
+        max_queued_rows: int | None = None,
         torch_threads: int = 1,
         inline_forward_max_us: float = 1000.0,
+        freeze_heap: bool = False,
         shadow_queue_size: int = 64,
     ) -> None:
         self.registry = registry
@@ -73,7 +77,9 @@ class DataPlane:
         self.max_rows = max_rows
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
+        self.max_queued_rows = max_queued_rows
         self.inline_forward_max_us = inline_forward_max_us
+        self.freeze_heap = freeze_heap
         # One thread runs every forward of this device: forwards never overlap on the cores.
         self.executor = ThreadPoolExecutor(
             max_workers=1,
@@ -100,9 +106,10 @@ class DataPlane:
         alias: str | None = None,
         request_id: str | None = None,
     ) -> InferenceResult:
-        """Probabilities of ``name`` for float32 rows (N, 64): at ``version`` if given, else
-        at ``alias``'s version, else as the traffic split (sticky per ``request_id``) or
-        ``production`` says."""
+        """Probabilities of ``name`` for float32 rows (N, 64), within the current request's
+        deadline (``service.deadlines``): at ``version`` if given, else at ``alias``'s
+        version, else as the traffic split (sticky per ``request_id``) or ``production``
+        says."""
         if rows.ndim != 2 or rows.shape[1] != N_FEATURES or rows.dtype != np.float32:
             raise InvalidInput(
                 f"expected float32 rows of shape (N, {N_FEATURES}), got {rows.dtype} {rows.shape}"
@@ -110,7 +117,7 @@ class DataPlane:
         start = time.perf_counter()
         choice = self.registry.resolve(name, version, alias, request_id)
         model = choice.model
-        probabilities = await self._batcher(model).submit(rows)
+        probabilities = await self._batcher(model).submit(rows, REQUEST_DEADLINE.get())
         labels = probabilities.argmax(axis=1)
         seconds = time.perf_counter() - start
         self.metrics.versions.observe(model.name, model.version, choice.alias, seconds, labels)
@@ -132,10 +139,14 @@ class DataPlane:
             self._batcher(model)
 
     async def refresh(self) -> list[LoadedModel]:
-        """Load new versions from disk (in a thread) and give each its batcher."""
+        """Load new versions from disk (in a thread) and give each its batcher; with
+        ``freeze_heap``, then freeze what is alive (the models and everything imported) out
+        of the garbage collector's way, so full collections stay short while serving."""
         loaded = await asyncio.to_thread(self.registry.refresh)
         self.sync()
         await self.warm_up()
+        if loaded and self.freeze_heap:
+            gc.freeze()  # O(1): no collection, a generation moved aside
         return loaded
 
     async def warm_up(self) -> None:
@@ -200,7 +211,10 @@ class DataPlane:
             self.executor,
             max_batch_size=self.max_batch_size,
             max_wait_ms=self.max_wait_ms,
-            on_batch=lambda rows: self.metrics.observe_batch(model.name, version, rows),
+            max_queued_rows=self.max_queued_rows,
+            on_batch=lambda rows, forward_s, waits: self.metrics.observe_batch(
+                model.name, version, rows, forward_s, waits
+            ),
         )
         self._batchers[key] = (model, batcher)
         self._uncalibrated.append((model, batcher))

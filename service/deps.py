@@ -6,6 +6,7 @@ them; the predict endpoints, which take the raw ``Request``, call ``get_dataplan
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -44,6 +45,12 @@ def get_jobs(request: Request) -> Jobs:
     return jobs
 
 
+def get_plotter(request: Request) -> Executor:
+    """The one thread that draws plots (matplotlib's Agg is not safe across threads)."""
+    plotter: Executor = request.app.state.plotter
+    return plotter
+
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -61,3 +68,4 @@ JobsDep = Annotated[Jobs, Depends(get_jobs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AliasesDep = Annotated[AliasStore, Depends(get_aliases)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
+PlotterDep = Annotated[Executor, Depends(get_plotter)]

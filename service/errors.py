@@ -15,10 +15,12 @@ Tree::
     ├── JobNotFound            404 job_not_found
     ├── JobNotCancellable      409 job_not_cancellable
     ├── QueueFull              429 queue_full
+    ├── Overloaded             429 overloaded
     ├── Unauthorized           401 unauthorized
     ├── Forbidden              403 forbidden
     ├── ModelNotReady          503 not_ready
-    └── StoreUnavailable       503 store_unavailable
+    ├── StoreUnavailable       503 store_unavailable
+    └── DeadlineExceeded       504 deadline_exceeded
 
 Body: ``{"error": {"code": str, "message": str, "expected": str | null, ...details}}``.
 Domain code raises these; only ``app.py`` turns them into HTTP responses.
@@ -104,6 +106,21 @@ class JobNotCancellable(ServiceError):
 class QueueFull(ServiceError):
     status_code = 429
     code = "queue_full"
+
+
+class Overloaded(ServiceError):
+    """A model's queue of rows waiting for a forward is full: shed load now rather than
+    answer late."""
+
+    status_code = 429
+    code = "overloaded"
+
+
+class DeadlineExceeded(ServiceError):
+    """The request's deadline passed while it waited for a forward; it was not run."""
+
+    status_code = 504
+    code = "deadline_exceeded"
 
 
 class Unauthorized(ServiceError):

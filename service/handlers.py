@@ -8,12 +8,16 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from service.access import RouteTable
-from service.errors import ServiceError
+from service.errors import ServiceError, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+#: ``Retry-After`` of a 503 while the job store cannot be read or written.
+STORE_RETRY_AFTER_S = 10
 
 
 def install(app: FastAPI, routes: RouteTable) -> None:
@@ -25,12 +29,26 @@ def install(app: FastAPI, routes: RouteTable) -> None:
     app.add_exception_handler(ServiceError, handle_service_error)  # type: ignore[arg-type]  # starlette types handlers loosely
     app.add_exception_handler(RequestValidationError, handle_validation_error)  # type: ignore[arg-type]  # same
     app.add_exception_handler(HTTPException, handle_http_error)  # type: ignore[arg-type]  # same
+    app.add_exception_handler(OperationalError, handle_store_error)  # type: ignore[arg-type]  # same
     app.add_exception_handler(Exception, handle_unexpected_error)
 
 
 async def handle_service_error(request: Request, exc: ServiceError) -> JSONResponse:
     """Render a domain error in the service's JSON envelope."""
     return error_response(exc)
+
+
+async def handle_store_error(request: Request, exc: OperationalError) -> JSONResponse:
+    """The job store failed (database down, connection lost, disk full): a 503 that says
+    why and when to retry, on every route that reads or writes it."""
+    log.warning("job store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+    return error_response(
+        StoreUnavailable(
+            f"the job store cannot serve this request now: {exc.orig}".strip(),
+            expected=f"retry after {STORE_RETRY_AFTER_S} s",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+    )
 
 
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

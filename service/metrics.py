@@ -61,10 +61,26 @@ class ServiceMetrics:
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.queue_wait = Histogram(
+            "digits_queue_wait_seconds",
+            "Time a predict request waited in its model's queue before its forward began.",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.forward_time = Histogram(
+            "digits_forward_seconds",
+            "Time of each forward pass of the micro-batcher (all the rows of one batch).",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         # Labelled children by label values: ``labels()`` costs a few microseconds per call
         # (argument checks, a lock), this dict lookup well under one.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self._batch_children: dict[tuple[str, str], tuple[Histogram, Counter]] = {}
+        self._batch_children: dict[
+            tuple[str, str], tuple[Histogram, Counter, Histogram, Histogram]
+        ] = {}
         self.models_loaded = Gauge(
             "digits_models_loaded",
             "Model versions loaded and servable.",
@@ -89,18 +105,27 @@ class ServiceMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_batch(self, model: str, version: str, rows: int) -> None:
-        """Record one forward pass of ``rows`` rows."""
+    def observe_batch(
+        self, model: str, version: str, rows: int, forward_s: float, waits: list[float]
+    ) -> None:
+        """Record one forward pass of ``rows`` rows taking ``forward_s`` seconds, and how long
+        each request in it had waited in the queue."""
         key = (model, version)
         children = self._batch_children.get(key)
         if children is None:
             children = (
                 self.batch_size.labels(model, version),
                 self.predictions.labels(model, version),
+                self.queue_wait.labels(model, version),
+                self.forward_time.labels(model, version),
             )
             self._batch_children[key] = children
-        children[0].observe(rows)
-        children[1].inc(rows)
+        batch_size, predictions, queue_wait, forward_time = children
+        batch_size.observe(rows)
+        predictions.inc(rows)
+        forward_time.observe(forward_s)
+        for wait in waits:
+            queue_wait.observe(wait)
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     """On CPU, batches whose forward is measured (at load) to take at most this long run on the
     event loop instead of the forward thread, whose hand-off costs more than a small forward;
     0 = every forward in the thread. Never inline on a GPU."""
+    freeze_heap: bool = True
+    """After models are loaded, move every object alive into the collector's permanent
+    generation (``gc.freeze()``): a full collection then skips torch's ~10^6 objects, and
+    its pause falls from hundreds of ms to a few (``bench/gc_pauses.py``)."""
+    max_queued_rows: int = Field(default=2048, ge=1)
+    """Most rows waiting for a forward per model version; a request that would pass it gets
+    429 ``overloaded`` with ``Retry-After`` (a request finding the queue empty always gets in)."""
+    request_timeout_ms: float = Field(default=10_000.0, ge=0)
+    """Deadline of a predict request from its arrival; one still queued when it passes is
+    answered 504 without running. ``X-Request-Timeout-Ms`` sets a shorter one per request;
+    0 = no deadline."""
     max_rows: int = Field(default=1024, ge=1)
     """Most rows one predict request may carry (413 beyond)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)

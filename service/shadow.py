@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import Counter
 
+from service.errors import ServiceError
 from service.metrics import VersionMetrics
 from service.registry import LoadedModel
 
@@ -70,16 +71,18 @@ class ShadowScorer:
         try:
             self.queue.put_nowait((answer, shadow, rows, labels))
         except asyncio.QueueFull:
-            self._dropped[answer.name] = self._dropped.get(answer.name, 0) + 1
-            counter = self._drop_counters.get(answer.name)
-            if counter is None:  # ``labels()`` costs microseconds: once per model
-                counter = self._drop_counters[answer.name] = self.metrics.shadow_dropped.labels(
-                    answer.name
-                )
-            counter.inc()
+            self._drop(answer.name)
             return
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="shadow")
+
+    def _drop(self, name: str) -> None:
+        """Count one request of model ``name`` that the shadow did not score."""
+        self._dropped[name] = self._dropped.get(name, 0) + 1
+        counter = self._drop_counters.get(name)
+        if counter is None:  # ``labels()`` costs microseconds: once per model
+            counter = self._drop_counters[name] = self.metrics.shadow_dropped.labels(name)
+        counter.inc()
 
     def stats(self, name: str) -> tuple[list[ShadowStats], int]:
         """The comparisons of model ``name`` per (version, shadow version), and the drops."""
@@ -104,6 +107,10 @@ class ShadowScorer:
             for group in groups.values():
                 try:
                     await self._compare(group)
+                except ServiceError as error:  # the shadow version is overloaded or gone
+                    log.debug("shadow batch not scored: %s", error.message)
+                    for item in group:
+                        self._drop(item[0].name)
                 except Exception:  # a failed shadow batch must never stop the scorer
                     log.exception("shadow scoring failed")
 

@@ -88,13 +88,16 @@ def models_dir(tmp_path: Path, tiny_models: Path) -> Path:
 def make_settings(models_dir: Path, **overrides: object) -> Settings:
     """The one way tests build settings: on ``models_dir``, with a runtime versions folder and
     a SQLite job store of their own beside it (never the checkout's ``var/``), CPU, no
-    polling unless asked, no ``.env`` file."""
+    polling unless asked, no heap freezing unless asked, no ``.env`` file."""
     token = uuid.uuid4().hex[:12]
     values: dict[str, object] = {
         "versions_dir": models_dir.parent / f"versions-{token}",
         "database_url": f"sqlite:///{models_dir.parent / f'jobs-{token}.db'}",
         "device": "cpu",
         "reload_interval_s": 0,
+        # Hundreds of apps share the test process: frozen objects are never collected, so
+        # cyclic garbage of earlier tests would pile up. Tested on its own (test_dataplane).
+        "freeze_heap": False,
         **overrides,
     }
     return Settings(models_dir=models_dir, _env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init-only option

@@ -4,8 +4,10 @@ Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``JobStatus``, ``
 ``JobRecord``, ``Curve``), ``tables`` (the SQL tables), ``store`` (``JobStore`` over SQLAlchemy
 Core, and the liveness rule), ``runner`` (``Jobs`` and the ``Launcher`` protocol), ``local``
 (``LocalLauncher``), ``celery_launcher`` / ``celery_app`` (the Celery backend), ``worker``
-(``run_job``, what a worker process does), ``cost`` (a job's estimated cost), ``views`` (the
-JSON views), ``metrics``. ``open_jobs(settings, ...)`` builds what the settings name.
+(``run_job``, what a worker process does), ``cost`` (a job's estimated cost), ``metrics``.
+The JSON views and the plots live with the routes (``service/routes/job_views.py``,
+``service/routes/train.py``). ``open_job_runner(settings, ...)`` builds what the settings
+name.
 """
 
 from __future__ import annotations

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    JsonValue,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
@@ -136,6 +137,26 @@ class Hyperparameters(BaseModel):
     ] = None
 
 
+def _family_rules() -> list[JsonValue]:
+    """``FAMILY_FIELDS`` in JSON Schema (``if``/``then``): the hyper-parameters a family does
+    not use may only be null there, so the schema admits exactly what the route accepts."""
+    families: list[str] = sorted(get_args(Family))
+    rules: list[JsonValue] = []
+    for family in families:
+        unused = [name for name, fams in FAMILY_FIELDS.items() if family not in fams]
+        rules.append(
+            {
+                "if": {"properties": {"family": {"const": family}}, "required": ["family"]},
+                "then": {
+                    "properties": {
+                        "hyperparameters": {"properties": {n: {"type": "null"} for n in unused}}
+                    }
+                },
+            }
+        )
+    return rules
+
+
 class JobSpec(BaseModel):
     """Body of ``POST /train``."""
 
@@ -145,7 +166,8 @@ class JobSpec(BaseModel):
         json_schema_extra={
             "examples": [
                 {"family": "logistic", "promote": False, "hyperparameters": {"iterations": 100}}
-            ]
+            ],
+            "allOf": _family_rules(),
         },
     )
 

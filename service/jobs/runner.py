@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol, Self
 
-from sqlalchemy.exc import OperationalError
-
-from service.errors import QueueFull, StoreUnavailable
+from service.errors import QueueFull
 from service.jobs.metrics import JobMetrics
 from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
 from service.jobs.store import SWEEP_INTERVAL_S, JobStore
@@ -108,18 +106,9 @@ class Jobs:
         return lost
 
     async def submit(self, new: NewJob) -> JobRecord:
-        """Queue a job; ``QueueFull`` (429,
-        ``Retry-After``) when the queue is full, ``StoreUnavailable`` (503, ``Retry-After``)
-        when the store cannot take the job."""
-        try:
-            job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)
-        except OperationalError as exc:
-            log.warning("the job store refused a new job: %s", exc.orig)
-            raise StoreUnavailable(
-                f"the job store cannot accept a job now: {exc.orig}",
-                expected=f"retry after {RETRY_AFTER_S} s",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            ) from exc
+        """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full. A store
+        that cannot take it raises ``OperationalError``: 503 (``service.handlers``)."""
+        job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)
         if job is None:
             raise QueueFull(
                 f"{self.max_queued} training jobs are already waiting",

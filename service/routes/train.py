@@ -10,19 +10,18 @@ import asyncio
 import json
 import tempfile
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from service.deps import JobsDep, SettingsDep
+from service.deps import JobsDep, PlotterDep, SettingsDep
 from service.errors import InvalidInput
 from service.jobs.cost import estimate
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
-from service.jobs.views import (
+from service.routes.job_views import (
     AccuracyCurve,
     FullCurve,
     JobPage,
@@ -35,10 +34,6 @@ from training.export import plot_curves
 
 router = APIRouter(prefix="/train", tags=["train"])
 
-#: Plots are drawn in this one thread, never on the default executor that every database
-#: call goes through: matplotlib's Agg backend is not thread-safe across figures drawn at
-#: once, and a burst of plot requests must not delay job or predict calls.
-_PLOTTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
 _JOB_RESPONSES: dict[int | str, dict[str, str]] = {404: {"description": "no such job"}}
 
 
@@ -151,13 +146,16 @@ def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: 
     responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}, **_JOB_RESPONSES},
     response_class=Response,
 )
-async def curve_plot(job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep) -> Response:
-    """The loss and accuracy curves drawn by ``training.export.plot_curves``."""
+async def curve_plot(
+    job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep, plotter: PlotterDep
+) -> Response:
+    """The loss and accuracy curves drawn by ``training.export.plot_curves``, in the app's
+    one plotting thread (never on the executor that database calls go through)."""
     job = await jobs.get(job_id)
     curve = await jobs.curve(job_id)
     title = f"job {job_id[:8]}: {job.name} ({job.family}), {job.status}"
     loop = asyncio.get_running_loop()
-    body = await loop.run_in_executor(_PLOTTER, _draw, curve.losses, curve.accuracy, title, fmt)
+    body = await loop.run_in_executor(plotter, _draw, curve.losses, curve.accuracy, title, fmt)
     return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 

@@ -57,9 +57,12 @@ def wait_ready(service: LiveService, timeout: float = 90.0) -> None:
 
 
 @contextlib.contextmanager
-def running_service(models_dir: Path, workdir: Path) -> Iterator[LiveService]:
+def running_service(
+    models_dir: Path, workdir: Path, settings: dict[str, str] | None = None
+) -> Iterator[LiveService]:
     """``python -m service`` on ``models_dir`` with its job database and log in ``workdir``
-    (also its working directory, so no ``.env`` of the checkout applies); stopped after."""
+    (also its working directory, so no ``.env`` of the checkout applies), plus ``settings``
+    (``DIGITS_*`` variables); stopped after."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
     env.update(
@@ -68,6 +71,7 @@ def running_service(models_dir: Path, workdir: Path) -> Iterator[LiveService]:
         DIGITS_RELOAD_INTERVAL_S="0",
         PYTHONUNBUFFERED="1",
     )
+    env.update(settings or {})
     argv = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
     log = workdir / "service.log"
     with log.open("wb") as out:

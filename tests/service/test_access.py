@@ -128,6 +128,16 @@ def test_openapi_states_what_each_operation_needs(keyed: TestClient) -> None:
     assert paths["/health/ready"]["get"]["security"] == []
 
 
+def test_openapi_says_a_key_is_optional_where_the_settings_leave_a_route_open(
+    client: TestClient,
+) -> None:
+    """No keys set: every operation admits no key (``{}``), so a client or a fuzzer reading
+    the schema does not expect a 401 that never comes."""
+    paths = client.get("/openapi.json").json()["paths"]
+    assert paths["/train"]["post"]["security"] == [{"bearer": []}, {"apiKey": []}, {}]
+    assert paths["/train"]["get"]["security"] == [{"bearer": []}, {"apiKey": []}, {}]
+
+
 def test_keys_are_read_from_files(tmp_path: Path) -> None:
     """``*_API_KEY_FILE`` holds the key (a Docker secret), surrounding whitespace dropped."""
     (tmp_path / "admin").write_text("s3cret-admin\n")

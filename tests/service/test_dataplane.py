@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -67,3 +68,34 @@ async def test_a_removed_version_stops_answering_after_refresh(
     with pytest.raises(VersionNotFound):
         await dataplane.infer("m", 2, np.zeros((1, 64), dtype=np.float32))
     assert (await dataplane.infer("m", 1, np.zeros((1, 64), dtype=np.float32))).version == 1
+
+
+async def test_loading_models_freezes_the_heap_out_of_the_collectors_way(tmp_path: Path) -> None:
+    """With ``freeze_heap`` (the service's default) a refresh that loaded versions moves what
+    is alive into the permanent generation, so later full collections do not walk it; a
+    refresh that loaded nothing leaves the collector alone."""
+    write_artifact(tmp_path / "models", "m", 1, lit(1))
+    repository = ModelRepository(tmp_path / "models", tmp_path / "runtime")
+    plane = DataPlane(
+        ModelRegistry(repository, torch.device("cpu")),
+        ServiceMetrics(),
+        default_model="m",
+        max_rows=8,
+        max_batch_size=8,
+        max_wait_ms=0,
+        freeze_heap=True,
+    )
+    gc.unfreeze()
+    try:
+        await plane.refresh()
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # everything imported and loaded so far
+        kept: list[list[int]] = [[] for _ in range(5000)]  # new long-lived (tracked) objects
+        await plane.refresh()
+        assert gc.get_freeze_count() < frozen + len(kept)  # not frozen: nothing was loaded
+        write_artifact(tmp_path / "models", "m", 2, lit(2))
+        await plane.refresh()
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.unfreeze()  # the test process collects as before
+        await plane.aclose()

@@ -10,7 +10,7 @@ from service.errors import JobNotCancellable
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
-from service.jobs.views import MAX_CURVE_POINTS, thin
+from service.routes.job_views import MAX_CURVE_POINTS, thin
 from tests.service.jobs.conftest import claim_concurrently, submit_concurrently
 
 

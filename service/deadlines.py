@@ -1,0 +1,66 @@
+"""Request deadlines: each request carries one from its arrival, and work still queued when
+it passes is not done (the micro-batcher answers 504 ``deadline_exceeded``).
+
+``RequestDeadline`` (pure ASGI middleware, outside the routes, so every protocol's predict
+route has it) sets ``REQUEST_DEADLINE`` for the request: arrival + ``DIGITS_REQUEST_TIMEOUT_MS``,
+or + ``X-Request-Timeout-Ms`` when a client sends a shorter one. ``DataPlane.infer`` reads it.
+A context variable, not an argument: the request's task, and only it, sees its own deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.errors import InvalidInput, ServiceError
+from service.middleware import send_error
+
+HEADER = b"x-request-timeout-ms"
+#: The current request's deadline in event-loop time (``loop.time()``); None: no deadline.
+REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+
+
+class RequestDeadline:
+    """Give each HTTP request its deadline; a malformed ``X-Request-Timeout-Ms`` is a 422."""
+
+    def __init__(self, app: ASGIApp, timeout_ms: float) -> None:
+        self.app = app
+        self.timeout_ms = timeout_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        timeout_ms = self.timeout_ms
+        for key, value in scope["headers"]:
+            if key == HEADER:
+                try:
+                    timeout_ms = self._asked(value)
+                except ServiceError as error:
+                    await send_error(send, error)
+                    return
+        deadline = None
+        if timeout_ms > 0:
+            deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+        token = REQUEST_DEADLINE.set(deadline)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            REQUEST_DEADLINE.reset(token)
+
+    def _asked(self, value: bytes) -> float:
+        """The timeout a client asked for, capped by the service's own (when it has one)."""
+        try:
+            asked = float(value)
+        except ValueError:
+            asked = math.nan
+        if not (math.isfinite(asked) and asked > 0):
+            raise InvalidInput(
+                f"X-Request-Timeout-Ms: {value.decode(errors='replace')!r} is not a positive "
+                "number of milliseconds",
+                expected="X-Request-Timeout-Ms: a number > 0, e.g. 250",
+            )
+        return min(asked, self.timeout_ms) if self.timeout_ms > 0 else asked
