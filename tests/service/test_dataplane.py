@@ -77,7 +77,9 @@ async def test_loading_models_freezes_the_heap_out_of_the_collectors_way(tmp_pat
     write_artifact(tmp_path / "models", "m", 1, lit(1))
     repository = ModelRepository(tmp_path / "models", tmp_path / "runtime")
     plane = DataPlane(
-        ModelRegistry(repository, torch.device("cpu")),
+        ModelRegistry(
+            repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'a.db'}")
+        ),
         ServiceMetrics(),
         default_model="m",
         max_rows=8,
