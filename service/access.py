@@ -16,11 +16,16 @@ A request for a path or method not in the table needs ``READ`` (``GET``/``HEAD``
 
 Missing key: 401 with ``WWW-Authenticate: Bearer``, naming the key the route needs; wrong
 key: 403. Both in the service's JSON error envelope.
+
+The key that passed is named, for the records of who changed what (alias moves), by a
+non-secret id: its role and the first 12 hex digits of its sha256 (``admin:3f2a...``), put in
+the ASGI scope under ``ACTOR`` (``anonymous`` when no key is configured or sent).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import ipaddress
 import re
 import secrets
@@ -81,6 +86,11 @@ POLICY: dict[str, Access] = {
     "POST /v2/repository/models/{name}/load": ADMIN,
     "POST /v2/repository/models/{name}/unload": ADMIN,
     "GET /models/{name}/versions/{version}/curves.json": READ,
+    # rollout: reading the record is READ, moving aliases and traffic is ADMIN
+    "GET /models/{name}/history": READ,
+    "PUT /models/{name}/aliases/{alias}": ADMIN,
+    "POST /models/{name}/aliases/{alias}/rollback": ADMIN,
+    "PUT /models/{name}/traffic": ADMIN,
     # training jobs: reading them is READ, starting and stopping them is ADMIN
     "GET /train": READ,
     "GET /train/{job_id}": READ,
@@ -92,6 +102,14 @@ POLICY: dict[str, Access] = {
 }
 
 KEY_HINT = "Authorization: Bearer <key> or X-API-Key: <key>"
+#: ASGI scope key of the id of the key a request passed with.
+ACTOR = "digits.actor"
+ANONYMOUS = "anonymous"
+
+
+def key_id(role: str, key: bytes) -> str:
+    """A non-secret id of a key: its role and a sha256 prefix."""
+    return f"{role}:{hashlib.sha256(key).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -143,15 +161,23 @@ class Keys:
         )
         self.admin = [admin.get_secret_value().encode()] if admin is not None else self.read
         self.any = bool(self.read or self.admin)
+        #: The id of each key (``key_id``), recorded as who made a change.
+        self.ids: dict[bytes, str] = {}
+        for role, key in (("read", read), ("admin", admin)):
+            if key is not None:
+                secret = key.get_secret_value().encode()
+                self.ids[secret] = key_id(role, secret)
 
     def required(self, access: Access) -> bool:
         """Whether a route of this access level needs a key with these settings."""
         return access is not OPEN and bool(self.admin if access is ADMIN else self.read)
 
-    def check(self, access: Access, presented: bytes | None) -> None:
-        """Raise ``Unauthorized`` (no key) or ``Forbidden`` (wrong key) unless it passes."""
+    def check(self, access: Access, presented: bytes | None) -> str:
+        """Raise ``Unauthorized`` (no key) or ``Forbidden`` (wrong key) unless it passes;
+        the id of the key that passed (``anonymous`` when none was needed or sent)."""
+        known = self.ids.get(presented, ANONYMOUS) if presented else ANONYMOUS
         if not self.required(access):
-            return
+            return known
         accepted = self.admin if access is ADMIN else self.read
         what = "admin" if access is ADMIN and accepted is not self.read else "read"
         if not presented:
@@ -164,6 +190,7 @@ class Keys:
         matches = [secrets.compare_digest(presented, key) for key in accepted]
         if not any(matches):
             raise Forbidden(f"the key sent is not the {what} key", expected=f"the {what} key")
+        return known
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -191,7 +218,7 @@ class AccessControl:
         if scope["type"] == "http" and self.keys.any:
             access = self.table.access(scope["method"], scope["path"])
             try:
-                self.keys.check(access, presented_key(scope["headers"]))
+                scope[ACTOR] = self.keys.check(access, presented_key(scope["headers"]))
             except ServiceError as error:
                 await send_error(send, error)
                 return

@@ -4,7 +4,8 @@ Nothing is created at import time; a test builds a whole app on a temporary fold
 own ``Settings``. Built in ``create_app``: ``settings``, ``metrics``, the routers and the
 middleware (metrics, then access, then body limits: every request passes all three). Built in
 the lifespan, in this order: ``device``, ``registry``, ``dataplane`` (micro-batchers and the
-forward thread), the models watcher, ``jobs``; then ``started``.
+forward thread), the models watcher, ``jobs``; then ``started``. The ``aliases`` store
+(which version answers, in the job store's database) is opened with the registry.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from service import handlers
 from service.access import POLICY, AccessControl, Keys, RouteTable, document
+from service.aliases import AliasStore
 from service.dataplane import DataPlane
 from service.deadlines import RequestDeadline
 from service.device import resolve_device
@@ -38,6 +40,7 @@ from service.routes import (
     metrics,
     models,
     predict,
+    rollout,
     train,
     v2,
     v2_repository,
@@ -68,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ServiceMetrics()
     app.state.started = False
     routers = (
-        *(predict.router, image.router, models.router, train.router, health.router),
+        *(predict.router, image.router, models.router, rollout.router, train.router),
+        health.router,
         *(console.curves_router, metrics.router, v2.router, v2_repository.router),
         *(docs.router, console.router),
     )
@@ -139,7 +143,10 @@ async def _open_dataplane(
     torch.set_num_threads(settings.torch_threads)
     device = resolve_device(settings.device)
     repository = ModelRepository(settings.models_dir, settings.versions_dir)
-    registry = ModelRegistry(repository, device)
+    aliases = await asyncio.to_thread(AliasStore.open, settings.database_url)
+    stack.callback(aliases.close)
+    app.state.aliases = aliases
+    registry = ModelRegistry(repository, device, aliases)
     app.state.registry = registry
     app.state.metrics.track_models(lambda: len(registry))
     dataplane = DataPlane(
@@ -153,6 +160,7 @@ async def _open_dataplane(
         freeze_heap=settings.freeze_heap,
         inline_forward_max_us=settings.inline_forward_max_us,
         torch_threads=settings.torch_threads,
+        shadow_queue_size=settings.shadow_queue_size,
     )
     stack.push_async_callback(dataplane.aclose)
     await dataplane.refresh()

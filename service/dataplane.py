@@ -2,7 +2,10 @@
 
 Routes of any protocol (``/predict``; ``/v2``, the Open Inference Protocol: routes/v2.py)
 decode their body into float32 ``(N, 64)`` rows and call ``DataPlane.infer``; it picks the
-model version, hands the rows to that version's micro-batcher and returns the probabilities.
+model version (``?version=``, ``?alias=``, else the canary split or ``production``: see
+``ModelRegistry.resolve``), hands the rows to that version's micro-batcher, counts the answer
+per version, offers the rows to the shadow version if one is set, and returns the
+probabilities with the version (and alias) that answered.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from service.deadlines import REQUEST_DEADLINE
 from service.errors import InvalidInput
 from service.metrics import ServiceMetrics
 from service.registry import LoadedModel, ModelRegistry
+from service.shadow import ShadowScorer
 from training.data import N_FEATURES
 
 log = logging.getLogger(__name__)
@@ -35,10 +39,16 @@ class InferenceResult:
     version: int
     device: str
     probabilities: np.ndarray  # (N, 10) float32
+    #: The alias the request was routed by (``None`` when pinned with a version).
+    alias: str | None = None
+    #: The argmax of each row when already computed (else ``labels`` computes it).
+    predicted: np.ndarray | None = None
 
     @property
     def labels(self) -> np.ndarray:
         """The predicted class of each row, (N,) int64."""
+        if self.predicted is not None:
+            return self.predicted
         labels: np.ndarray = self.probabilities.argmax(axis=1)
         return labels
 
@@ -59,6 +69,7 @@ class DataPlane:
         torch_threads: int = 1,
         inline_forward_max_us: float = 1000.0,
         freeze_heap: bool = False,
+        shadow_queue_size: int = 64,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -79,17 +90,42 @@ class DataPlane:
         self._batchers: dict[tuple[str, int], tuple[LoadedModel, MicroBatcher]] = {}
         self._retired: list[MicroBatcher] = []  # replaced ones, closed at shutdown
         self._uncalibrated: list[tuple[LoadedModel, MicroBatcher]] = []  # inline_rows unset
+        self.shadow = ShadowScorer(
+            metrics.versions,
+            lambda model, rows: self._batcher(model).submit(rows),
+            queue_size=shadow_queue_size,
+            max_rows=max_batch_size,
+        )
 
-    async def infer(self, name: str, version: int | None, rows: np.ndarray) -> InferenceResult:
-        """Probabilities of ``name`` at ``version`` (None = default) for float32 rows (N, 64),
-        within the current request's deadline (``service.deadlines``)."""
+    async def infer(
+        self,
+        name: str,
+        version: int | None,
+        rows: np.ndarray,
+        *,
+        alias: str | None = None,
+        request_id: str | None = None,
+    ) -> InferenceResult:
+        """Probabilities of ``name`` for float32 rows (N, 64), within the current request's
+        deadline (``service.deadlines``): at ``version`` if given, else at ``alias``'s
+        version, else as the traffic split (sticky per ``request_id``) or ``production``
+        says."""
         if rows.ndim != 2 or rows.shape[1] != N_FEATURES or rows.dtype != np.float32:
             raise InvalidInput(
                 f"expected float32 rows of shape (N, {N_FEATURES}), got {rows.dtype} {rows.shape}"
             )
-        model = self.registry.get(name, version)
+        start = time.perf_counter()
+        choice = self.registry.resolve(name, version, alias, request_id)
+        model = choice.model
         probabilities = await self._batcher(model).submit(rows, REQUEST_DEADLINE.get())
-        return InferenceResult(model.name, model.version, str(model.device), probabilities)
+        labels = probabilities.argmax(axis=1)
+        seconds = time.perf_counter() - start
+        self.metrics.versions.observe(model.name, model.version, choice.alias, seconds, labels)
+        if choice.shadow is not None:
+            self.shadow.offer(model, choice.shadow, rows, labels)
+        return InferenceResult(
+            model.name, model.version, str(model.device), probabilities, choice.alias, labels
+        )
 
     def sync(self) -> None:
         """Give every loaded version a batcher and retire those of versions gone from the
@@ -179,7 +215,8 @@ class DataPlane:
         return rows
 
     async def aclose(self) -> None:
-        """Stop every batcher, then the forward thread."""
+        """Stop the shadow scorer and every batcher, then the forward thread."""
+        await self.shadow.aclose()
         for batcher in [b for _m, b in self._batchers.values()] + self._retired:
             await batcher.aclose()
         self._batchers.clear()

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.aliases import AliasStore
 from service.dataplane import DataPlane
 from service.jobs import Jobs
 from service.metrics import ServiceMetrics
@@ -32,6 +33,11 @@ def get_started_registry(request: Request) -> ModelRegistry | None:
 def get_dataplane(request: Request) -> DataPlane:
     dataplane: DataPlane = request.app.state.dataplane
     return dataplane
+
+
+def get_aliases(request: Request) -> AliasStore:
+    aliases: AliasStore = request.app.state.aliases
+    return aliases
 
 
 def get_jobs(request: Request) -> Jobs:
@@ -60,4 +66,6 @@ StartedRegistryDep = Annotated[ModelRegistry | None, Depends(get_started_registr
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AliasesDep = Annotated[AliasStore, Depends(get_aliases)]
+DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 PlotterDep = Annotated[Executor, Depends(get_plotter)]

@@ -10,6 +10,9 @@ Tree::
     ├── ModelNotFound          404 model_not_found
     ├── VersionNotFound        404 version_not_found
     ├── CurvesNotFound         404 curves_not_found
+    ├── AliasNotFound          404 alias_not_found
+    ├── NothingToRollBack      409 nothing_to_roll_back
+    ├── GateRefused            409 gate_refused
     ├── JobNotFound            404 job_not_found
     ├── JobNotCancellable      409 job_not_cancellable
     ├── QueueFull              429 queue_full
@@ -155,3 +158,20 @@ class StoreUnavailable(ServiceError):
 
     status_code = 503
     code = "store_unavailable"
+
+
+class AliasNotFound(ServiceError):
+    status_code = 404
+    code = "alias_not_found"
+
+
+class NothingToRollBack(ServiceError):
+    status_code = 409
+    code = "nothing_to_roll_back"
+
+
+class GateRefused(ServiceError):
+    """A move that asked for the promotion gate, refused: the body carries both figures."""
+
+    status_code = 409
+    code = "gate_refused"

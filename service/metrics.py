@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -85,6 +86,7 @@ class ServiceMetrics:
             "Model versions loaded and servable.",
             registry=self.registry,
         )
+        self.versions = VersionMetrics(self.registry)
 
     def track_models(self, count: Callable[[], float]) -> None:
         """Let the ``models_loaded`` gauge read ``count()`` at each scrape."""
@@ -128,3 +130,65 @@ class ServiceMetrics:
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class VersionMetrics:
+    """Per model version: requests and their inference latency (by the alias that routed
+    them), predicted classes; and the shadow comparisons (rows compared, agreeing, dropped)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.latency = Histogram(
+            "digits_version_inference_seconds",
+            "Time from a request's rows reaching the data plane to its probabilities, by model, "
+            "version and the alias that routed the request ('' when pinned with ?version=); its "
+            "_count is the requests each version answered.",
+            ["model", "version", "alias"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.classes = Counter(
+            "digits_predicted_class_total",
+            "Rows predicted as each class, by model and version.",
+            ["model", "version", "label"],
+            registry=registry,
+        )
+        self.shadow_rows = Counter(
+            "digits_shadow_rows_total",
+            "Rows scored by a shadow version, by model, answering version and shadow version.",
+            ["model", "version", "shadow"],
+            registry=registry,
+        )
+        self.shadow_agreed = Counter(
+            "digits_shadow_agreements_total",
+            "Shadow-scored rows whose label equals the answering version's.",
+            ["model", "version", "shadow"],
+            registry=registry,
+        )
+        self.shadow_dropped = Counter(
+            "digits_shadow_dropped_total",
+            "Requests not shadow-scored because the shadow queue was full, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self._children: dict[tuple[str, int, str | None], tuple[Histogram, list[Counter]]] = {}
+
+    def observe(
+        self, model: str, version: int, alias: str | None, seconds: float, labels: np.ndarray
+    ) -> None:
+        """Count one answered request of ``model`` ``version`` and its predicted labels."""
+        key = (model, version, alias)
+        children = self._children.get(key)
+        if children is None:
+            v = str(version)
+            children = (
+                self.latency.labels(model, v, alias or ""),
+                [self.classes.labels(model, v, str(c)) for c in range(10)],
+            )
+            self._children[key] = children
+        children[0].observe(seconds)
+        if len(labels) == 1:
+            children[1][int(labels[0])].inc()
+        else:
+            for label, count in enumerate(np.bincount(labels, minlength=10).tolist()):
+                if count:
+                    children[1][label].inc(count)

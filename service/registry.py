@@ -4,9 +4,12 @@ answer. Knows nothing about HTTP.
 ``refresh()`` looks at the disk again (``ModelRepository.scan``): it loads the versions it has
 not loaded (sha256 checked, warm-up forward run), reloads those whose files changed, forgets
 those that are gone, and retries a refused artifact once its files change (size or mtime of
-``model.pt`` or ``manifest.json``). A model answers with its default version (the pinned one,
-else its oldest); when that version cannot be loaded the model is not ready (503 on its
-predict, the reason in ``/health/ready``): another version never answers in its place.
+``model.pt`` or ``manifest.json``), then reads the aliases and traffic settings of every model
+(``AliasStore``, shared by the replicas). A model answers with the version its ``production``
+alias names; a model seen for the first time gets its first version as ``production`` (or the
+version of a legacy ``DEFAULT`` pin file, once: the alias is the record from then on). When the
+production version cannot be loaded the model is not ready (503 on its predict, the reason in
+``/health/ready``): another version never answers in its place.
 
 ``unload(name)`` drops every version of a model from memory and keeps it out (``refresh``
 skips it, ``get`` raises ``ModelUnloaded``) until ``load(name)`` loads it from disk again. Both
@@ -19,10 +22,19 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from sqlalchemy.exc import SQLAlchemyError
 
-from service.errors import ModelNotFound, ModelNotReady, ModelUnloaded, VersionNotFound
+from service.aliases import PRODUCTION, AliasStore, Routing, pick_alias
+from service.errors import (
+    AliasNotFound,
+    ModelNotFound,
+    ModelNotReady,
+    ModelUnloaded,
+    VersionNotFound,
+)
 from service.repository import Artifact, ModelRepository, Scan
 from training.data import N_FEATURES
 from training.export import ArtifactError, Manifest
@@ -73,6 +85,19 @@ class ModelState:
     unloaded: bool = False
 
 
+class Choice(NamedTuple):
+    """The version that answers a request, the alias it was reached by (``None`` when pinned
+    by ``?version=``), and the version that scores the same rows in the shadow, if any. (A
+    named tuple: built on every request, and cheaper to build than a frozen dataclass.)"""
+
+    model: LoadedModel
+    alias: str | None
+    shadow: LoadedModel | None = None
+
+
+_NO_ROUTING = Routing()
+
+
 @dataclass(frozen=True)
 class _Attempt:
     """The outcome of loading one artifact as its files were (``stamp``)."""
@@ -85,9 +110,13 @@ class _Attempt:
 class ModelRegistry:
     """Loaded models by name and version, and each model's state."""
 
-    def __init__(self, repository: ModelRepository, device: torch.device) -> None:
+    def __init__(
+        self, repository: ModelRepository, device: torch.device, aliases: AliasStore
+    ) -> None:
         self.repository = repository
         self.device = device
+        self.aliases = aliases
+        self._routing: dict[str, Routing] = {}
         self._models: dict[str, dict[int, LoadedModel]] = {}
         self._states: dict[str, ModelState] = {}
         self._attempts: dict[tuple[str, int], _Attempt] = {}
@@ -119,10 +148,34 @@ class ModelRegistry:
                         loaded.append(attempt.model)
                 attempts[artifact.key] = attempt
             self._attempts = attempts  # versions no longer on disk are forgotten
-            self._publish(scan, attempts)
+            routing = self._sync_aliases(scan)
+            self._publish(scan, attempts, routing)
             return loaded
 
-    def _publish(self, scan: Scan, attempts: dict[tuple[str, int], _Attempt]) -> None:
+    def _sync_aliases(self, scan: Scan) -> dict[str, Routing]:
+        """Give each new model its first ``production``, then read every model's routing; on
+        a database error keep the routing already known (and say so)."""
+        try:
+            for name, on_disk in scan.versions.items():
+                if self._routing.get(name, _NO_ROUTING).production is None:
+                    self._first_production(name, on_disk)
+            return self.aliases.routing()
+        except SQLAlchemyError as exc:
+            log.warning("could not read the model aliases, keeping the last known: %s", exc)
+            return self._routing
+
+    def _first_production(self, name: str, on_disk: set[int]) -> None:
+        pinned = self.repository.pinned_default(name)
+        if pinned is not None:
+            reason = f"migrated from the DEFAULT pin file of {name} (no longer read)"
+        else:
+            pinned, reason = min(on_disk), "the first version of a new model"
+        if self.aliases.ensure_production(name, pinned, reason):
+            log.info("%s: production is version %d (%s)", name, pinned, reason)
+
+    def _publish(
+        self, scan: Scan, attempts: dict[tuple[str, int], _Attempt], routing: dict[str, Routing]
+    ) -> None:
         models: dict[str, dict[int, LoadedModel]] = {name: {} for name in scan.versions}
         refused = {_key_of(path): reason for path, reason in scan.problems.items()}
         failures = dict(scan.problems)
@@ -133,33 +186,35 @@ class ModelRegistry:
                 refused[(name, version)] = attempt.error or "not loadable"
                 failures[str(self._folder(name, version, scan))] = refused[(name, version)]
         states = {
-            name: self._state(name, scan.versions[name], models[name], refused)
+            name: self._state(name, routing.get(name, _NO_ROUTING), models[name], refused)
             for name in scan.versions
         }
         for path, reason in failures.items():
             if path not in self.failures:
                 log.error("refusing model folder %s: %s", path, reason)
         with self._lock:
-            self._models, self._states = models, states
+            self._models, self._states, self._routing = models, states, routing
             self.failures, self.problem = failures, scan.missing_root
 
     def _state(
         self,
         name: str,
-        on_disk: set[int],
+        routing: Routing,
         loaded: dict[int, LoadedModel],
         refused: dict[tuple[str, int], str],
     ) -> ModelState:
-        pinned = self.repository.pinned_default(name)
-        default = pinned if pinned is not None else min(on_disk)
         mine = {v: why for (n, v), why in refused.items() if n == name}
+        default = routing.production
+        if default is None:  # the alias could not be read or written (database down)
+            why = "its production alias could not be read from the database"
+            return ModelState(name, 0, False, why, mine)
         reason = None
         if name in self._unloaded:
             reason = "it was unloaded on request; load it to serve it again"
             return ModelState(name, default, False, reason, mine, unloaded=True)
         if default not in loaded:
             why = mine.get(default, "it is not on disk")
-            reason = f"its default version {default} cannot be served: {why}"
+            reason = f"its production version {default} cannot be served: {why}"
         return ModelState(name, default, reason is None, reason, mine)
 
     @staticmethod
@@ -180,7 +235,7 @@ class ModelRegistry:
         return _Attempt(artifact.stamp, model, None)
 
     def get(self, name: str, version: int | None = None) -> LoadedModel:
-        """The model ``name`` at ``version`` (``None`` = its default version)."""
+        """The model ``name`` at ``version`` (``None`` = its production version)."""
         with self._lock:
             state = self._states.get(name)
             if state is None:
@@ -216,7 +271,7 @@ class ModelRegistry:
             self.state(name)
             self._unloaded.add(name)
             self._attempts = {k: a for k, a in self._attempts.items() if k[0] != name}
-            self._publish(self.repository.scan(), self._attempts)
+            self._publish(self.repository.scan(), self._attempts, self._routing)
         log.info("unloaded %s on request", name)
 
     def load(self, name: str) -> list[LoadedModel]:
@@ -228,6 +283,48 @@ class ModelRegistry:
             self._unloaded.discard(name)
             self._attempts = {k: a for k, a in self._attempts.items() if k[0] != name}
         return self.refresh()
+
+    def resolve(
+        self,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        request_id: str | None = None,
+    ) -> Choice:
+        """Which version answers a request: ``version`` if given, else ``alias``'s, else the
+        canary split's pick (sticky per ``request_id``) or ``production``; with the shadow
+        version of an unpinned request when one is set."""
+        if version is not None:
+            return Choice(self.get(name, version), None)
+        # Both dicts are swapped whole by a refresh, never changed: read without the lock.
+        routing = self._routing.get(name, _NO_ROUTING)
+        if alias is None and not routing.weights and routing.shadow is None:
+            return Choice(self.get(name), PRODUCTION)  # the common case, kept short
+        versions = self._models.get(name, {})
+        shadow: str | None = None
+        if alias is None:
+            alias = pick_alias(routing.weights, request_id) if routing.weights else PRODUCTION
+            shadow = routing.shadow
+        model = self.get(name) if alias == PRODUCTION else self.get(name, self._alias(name, alias))
+        if shadow is None or shadow == alias:
+            return Choice(model, alias)
+        shadow_model = versions.get(routing.aliases.get(shadow, 0))
+        return Choice(model, alias, None if shadow_model is model else shadow_model)
+
+    def routing(self, name: str) -> Routing:
+        """The aliases and traffic settings of ``name`` (``ModelNotFound`` if no such)."""
+        self.state(name)
+        with self._lock:
+            return self._routing.get(name, _NO_ROUTING)
+
+    def _alias(self, name: str, alias: str) -> int:
+        version = self.routing(name).aliases.get(alias)
+        if version is None:
+            known = ", ".join(sorted(self.routing(name).aliases)) or "(none)"
+            raise AliasNotFound(
+                f"model {name!r} has no alias {alias!r}", expected=f"one of: {known}"
+            )
+        return version
 
     def names(self) -> list[str]:
         """Names of the models on disk, sorted."""

@@ -17,8 +17,6 @@ being made, only by being pinned (``promote``).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +63,7 @@ class Scan:
 
 class ModelRepository:
     """Reads model folders under ``shipped`` and ``runtime``; never unpickles anything but
-    TorchScript. Pins and new versions go to ``runtime`` (``shipped`` when it is ``None``)."""
+    TorchScript. New versions go to ``runtime`` (``shipped`` when it is ``None``)."""
 
     def __init__(self, shipped: Path, runtime: Path | None = None) -> None:
         self.shipped = Path(shipped)
@@ -73,7 +71,7 @@ class ModelRepository:
 
     @property
     def writable(self) -> Path:
-        """Where new versions and pins are written."""
+        """Where new versions are written."""
         return self.runtime if self.runtime is not None else self.shipped
 
     @property
@@ -115,7 +113,10 @@ class ModelRepository:
         return load_artifact(artifact.folder, device)
 
     def pinned_default(self, name: str) -> int | None:
-        """The version pinned as default for ``name``, if any (runtime pin first)."""
+        """The version a legacy ``DEFAULT`` file pins for ``name``, if any (runtime pin first).
+
+        Read once per model, when it has no ``production`` alias yet: the pin becomes that
+        alias (``service/registry.py``); nothing writes pins any more."""
         for root in reversed(self.roots):
             path = root / name / DEFAULT_FILE
             try:
@@ -127,16 +128,6 @@ class ModelRepository:
                 return None
             return int(text)
         return None
-
-    def set_default(self, name: str, version: int) -> None:
-        """Pin ``version`` as the default of ``name`` (atomic: temp file + ``os.replace``)."""
-        folder = self.writable / name
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".default-", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{version}\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, folder / DEFAULT_FILE)
 
     def highest_version(self, name: str) -> int:
         """The highest version number of ``name`` in either root (0 when there is none)."""

@@ -84,22 +84,49 @@ class Prediction(BaseModel):
 
 class PredictResponse(BaseModel):
     model: str = Field(examples=["cnn"])
-    version: str = Field(examples=["1"])
+    version: str = Field(examples=["1"], description="the version that answered")
+    alias: str | None = Field(
+        examples=["production"],
+        description="the alias the request was routed by (null when pinned with ?version=)",
+    )
     device: str = Field(examples=["cpu"])
     predictions: list[Prediction] = Field(description="one per input row, in order")
 
 
 class ModelVersion(BaseModel):
     version: int
-    is_default: bool
+    is_default: bool = Field(description="whether `production` names this version")
+    aliases: list[str] = Field(description="the aliases naming this version")
     created: datetime
     manifest: Manifest
 
 
+class ShadowView(BaseModel):
+    """How often a shadow version agreed with the version that answered (same label)."""
+
+    version: int
+    shadow_version: int
+    compared: int
+    agreed: int
+    agreement_rate: float | None
+
+
+class Traffic(BaseModel):
+    """Who answers unpinned requests: weights per alias (empty: all to production), and the
+    alias that scores the same rows in the shadow."""
+
+    weights: dict[str, int]
+    shadow: str | None
+    shadow_stats: list[ShadowView] = Field(description="agreement per version pair so far")
+    shadow_dropped: int = Field(description="requests not shadow-scored (queue full)")
+
+
 class ModelInfo(BaseModel):
     name: str
-    default_version: int = Field(description="the version answering without ?version=")
-    ready: bool = Field(description="whether the default version is loaded and answers")
+    default_version: int = Field(description="the version `production` names")
+    aliases: dict[str, int] = Field(description="alias -> version", examples=[{"production": 1}])
+    traffic: Traffic
+    ready: bool = Field(description="whether the production version is loaded and answers")
     reason: str | None = Field(description="why it is not ready (null when ready)")
     device: str
     versions: list[ModelVersion] = Field(description="the loaded versions, oldest first")

@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     job_time_limit_s: float = Field(default=3600.0, gt=0)
     """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``."""
 
+    # --- rollout -------------------------------------------------------------------------
+    gate_tolerance: float = Field(default=0.005, ge=0, le=1)
+    """How far below production's validation accuracy a version may be and still be promoted
+    by a job's ``"promote": true`` or a move with ``"gate": true``."""
+    shadow_queue_size: int = Field(default=64, ge=1)
+    """Requests waiting to be scored by a shadow version; beyond it they are dropped and
+    counted (``digits_shadow_dropped_total``)."""
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:

@@ -33,6 +33,8 @@ SHUTDOWN = "interrupted: the service shut down while this job ran; submit it aga
 #: Seconds after start-up before the idle workers are started and warmed, so a service
 #: that has just become ready (or a short-lived one, like a test's) serves first.
 WARM_AFTER_S = 2.0
+#: How long shutdown waits for a dispatcher tick under way before cancelling it.
+STOP_DISPATCH_S = 10.0
 
 
 @dataclass
@@ -93,6 +95,7 @@ class LocalLauncher:
         self._dispatcher: asyncio.Task[None] | None = None
         self._on_done: Callable[[str], Awaitable[None]] | None = None
         self._warmer: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
         """Dispatch, and start and warm the workers shortly after; ``on_done(job_id)`` after
@@ -114,11 +117,21 @@ class LocalLauncher:
 
     async def aclose(self) -> None:
         """Ask running jobs to stop (they end ``failed``: ``SHUTDOWN``), stop the workers."""
-        for task in (self._warmer, self._dispatcher):
-            if task is not None:
-                task.cancel()
+        if self._warmer is not None:
+            self._warmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warmer
+        if self._dispatcher is not None:
+            # Let a tick under way finish: cancelling the task would leave its database call
+            # running in a thread, holding a connection the store is about to close.
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._dispatcher), STOP_DISPATCH_S)
+            except TimeoutError:
+                self._dispatcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await self._dispatcher
         for job_id in self.running:
             with contextlib.suppress(JobNotCancellable):
                 await asyncio.to_thread(self.store.request_cancel, job_id, reason=SHUTDOWN)
@@ -136,7 +149,7 @@ class LocalLauncher:
         return [s.job_id for s in self._slots if s.job_id is not None]
 
     async def _dispatch_loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self._fill_slots()

@@ -189,7 +189,10 @@ class JobSpec(BaseModel):
         default=None, description="model name to publish under (default: the family)"
     )
     promote: bool = Field(
-        default=False, strict=True, description="make the new version the default"
+        default=False,
+        strict=True,
+        description="move `production` to the new version if it passes the promotion gate "
+        "(validation accuracy at least production's minus DIGITS_GATE_TOLERANCE)",
     )
     recipe: Literal["default", "lecture"] = "default"
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
@@ -257,9 +260,11 @@ class JobSpec(BaseModel):
         spec = ModelSpec.from_dict({**base.spec.to_dict(), **arch})
         return spec, base.recipe.with_overrides(**overrides)
 
-    def new_job(self, *, time_limit_s: float | None = None) -> NewJob:
-        """The job to queue: this request, its resolved architecture and recipe, and the
-        wall-clock limit of its fit."""
+    def new_job(
+        self, *, time_limit_s: float | None = None, gate_tolerance: float = 0.005
+    ) -> NewJob:
+        """The job to queue: this request, its resolved architecture and recipe, the
+        wall-clock limit of its fit and the promotion gate's tolerance."""
         spec, recipe = self.resolve()
         # A single model has its recipe; an ensemble's members carry theirs.
         described = spec.recipe() if isinstance(spec, EnsembleSpec) else cast(Recipe, recipe)
@@ -268,6 +273,7 @@ class JobSpec(BaseModel):
             "architecture": spec.to_dict(),
             "recipe": described.to_dict(),
             "time_limit_s": time_limit_s,
+            "gate_tolerance": gate_tolerance,
         }
         if isinstance(spec, EnsembleSpec):  # what the worker rebuilds the members from
             stored["members"] = [m.to_dict() for m in spec.members]

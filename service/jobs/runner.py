@@ -26,6 +26,8 @@ from service.jobs.store import SWEEP_INTERVAL_S, JobStore
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 10
+#: How long shutdown waits for a sweep under way before cancelling it.
+STOP_SWEEP_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Jobs:
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
         self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._refreshing = asyncio.Lock()  # one registry refresh at a time
 
     async def __aenter__(self) -> Self:
@@ -82,9 +85,15 @@ class Jobs:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            # Let a sweep under way finish: cancelling the task would leave its database
+            # call running in a thread, holding a connection the store is about to close.
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._sweeper), STOP_SWEEP_S)
+            except TimeoutError:
+                self._sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sweeper
         await self.launcher.aclose()
 
     async def sweep(self) -> list[str]:
@@ -184,8 +193,10 @@ class Jobs:
         await self._serve(job, None)
 
     async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.sweep_interval)
+                return
             try:
                 await self.sweep()
             except Exception:  # a database hiccup must not stop the sweeper: retry next tick

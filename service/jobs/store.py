@@ -57,7 +57,8 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _make_engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine on ``url``; SQLite gets WAL and ``BEGIN IMMEDIATE`` on request."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -85,29 +86,35 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+def create_tables(engine: Engine) -> None:
+    """Create the tables of ``metadata`` that are missing (another process may be doing the
+    same): idempotent and race-safe.
+
+    On PostgreSQL a transaction-scoped advisory lock serialises the replicas and workers
+    that start together, so one creates the tables and the others find them; elsewhere a
+    lost race is retried once (the second pass sees the tables).
+    """
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
+            metadata.create_all(conn)
+    except (OperationalError, ProgrammingError, IntegrityError):
+        metadata.create_all(engine)
+
+
 class JobStore:
     """Jobs and their curves in SQL. ``create_tables`` is idempotent and race-safe."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = make_engine(url)
         if create:
             self.create_tables()
 
     def create_tables(self) -> None:
-        """Create the tables that are missing (another process may be doing the same).
-
-        On PostgreSQL a transaction-scoped advisory lock serialises the replicas and workers
-        that start together, so one creates the tables and the others find them; elsewhere a
-        lost race is retried once (the second pass sees the tables).
-        """
-        try:
-            with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
-                metadata.create_all(conn)
-        except (OperationalError, ProgrammingError, IntegrityError):
-            metadata.create_all(self.engine)
+        """Create the tables that are missing (see ``create_tables``)."""
+        create_tables(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

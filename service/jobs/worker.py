@@ -2,9 +2,11 @@
 
 The local runner calls it in a process of its pool; the Celery backend's task calls the same
 function. It needs only the database URL, the models folder and the job id: it reads the
-resolved spec from the store, fits with ``training.fit.train``, reports progress and checks
-for a cancel from the ``on_step`` callback, publishes through ``training.export.export`` (the
-CLI's code) and records the outcome. It never raises for a failed fit: the job says why.
+resolved spec from the store, fits with ``training.fit.train`` on the training rows less the
+validation rows (``carve_validation``), reports progress and checks for a cancel from the
+``on_step`` callback, publishes through ``training.export.export`` (the CLI's code) with the
+validation accuracy in the manifest, applies the promotion gate (``service/promotion.py``)
+and records the outcome. It never raises for a failed fit: the job says why.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
 from service.repository import ModelRepository
-from training.data import Split, load_split
+from training.data import Split, Validation, carve_validation, load_split
 from training.ensemble import ENSEMBLE, EnsembleSpec
 from training.fit import STOP, FitResult, Step
 from training.models import ModelSpec
@@ -106,9 +108,12 @@ def warm_up() -> None:
 
 
 @functools.cache
-def _split() -> Split:
-    # Immutable and ~0.5 s to build: load once per worker process.
-    return load_split()
+def _split() -> tuple[Split, Validation]:
+    # Immutable and ~0.5 s to build: load once per worker process. The lecture's split (a fit
+    # carves the validation rows out of its training rows, ``fit_calibrated``) and those
+    # validation rows, which the promotion gate scores the production version on.
+    split = load_split()
+    return split, carve_validation(split)[1]
 
 
 class ProgressRecorder:
@@ -192,7 +197,7 @@ def _fit_and_publish(
     else:
         spec = ModelSpec.from_dict(job.spec["architecture"])
         recipe = Recipe(**job.spec["recipe"])
-    split = _split()
+    split, validation = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
     # Fitted without the validation rows, whose temperature is folded in (calibrated).
     fitted = fit_calibrated(spec, split, recipe, on_step=recorder)
@@ -219,9 +224,13 @@ def _fit_and_publish(
         job.spec["request"]["recipe"],
         after_version=repository.highest_version(job.name),
     )
-    if job.promote:
-        repository.set_default(manifest.name, manifest.version)
     metrics["test_errors"] = manifest.metrics.test_errors
+    # Imported here: service.promotion needs service.aliases, which imports this package.
+    from service.promotion import promote_if_better
+
+    metrics["promotion"] = promote_if_better(
+        store.engine, repository, manifest, validation, job=job
+    )
     store.finish(
         job.id,
         owner,

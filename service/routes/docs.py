@@ -33,7 +33,13 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
     {
         "name": "models",
         "description": "The models and versions being served, with their manifests (test "
-        "accuracy, recipe, checksum) and which version answers by default.",
+        "accuracy, recipe, checksum), their aliases and which version answers by default.",
+    },
+    {
+        "name": "rollout",
+        "description": "Safe rollout of new versions: aliases (`production`, `staging`, ...) "
+        "moved by an admin, optionally through the promotion gate; every move recorded and "
+        "undone by a rollback; canary weights and a shadow version for unpinned traffic.",
     },
     {
         "name": "train",

@@ -62,6 +62,18 @@ class PublishedModel(BaseModel):
     version: int
 
 
+class Promotion(BaseModel):
+    """Whether ``production`` moved to the job's version, with both validation figures."""
+
+    requested: bool = Field(description="the job asked for it (`promote: true`)")
+    promoted: bool = Field(description="`production` names the job's version now")
+    validation_accuracy: float = Field(description="the new version's, on the validation rows")
+    production_version: int | None = Field(description="production when it was compared")
+    production_validation_accuracy: float | None
+    tolerance: float
+    reason: str
+
+
 class JobView(BaseModel):
     """A training job as the API shows it."""
 
@@ -86,6 +98,9 @@ class JobView(BaseModel):
     loss_points: int = Field(description="losses recorded so far (the unthinned length)")
     accuracy: AccuracyCurve
     metrics: dict[str, float | int] | None
+    promotion: Promotion | None = Field(
+        description="what the promotion gate decided (null until the job has published)"
+    )
     model: PublishedModel | None
     error: str | None
     cancel_requested: bool
@@ -167,7 +182,10 @@ def job_view(job: JobRecord, curve: Curve) -> JobView:
         loss_curve_stride=loss.stride,
         loss_points=loss.points,
         accuracy=AccuracyCurve.of(curve.accuracy),
-        metrics=job.metrics,
+        metrics={k: v for k, v in job.metrics.items() if k != "promotion"}
+        if job.metrics is not None
+        else None,
+        promotion=(job.metrics or {}).get("promotion"),
         model=model,
         error=job.error,
         cancel_requested=job.cancel_requested,

@@ -1,22 +1,24 @@
-"""What is served: ``GET /models`` and ``GET /models/{name}``."""
+"""What is served: ``GET /models`` and ``GET /models/{name}``, with each model's aliases,
+traffic split and shadow agreement."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.deps import RegistryDep
-from service.registry import ModelRegistry
-from service.schemas import ModelInfo, ModelList, ModelVersion
+from service.dataplane import DataPlane
+from service.deps import DataPlaneDep
+from service.schemas import ModelInfo, ModelList, ModelVersion, ShadowView, Traffic
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("", summary="List the models served and their versions")
-async def list_models(registry: RegistryDep) -> ModelList:
-    """Every model with its loaded versions, their manifests and the default version."""
+async def list_models(dataplane: DataPlaneDep) -> ModelList:
+    """Every model with its loaded versions, their manifests, aliases and traffic."""
+    registry = dataplane.registry
     return ModelList(
         device=str(registry.device),
-        models=[_info(registry, name) for name in registry.names()],
+        models=[_info(dataplane, name) for name in registry.names()],
     )
 
 
@@ -25,16 +27,39 @@ async def list_models(registry: RegistryDep) -> ModelList:
     summary="Show one model",
     responses={404: {"description": "no such model; lists those that exist"}},
 )
-async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
-    """One model: its versions, their manifests (metrics, input spec, sha256) and the default."""
-    return _info(registry, name)
+async def get_model(name: str, dataplane: DataPlaneDep) -> ModelInfo:
+    """One model: its versions, their manifests (metrics, input spec, sha256), its aliases,
+    traffic split and the shadow agreement so far."""
+    return _info(dataplane, name)
 
 
-def _info(registry: ModelRegistry, name: str) -> ModelInfo:
+def _info(dataplane: DataPlane, name: str) -> ModelInfo:
+    registry = dataplane.registry
     state = registry.state(name)
+    routing = registry.routing(name)
+    stats, dropped = dataplane.shadow.stats(name)
+    by_version: dict[int, list[str]] = {}
+    for alias, version in sorted(routing.aliases.items()):
+        by_version.setdefault(version, []).append(alias)
     return ModelInfo(
         name=name,
         default_version=state.default_version,
+        aliases=routing.aliases,
+        traffic=Traffic(
+            weights=routing.weights,
+            shadow=routing.shadow,
+            shadow_stats=[
+                ShadowView(
+                    version=s.version,
+                    shadow_version=s.shadow,
+                    compared=s.compared,
+                    agreed=s.agreed,
+                    agreement_rate=s.agreement,
+                )
+                for s in stats
+            ],
+            shadow_dropped=dropped,
+        ),
         ready=state.ready,
         reason=state.reason,
         device=str(registry.device),
@@ -42,6 +67,7 @@ def _info(registry: ModelRegistry, name: str) -> ModelInfo:
             ModelVersion(
                 version=m.version,
                 is_default=m.version == state.default_version,
+                aliases=by_version.get(m.version, []),
                 created=m.manifest.created,
                 manifest=m.manifest,
             )

@@ -27,9 +27,10 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.aliases import check_alias_name
 from service.dataplane import DataPlane, InferenceResult
 from service.deps import get_dataplane
-from service.errors import ServiceError, UnsupportedMediaType
+from service.errors import InvalidInput, ServiceError, UnsupportedMediaType
 from service.handlers import error_response
 from service.schemas import PredictResponse, decode_rows, predict_openapi
 
@@ -92,7 +93,7 @@ class PredictFront:
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "unknown model or version; the error lists those that exist"},
+    404: {"description": "unknown model, version or alias; the error lists those that exist"},
     413: {"description": "body over DIGITS_MAX_BODY_BYTES or more rows than DIGITS_MAX_ROWS"},
     415: {"description": "a Content-Type other than application/json"},
     422: {"description": "not 64 finite numbers in 0..16 per row; the error names the row"},
@@ -103,7 +104,22 @@ _VERSION = {
     "in": "query",
     "required": False,
     "schema": {"type": "integer", "minimum": 1},
-    "description": "model version (default: the model's default version)",
+    "description": "model version (default: the canary split if one is set, else the "
+    "version the `production` alias names)",
+}
+_ALIAS = {
+    "name": "alias",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "examples": ["production", "staging"]},
+    "description": "answer with the version this alias names (not with `version`)",
+}
+_REQUEST_ID = {
+    "name": "X-Request-Id",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "keeps a caller on the same side of a canary split",
 }
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -113,12 +129,12 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
     summary="Classify digits with the default model",
     response_model=PredictResponse,
     responses=_ERRORS,
-    openapi_extra=predict_openapi(),
+    openapi_extra={**predict_openapi(), "parameters": [_VERSION, _ALIAS, _REQUEST_ID]},
 )
 async def predict_default(request: Request) -> Response:
     """Classify digits with the default model (DIGITS_DEFAULT_MODEL)."""
     dataplane = get_dataplane(request)
-    return await _predict(request, dataplane, dataplane.default_model, None)
+    return await _predict(request, dataplane, dataplane.default_model)
 
 
 @router.post(
@@ -126,21 +142,30 @@ async def predict_default(request: Request) -> Response:
     summary="Classify digits with a chosen model and version",
     response_model=PredictResponse,
     responses=_ERRORS,
-    openapi_extra={**predict_openapi(), "parameters": [_NAME, _VERSION]},
+    openapi_extra={**predict_openapi(), "parameters": [_NAME, _VERSION, _ALIAS, _REQUEST_ID]},
 )
 async def predict(request: Request) -> Response:
-    """Classify digits with model ``name`` (its default version unless ``version`` is given)."""
-    version = parse_version(request.query_params.get("version"))
+    """Classify digits with model ``name`` (its production version unless ``version`` or
+    ``alias`` is given, or a canary split is set)."""
     name: str = request.path_params["name"]
-    return await _predict(request, get_dataplane(request), name, version)
+    return await _predict(request, get_dataplane(request), name)
 
 
-async def _predict(
-    request: Request, dataplane: DataPlane, name: str, version: int | None
-) -> Response:
+async def _predict(request: Request, dataplane: DataPlane, name: str) -> Response:
+    version, alias = None, None
+    if request.scope["query_string"]:  # most requests carry none: skip the parsing
+        version = parse_version(request.query_params.get("version"))
+        alias = request.query_params.get("alias")
+    if alias is not None:
+        if version is not None:
+            raise InvalidInput(
+                "both ?version= and ?alias= were given", expected="one of them, or neither"
+            )
+        check_alias_name(alias)
     _check_content_type(request)
     rows = decode_rows(await read_body(request), dataplane.max_rows)  # (N, 64) float32
-    result = await dataplane.infer(name, version, rows)
+    request_id = request.headers.get("x-request-id")
+    result = await dataplane.infer(name, version, rows, alias=alias, request_id=request_id)
     return Response(_encode(result), media_type="application/json")
 
 
@@ -209,6 +234,7 @@ def _encode(result: InferenceResult) -> bytes:
     body = {
         "model": result.model,
         "version": str(result.version),
+        "alias": result.alias,
         "device": result.device,
         "predictions": predictions,
     }

@@ -48,7 +48,9 @@ async def submit(
 ) -> JobView:
     """Queue a training job; 202 with the job and ``Location: /train/{id}``."""
     _check_cost(spec, settings)
-    job = await jobs.submit(spec.new_job(time_limit_s=settings.job_time_limit_s))
+    job = await jobs.submit(
+        spec.new_job(time_limit_s=settings.job_time_limit_s, gate_tolerance=settings.gate_tolerance)
+    )
     response.headers["Location"] = f"/train/{job.id}"
     return job_view(job, await jobs.curve(job.id))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from service.aliases import AliasStore
 from service.dataplane import DataPlane
 from service.errors import InvalidInput, VersionNotFound
 from service.metrics import ServiceMetrics
@@ -28,7 +29,9 @@ async def dataplane(tmp_path: Path) -> AsyncIterator[DataPlane]:
         write_artifact(tmp_path / "models", "m", version, lit(version))
     repository = ModelRepository(tmp_path / "models", tmp_path / "runtime")
     plane = DataPlane(
-        ModelRegistry(repository, torch.device("cpu")),
+        ModelRegistry(
+            repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'a.db'}")
+        ),
         ServiceMetrics(),
         default_model="m",
         max_rows=8,
@@ -74,7 +77,9 @@ async def test_loading_models_freezes_the_heap_out_of_the_collectors_way(tmp_pat
     write_artifact(tmp_path / "models", "m", 1, lit(1))
     repository = ModelRepository(tmp_path / "models", tmp_path / "runtime")
     plane = DataPlane(
-        ModelRegistry(repository, torch.device("cpu")),
+        ModelRegistry(
+            repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'a.db'}")
+        ),
         ServiceMetrics(),
         default_model="m",
         max_rows=8,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from service.aliases import AliasStore
 from service.errors import ModelNotReady, VersionNotFound
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
@@ -34,9 +35,16 @@ def roots(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def registry_on(shipped: Path, runtime: Path) -> ModelRegistry:
-    registry = ModelRegistry(ModelRepository(shipped, runtime), torch.device("cpu"))
+    aliases = AliasStore.open(f"sqlite:///{shipped.parent / 'aliases.db'}")
+    registry = ModelRegistry(ModelRepository(shipped, runtime), torch.device("cpu"), aliases)
     registry.refresh()
     return registry
+
+
+def pin(root: Path, version: int) -> None:
+    """Write a legacy ``DEFAULT`` pin file for ``m`` under ``root``."""
+    (root / "m").mkdir(parents=True, exist_ok=True)
+    (root / "m" / "DEFAULT").write_text(f"{version}\n")
 
 
 def label(registry: ModelRegistry, version: int | None = None) -> int:
@@ -44,27 +52,44 @@ def label(registry: ModelRegistry, version: int | None = None) -> int:
     return int(model.predict_proba(torch.zeros(1, 64)).argmax())
 
 
-def test_default_is_the_oldest_version_until_one_is_pinned(roots: tuple[Path, Path]) -> None:
-    """A newer version never answers by default on its own; a pin moves the default."""
-    registry = registry_on(*roots)
+def test_production_is_the_first_version_until_it_is_moved(roots: tuple[Path, Path]) -> None:
+    """A newer version never answers by default on its own, not even after a pin file is
+    written later; a move of ``production`` does, at the next refresh."""
+    shipped, runtime = roots
+    registry = registry_on(shipped, runtime)
     assert label(registry) == 1
-    registry.repository.set_default("m", 2)
+    pin(runtime, 2)  # legacy pins are read once, for a model without production
+    registry.refresh()
+    assert label(registry) == 1
+    registry.aliases.move("m", "production", 2, actor="test", reason="better")
     registry.refresh()
     assert label(registry) == 2
     assert registry.state("m").default_version == 2
+
+
+def test_a_legacy_pin_becomes_production_once(roots: tuple[Path, Path]) -> None:
+    """A ``DEFAULT`` pin found for a model without aliases becomes its production, recorded
+    in the history as migrated."""
+    shipped, runtime = roots
+    pin(runtime, 2)
+    registry = registry_on(shipped, runtime)
+    assert label(registry) == 2
+    [move] = registry.aliases.history("m")
+    assert (move.kind, move.from_version, move.to_version) == ("initial", None, 2)
+    assert "DEFAULT" in move.reason
 
 
 def test_corrupt_pinned_default_is_reported_not_replaced(roots: tuple[Path, Path]) -> None:
     """A pinned default whose file is corrupt makes the model not ready: no other version
     answers in its place, and the reason names the file; other versions stay reachable."""
     shipped, runtime = roots
-    ModelRepository(shipped, runtime).set_default("m", 2)
+    pin(runtime, 2)
     (shipped / "m" / "2" / "model.pt").write_bytes(b"corrupt")
     registry = registry_on(shipped, runtime)
     state = registry.state("m")
     assert state.ready is False
     assert state.reason is not None
-    assert "default version 2" in state.reason
+    assert "production version 2" in state.reason
     assert "sha256" in state.reason
     with pytest.raises(ModelNotReady, match="sha256"):
         registry.get("m")
@@ -105,6 +130,8 @@ def test_versions_removed_from_disk_are_forgotten(roots: tuple[Path, Path]) -> N
 def test_a_pin_to_a_missing_version_says_so(roots: tuple[Path, Path]) -> None:
     """A pinned default that is not on disk leaves the model not ready, saying why."""
     shipped, runtime = roots
-    ModelRepository(shipped, runtime).set_default("m", 9)
+    pin(runtime, 9)
     registry = registry_on(shipped, runtime)
-    assert registry.state("m").reason == "its default version 9 cannot be served: it is not on disk"
+    assert registry.state("m").reason == (
+        "its production version 9 cannot be served: it is not on disk"
+    )

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from service.aliases import AliasStore
 from service.dataplane import DataPlane
 from service.errors import ModelNotFound, ModelUnloaded
 from service.metrics import ServiceMetrics
@@ -29,7 +30,9 @@ def registry(tmp_path: Path) -> ModelRegistry:
         write_artifact(tmp_path / "shipped", "m", version, lit(version))
     write_artifact(tmp_path / "shipped", "n", 1, lit(5))
     repository = ModelRepository(tmp_path / "shipped", tmp_path / "runtime")
-    loaded = ModelRegistry(repository, torch.device("cpu"))
+    loaded = ModelRegistry(
+        repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'aliases.db'}")
+    )
     loaded.refresh()
     return loaded
 
@@ -79,7 +82,9 @@ async def test_unload_releases_the_models_and_load_serves_again(tmp_path: Path) 
     write_artifact(tmp_path / "shipped", "m", 1, lit(3))
     repository = ModelRepository(tmp_path / "shipped", tmp_path / "runtime")
     plane = DataPlane(
-        ModelRegistry(repository, torch.device("cpu")),
+        ModelRegistry(
+            repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'aliases.db'}")
+        ),
         ServiceMetrics(),
         default_model="m",
         max_rows=8,

@@ -23,17 +23,16 @@ def test_scan_joins_the_shipped_and_runtime_folders(tmp_path: Path) -> None:
     assert str(shipped / "m" / "1") in scan.problems[str(runtime / "m" / "1")]
 
 
-def test_pins_and_numbers_stay_out_of_the_shipped_folder(tmp_path: Path) -> None:
-    """A pin is written in the runtime folder and wins over a shipped one; the next version
-    number follows the highest of both folders."""
+def test_runtime_pin_wins_and_numbers_follow_both_folders(tmp_path: Path) -> None:
+    """A legacy pin in the runtime folder wins over a shipped one; the next version number
+    follows the highest of both folders."""
     shipped, runtime = tmp_path / "shipped", tmp_path / "runtime"
     write_artifact(shipped, "m", 3, torch.nn.Linear(64, 10))
     (shipped / "m" / DEFAULT_FILE).write_text("3\n")
     repository = ModelRepository(shipped, runtime)
     assert repository.pinned_default("m") == 3
-    repository.set_default("m", 4)
-    assert (runtime / "m" / DEFAULT_FILE).read_text() == "4\n"
-    assert (shipped / "m" / DEFAULT_FILE).read_text() == "3\n"
+    (runtime / "m").mkdir(parents=True)
+    (runtime / "m" / DEFAULT_FILE).write_text("4\n")
     assert repository.pinned_default("m") == 4
     assert repository.highest_version("m") == 3
     write_artifact(runtime, "m", 5, torch.nn.Linear(64, 10))

@@ -152,7 +152,7 @@ def test_an_unknown_model_is_a_404(client: triton.InferenceServerClient, split: 
             call()
         assert missing.value.status() == "404"
         assert "no model named 'svm'" in missing.value.message()
-        assert "cnn, fnn, logistic" in missing.value.message()
+        assert "cnn, ensemble, fnn, logistic" in missing.value.message()
 
 
 def test_unload_then_load(

@@ -81,8 +81,9 @@ def test_ensemble_job_publishes_one_calibrated_module_listing_its_members(
 
 
 def test_promote_makes_the_new_version_the_default(jobs_client: TestClient) -> None:
-    """Without promote the served default stays and no pin is written; the new version goes
-    to the runtime folder, never the shipped one; with promote the new version is served."""
+    """Without promote production stays and no pin is written; the new version goes to the
+    runtime folder, never the shipped one; with promote (and a better fit than the 40-step
+    production) production moves to the new version, recorded as the job's promotion."""
     settings = jobs_client.app.state.settings  # type: ignore[attr-defined]
     shipped_before = sorted(p.name for p in (settings.models_dir / "logistic").iterdir())
     kept = wait_job(jobs_client, jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"])
@@ -99,8 +100,8 @@ def test_promote_makes_the_new_version_the_default(jobs_client: TestClient) -> N
     assert promoted.status == "succeeded"
     after = jobs_client.post("/models/logistic/predict", json=PIXELS).json()["version"]
     assert after == str(promoted.model_version)
-    pin = (settings.versions_dir / "logistic" / "DEFAULT").read_text()
-    assert pin == f"{promoted.model_version}\n"
+    assert jobs_client.get(f"/train/{promoted_id}").json()["promotion"]["promoted"] is True
+    assert not (settings.versions_dir / "logistic" / "DEFAULT").exists()
     assert not (settings.models_dir / "logistic" / "DEFAULT").exists()
 
 

@@ -1,0 +1,291 @@
+"""Aliases of model versions (``production``, ``staging``, ...), every move of them, and each
+model's traffic settings, kept in the job store's database so every API replica agrees.
+
+``AliasStore(engine)`` is plain SQL (SQLAlchemy Core, the tables in ``service/jobs/tables.py``)
+and knows nothing about HTTP or what is on disk. Every write is one transaction serialised
+across processes (a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite), so concurrent moves from several API processes end in one consistent state: the
+alias names the ``to`` of its last recorded move, and each move's ``from`` is the ``to`` of the
+move before it. A move to the version an alias already names changes and records nothing.
+
+Rollback undoes moves in order: the moves of an alias form a stack (each pushes the version it
+left, each rollback pops one), so 1 -> 2 -> 3 rolls back to 2, then to 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import re
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from service.errors import InvalidInput, NothingToRollBack, VersionNotFound
+from service.jobs.store import create_tables, make_engine
+from service.jobs.tables import aliases_table, moves_table, traffic_table
+
+PRODUCTION = "production"
+#: What an alias name may be; ``shadow`` is the traffic body's key for the shadow alias.
+ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+RESERVED = frozenset({"shadow"})
+#: PostgreSQL advisory-lock key serialising alias and traffic writes ("digia" in ASCII).
+_ALIAS_LOCK_KEY = 0x6469676961
+
+
+@dataclass(frozen=True)
+class Move:
+    """One recorded move of an alias."""
+
+    seq: int
+    model: str
+    alias: str
+    kind: str  # initial | move | promote | rollback
+    from_version: int | None
+    to_version: int
+    actor: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """What a move did: the version before, the version now, and whether it changed."""
+
+    alias: str
+    previous: int | None
+    version: int
+    moved: bool
+
+
+@dataclass(frozen=True)
+class Routing:
+    """One model's aliases, canary weights (alias -> percent, summing to 100, or empty) and
+    shadow alias."""
+
+    aliases: dict[str, int] = field(default_factory=dict)
+    weights: dict[str, int] = field(default_factory=dict)
+    shadow: str | None = None
+
+    @property
+    def production(self) -> int | None:
+        return self.aliases.get(PRODUCTION)
+
+
+def check_alias_name(alias: str) -> str:
+    """``alias`` if it is a valid alias name, else ``InvalidInput`` saying what is."""
+    if not ALIAS_PATTERN.fullmatch(alias) or alias in RESERVED:
+        raise InvalidInput(
+            f"{alias!r} is not a valid alias name",
+            expected="lower-case letters, digits, '-' or '_', starting with a letter, at most "
+            "32 characters, not 'shadow' (e.g. production, staging, canary)",
+        )
+    return alias
+
+
+def pick_alias(weights: dict[str, int], request_id: str | None) -> str:
+    """The alias a request goes to under ``weights`` (percent, summing to 100): a fixed
+    bucket of the ``X-Request-Id`` when one is sent (sticky), else a random one."""
+    if request_id:
+        digest = hashlib.sha256(request_id.encode()).digest()
+        bucket = int.from_bytes(digest[:8], "big") % 100
+    else:
+        bucket = random.randrange(100)  # a traffic split, not a secret
+    for alias, weight in weights.items():
+        if bucket < weight:
+            return alias
+        bucket -= weight
+    return PRODUCTION  # unreachable with weights summing to 100
+
+
+class AliasStore:
+    """Aliases, their moves and traffic settings in SQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> AliasStore:
+        """A store on the database at ``url``, its tables created if missing."""
+        engine = make_engine(url)
+        create_tables(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def routing(self) -> dict[str, Routing]:
+        """Every model's aliases and traffic settings."""
+        aliases: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for model, alias, version in conn.execute(
+                select(aliases_table.c.model, aliases_table.c.alias, aliases_table.c.version)
+            ):
+                aliases.setdefault(model, {})[alias] = int(version)
+            traffic = {
+                model: (dict(weights or {}), shadow)
+                for model, weights, shadow in conn.execute(
+                    select(traffic_table.c.model, traffic_table.c.weights, traffic_table.c.shadow)
+                )
+            }
+        return {
+            model: Routing(aliases.get(model, {}), *traffic.get(model, ({}, None)))
+            for model in aliases.keys() | traffic.keys()
+        }
+
+    def ensure_production(self, model: str, version: int, reason: str) -> bool:
+        """Make ``version`` the ``production`` of ``model`` if it has none yet (its first
+        version); ``False`` when it already had one."""
+        with self._write() as conn:
+            if self._current(conn, model, PRODUCTION) is not None:
+                return False
+            self._set(conn, model, PRODUCTION, None, version, "initial", "service", reason)
+        return True
+
+    def move(
+        self,
+        model: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        kind: str = "move",
+        expect: int | object | None = ...,
+    ) -> MoveResult:
+        """Point ``alias`` of ``model`` at ``version`` and record it (nothing when it already
+        does). ``expect``: move only if the alias names this version now (``None``: none), else
+        ``AliasMoved``."""
+        with self._write() as conn:
+            current = self._current(conn, model, alias)
+            if expect is not ... and expect != current:
+                raise AliasMoved(f"{model} {alias} is now {current}, not {expect}")
+            if current == version:
+                return MoveResult(alias, current, version, moved=False)
+            self._set(conn, model, alias, current, version, kind, actor, reason)
+        return MoveResult(alias, current, version, moved=True)
+
+    def rollback(
+        self, model: str, alias: str, *, actor: str, reason: str, available: Collection[int]
+    ) -> MoveResult:
+        """Move ``alias`` back to the version it named before its last (not undone) move.
+
+        ``NothingToRollBack`` when no move is left to undo; ``VersionNotFound`` when that
+        version is no longer among ``available``.
+        """
+        with self._write() as conn:
+            current = self._current(conn, model, alias)
+            target = self._previous(conn, model, alias, current)
+            if current is None or target is None:
+                raise NothingToRollBack(
+                    f"{model} {alias} has no earlier version to roll back to",
+                    expected=f"a move of {alias} first (PUT /models/{model}/aliases/{alias})",
+                )
+            if target not in available:
+                listed = ", ".join(str(v) for v in sorted(available)) or "(none)"
+                raise VersionNotFound(
+                    f"{model} {alias} would roll back to version {target}, which is not served",
+                    expected=f"move it to one of: {listed}",
+                )
+            self._set(conn, model, alias, current, target, "rollback", actor, reason)
+        return MoveResult(alias, current, target, moved=True)
+
+    def history(self, model: str, alias: str | None = None, limit: int = 100) -> list[Move]:
+        """The moves of ``model`` (of ``alias`` only, if given), newest first."""
+        where = [moves_table.c.model == model]
+        if alias is not None:
+            where.append(moves_table.c.alias == alias)
+        query = select(moves_table).where(*where).order_by(moves_table.c.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [Move(**row._mapping) for row in conn.execute(query)]
+
+    def set_traffic(self, model: str, weights: dict[str, int], shadow: str | None) -> None:
+        """Store the canary weights (empty: all to production) and shadow alias of ``model``."""
+        values: dict[str, Any] = {"weights": weights, "shadow": shadow, "updated_at": time.time()}
+        with self._write() as conn:
+            done = conn.execute(
+                update(traffic_table).where(traffic_table.c.model == model).values(**values)
+            ).rowcount
+            if not done:
+                conn.execute(insert(traffic_table).values(model=model, **values))
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A connection in a write transaction that one process at a time holds (PostgreSQL:
+        an advisory lock; SQLite: ``BEGIN IMMEDIATE``), committed on exit."""
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_ALIAS_LOCK_KEY)))
+            yield conn
+
+    @staticmethod
+    def _current(conn: Connection, model: str, alias: str) -> int | None:
+        version = conn.execute(
+            select(aliases_table.c.version).where(
+                aliases_table.c.model == model, aliases_table.c.alias == alias
+            )
+        ).scalar()
+        return None if version is None else int(version)
+
+    @staticmethod
+    def _previous(conn: Connection, model: str, alias: str, current: int | None) -> int | None:
+        rows = conn.execute(
+            select(moves_table.c.kind, moves_table.c.from_version)
+            .where(moves_table.c.model == model, moves_table.c.alias == alias)
+            .order_by(moves_table.c.seq)
+        ).all()
+        stack: list[int] = []
+        for kind, from_version in rows:
+            if kind == "rollback":
+                if stack:
+                    stack.pop()
+            elif from_version is not None:
+                stack.append(int(from_version))
+        while stack and stack[-1] == current:
+            stack.pop()
+        return stack[-1] if stack else None
+
+    @staticmethod
+    def _set(
+        conn: Connection,
+        model: str,
+        alias: str,
+        current: int | None,
+        version: int,
+        kind: str,
+        actor: str,
+        reason: str,
+    ) -> None:
+        now = time.time()
+        if current is None:
+            conn.execute(
+                insert(aliases_table).values(
+                    model=model, alias=alias, version=version, updated_at=now
+                )
+            )
+        else:
+            conn.execute(
+                update(aliases_table)
+                .where(aliases_table.c.model == model, aliases_table.c.alias == alias)
+                .values(version=version, updated_at=now)
+            )
+        conn.execute(
+            insert(moves_table).values(
+                model=model,
+                alias=alias,
+                kind=kind,
+                from_version=current,
+                to_version=version,
+                actor=actor,
+                reason=reason,
+                at=now,
+            )
+        )
+
+
+class AliasMoved(Exception):
+    """The alias no longer names the version a conditional move expected."""

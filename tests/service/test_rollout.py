@@ -1,0 +1,270 @@
+"""Rollout over HTTP, on SQLite and on PostgreSQL: aliases and their moves, history that
+survives a restart, rollback, the canary split, per-version metrics, shadow scoring, and a
+clear 4xx for every bad call.
+
+The model ``m`` has versions 1, 2 and 3 whose every answer is their own number (a
+``Linear(64, 10)`` with one bias set), so the label says which version answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import make_settings
+from tests.service.conftest import write_artifact
+from tests.service.rollout_db import BACKENDS, database_url
+from tests.service.test_registry import lit
+
+ADMIN_KEY = "rollout-admin-key-0123"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+PIXELS = {"pixels": [0] * 64}
+
+
+@pytest.fixture(params=BACKENDS)
+def rollout_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a models folder holding ``m`` 1..3, over each database backend."""
+    for version in (1, 2, 3):
+        write_artifact(tmp_path / "models", "m", version, lit(version))
+    with database_url(request.param, tmp_path) as url:
+        yield make_settings(
+            tmp_path / "models", database_url=url, admin_api_key=ADMIN_KEY, default_model="m"
+        )
+
+
+@pytest.fixture
+def client(rollout_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(rollout_settings)) as test_client:
+        yield test_client
+
+
+def answer(client: TestClient, query: str = "", **headers: str) -> dict[str, Any]:
+    response = client.post(f"/models/m/predict{query}", json=PIXELS, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["predictions"][0]["label"] == int(body["version"])  # the version answered
+    return body
+
+
+def move(client: TestClient, alias: str, version: int, **extra: Any) -> dict[str, Any]:
+    body = {"version": version, "reason": f"test moves {alias}", **extra}
+    response = client.put(f"/models/m/aliases/{alias}", json=body, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_first_version_is_production_and_newer_ones_wait_for_a_move(client: TestClient) -> None:
+    """Versions 2 and 3 exist, yet 1 (the first) answers, as ``production``, until moved."""
+    info = client.get("/models/m").json()
+    assert info["aliases"] == {"production": 1}
+    assert info["default_version"] == 1
+    assert [v["aliases"] for v in info["versions"]] == [["production"], [], []]
+    body = answer(client)
+    assert (body["version"], body["alias"]) == ("1", "production")
+    assert client.post("/predict", json=PIXELS).json()["version"] == "1"
+    assert client.get("/models").json()["models"][0]["aliases"] == {"production": 1}
+
+
+def test_moves_are_served_recorded_with_the_key_id_and_idempotent(client: TestClient) -> None:
+    """A move is served at once, ``?alias=`` and ``?version=`` pick versions, a repeated move
+    changes and records nothing, and the history names the key by an id, never the key."""
+    assert move(client, "staging", 2) == {
+        "model": "m", "alias": "staging", "version": 2, "previous": None, "moved": True,
+        "gate": None,
+    }  # fmt: skip
+    assert answer(client, "?alias=staging")["version"] == "2"
+    assert answer(client, "?version=3")["alias"] is None
+    assert move(client, "production", 3)["previous"] == 1
+    assert answer(client)["version"] == "3"
+    assert move(client, "production", 3)["moved"] is False
+    moves = client.get("/models/m/history").json()["moves"]
+    assert [(m["alias"], m["kind"], m["from_version"], m["to_version"]) for m in moves] == [
+        ("production", "move", 1, 3),
+        ("staging", "move", None, 2),
+        ("production", "initial", None, 1),
+    ]
+    key_id = "admin:" + hashlib.sha256(ADMIN_KEY.encode()).hexdigest()[:12]
+    assert moves[0]["actor"] == key_id
+    assert moves[0]["reason"] == "test moves production"
+    assert ADMIN_KEY not in client.get("/models/m/history").text
+    only = client.get("/models/m/history", params={"alias": "staging"}).json()["moves"]
+    assert [m["to_version"] for m in only] == [2]
+
+
+def test_aliases_and_history_survive_a_restart(rollout_settings: Settings) -> None:
+    """A new app on the same database serves the moved production and keeps every move."""
+    with TestClient(create_app(rollout_settings)) as first:
+        move(first, "production", 2)
+    with TestClient(create_app(rollout_settings)) as second:
+        assert answer(second)["version"] == "2"
+        history = second.get("/models/m/history").json()["moves"]
+        assert [m["to_version"] for m in history] == [2, 1]
+
+
+def test_rollback_undoes_moves_in_order_then_says_there_is_nothing(client: TestClient) -> None:
+    """1 -> 2 -> 3 rolls back to 2, then 1; a third rollback is a 409 naming the fix."""
+    move(client, "production", 2)
+    move(client, "production", 3)
+    for expected in (2, 1):
+        rolled = client.post("/models/m/aliases/production/rollback", headers=ADMIN)
+        assert rolled.status_code == 200, rolled.text
+        assert rolled.json()["version"] == expected
+        assert answer(client)["version"] == str(expected)
+    refused = client.post("/models/m/aliases/production/rollback", headers=ADMIN)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "nothing_to_roll_back"
+    kinds = [m["kind"] for m in client.get("/models/m/history").json()["moves"]]
+    assert kinds == ["rollback", "rollback", "move", "move", "initial"]
+
+
+def test_canary_split_is_within_3_points_and_sticky(client: TestClient) -> None:
+    """90/10 over 2,000 unpinned requests lands within +-3 points of 10% on staging; a
+    request id always lands on the same side; ``?version=`` bypasses the split."""
+    move(client, "staging", 2)
+    put = client.put("/models/m/traffic", json={"production": 90, "staging": 10}, headers=ADMIN)
+    assert put.status_code == 200, put.text
+    counts = Counter(answer(client)["version"] for _ in range(2000))
+    assert set(counts) == {"1", "2"}
+    assert abs(counts["2"] / 2000 - 0.10) <= 0.03, counts
+    sides = {answer(client, **{"X-Request-Id": f"user-{i}"})["version"] for i in range(40)}
+    assert sides == {"1", "2"}  # ids spread over both sides ...
+    for i in range(10):  # ... and each one sticks to its side
+        seen = {answer(client, **{"X-Request-Id": f"user-{i}"})["version"] for _ in range(5)}
+        assert len(seen) == 1
+    assert answer(client, "?version=3")["version"] == "3"
+    assert client.get("/models/m").json()["traffic"]["weights"] == {"production": 90, "staging": 10}
+    metrics = client.get("/metrics").text
+    staged = _sample(
+        metrics, "digits_version_inference_seconds_count", alias="staging", version="2"
+    )
+    assert staged >= counts["2"]
+    assert _sample(metrics, "digits_predicted_class_total", label="2", version="2") == staged
+
+
+def test_shadow_scores_the_same_rows_and_counts_agreement(client: TestClient) -> None:
+    """Production answers; the shadow version scores the rows off the request path; its
+    agreement (0: it always says 2 where production says 1) shows in /models and /metrics."""
+    move(client, "staging", 2)
+    put = client.put("/models/m/traffic", json={"shadow": "staging"}, headers=ADMIN)
+    assert put.status_code == 200, put.text
+    for _ in range(30):
+        assert answer(client)["version"] == "1"
+    stats = _wait_for_shadow(client, rows=30)
+    assert stats == {
+        "version": 1, "shadow_version": 2, "compared": 30, "agreed": 0, "agreement_rate": 0.0,
+    }  # fmt: skip
+    metrics = client.get("/metrics").text
+    assert _sample(metrics, "digits_shadow_rows_total", version="1", shadow="2") == 30
+    assert _sample(metrics, "digits_shadow_agreements_total", version="1", shadow="2") == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code", "names"),
+    [
+        pytest.param("PUT", "/models/nope/aliases/staging", {"version": 1, "reason": "x"},
+                     404, "model_not_found", "m", id="move-unknown-model"),
+        pytest.param("PUT", "/models/m/aliases/staging", {"version": 9, "reason": "x"},
+                     404, "version_not_found", "1, 2, 3", id="move-unknown-version"),
+        pytest.param("PUT", "/models/m/aliases/Bad!", {"version": 1, "reason": "x"},
+                     422, "invalid_input", "lower-case", id="move-bad-alias-name"),
+        pytest.param("PUT", "/models/m/aliases/staging", {"version": 1},
+                     422, "invalid_input", "reason", id="move-without-reason"),
+        pytest.param("POST", "/models/m/predict?alias=nope", PIXELS,
+                     404, "alias_not_found", "production", id="predict-unknown-alias"),
+        pytest.param("POST", "/models/m/predict?alias=production&version=1", PIXELS,
+                     422, "invalid_input", "one of them", id="predict-version-and-alias"),
+        pytest.param("GET", "/models/nope/history", None,
+                     404, "model_not_found", "m", id="history-unknown-model"),
+        pytest.param("PUT", "/models/m/traffic", {"production": -10, "staging": 110},
+                     422, "invalid_input", "90", id="traffic-negative-weight"),
+        pytest.param("PUT", "/models/m/traffic", {"production": 90, "staging": 20},
+                     422, "invalid_input", "90", id="traffic-sum-not-100"),
+        pytest.param("PUT", "/models/m/traffic", {"production": 90, "nope": 10},
+                     422, "invalid_input", "production, staging", id="traffic-unknown-alias"),
+        pytest.param("PUT", "/models/m/traffic", {"shadow": "nope"},
+                     422, "invalid_input", "production, staging", id="shadow-unknown-alias"),
+        pytest.param("PUT", "/models/nope/traffic", {},
+                     404, "model_not_found", "m", id="traffic-unknown-model"),
+        pytest.param("POST", "/models/m/aliases/staging/rollback", None,
+                     409, "nothing_to_roll_back", "PUT", id="rollback-never-moved"),
+    ],
+)  # fmt: skip
+def test_bad_calls_answer_a_clear_4xx(
+    client: TestClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    status: int,
+    code: str,
+    names: str,
+) -> None:
+    """Unknown model, version or alias: 404 naming what exists; bad weights or aliases: 422."""
+    move(client, "staging", 2)
+    response = client.request(method, path, json=body, headers=ADMIN)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert names in f"{error['message']} {error['expected']}"
+
+
+def _wait_for_shadow(client: TestClient, rows: int) -> dict[str, Any]:
+    """The shadow stats of ``m`` once ``rows`` rows were compared (at most 10 s)."""
+    for _ in range(200):
+        stats = client.get("/models/m").json()["traffic"]["shadow_stats"]
+        if stats and stats[0]["compared"] >= rows:
+            return dict(stats[0])
+        client.portal.call(anyio.sleep, 0.05)  # type: ignore[attr-defined]
+    raise TimeoutError(f"the shadow compared fewer than {rows} rows: {stats}")
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+@pytest.mark.anyio
+async def test_a_full_shadow_queue_drops_and_counts_never_delays(tmp_path: Path) -> None:
+    """With room for one queued request, a burst of 50 concurrent requests is all answered
+    by production; each request is either compared by the shadow or counted as dropped."""
+    for version in (1, 2):
+        write_artifact(tmp_path / "models", "m", version, lit(version))
+    settings = make_settings(tmp_path / "models", default_model="m", shadow_queue_size=1)
+    app = create_app(settings)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        await client.put("/models/m/aliases/staging", json={"version": 2, "reason": "try"})
+        await client.put("/models/m/traffic", json={"shadow": "staging"})
+        answers = await asyncio.gather(
+            *(client.post("/models/m/predict", json=PIXELS) for _ in range(50))
+        )
+        assert {a.json()["version"] for a in answers} == {"1"}
+        await asyncio.sleep(0.3)  # a few drain intervals: what was queued is scored
+        traffic = (await client.get("/models/m")).json()["traffic"]
+        compared = sum(s["compared"] for s in traffic["shadow_stats"])
+        assert traffic["shadow_dropped"] > 0
+        assert compared + traffic["shadow_dropped"] == 50
+        metrics = (await client.get("/metrics")).text
+        assert (
+            _sample(metrics, "digits_shadow_dropped_total", model="m") == traffic["shadow_dropped"]
+        )
