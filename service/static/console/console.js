@@ -295,18 +295,20 @@ const Rollout = {
     const box = el("div");
     const aliases = model.aliases || {};
     box.append(el("p", { className: "aliases", textContent: "aliases: " + (Object.entries(aliases).map(([a, v]) => `${a} -> v${v}`).join(", ") || "none") }));
-    if (model.traffic) box.append(el("p", { className: "traffic", textContent: "traffic: " + Object.entries(model.traffic).map(([a, p]) => `${a} ${p}%`).join(", ") }));
+    // traffic: {weights: {alias: percent}, shadow, ...} (issue 11), or the weights themselves
+    const weights = (model.traffic && (model.traffic.weights || model.traffic)) || {};
+    if (model.traffic) box.append(el("p", { className: "traffic", textContent: "traffic: " + (Object.entries(weights).map(([a, p]) => `${a} ${p}%`).join(", ") || "all to production") + (model.traffic.shadow ? `; shadow: ${model.traffic.shadow}` : "") }));
     const versions = model.versions.map((v) => el("option", { value: v.version, textContent: `v${v.version}` }));
     const alias = el("input", { value: "production", size: 10, ariaLabel: "alias" });
     const version = el("select", { ariaLabel: "version" }, ...versions);
     const reason = el("input", { placeholder: "reason", ariaLabel: "reason" });
-    const staging = el("input", { type: "number", min: 0, max: 100, value: (model.traffic && model.traffic.staging) || 0, ariaLabel: "staging percent" });
+    const staging = el("input", { type: "number", min: 0, max: 100, value: weights.staging || 0, ariaLabel: "staging percent" });
     const act = (fn) => async () => { try { await fn(); showStatus("done", true); renderModels(); } catch (e) { showError(e); } };
     const name = encodeURIComponent(model.name);
     box.append(el("div", { className: "admin" },
       alias, version, reason,
-      el("button", { textContent: "Move alias", onclick: act(() => api("PUT", `/models/${name}/aliases/${encodeURIComponent(alias.value)}`, { version: Number(version.value), reason: reason.value })) }),
-      el("button", { textContent: "Roll back production", onclick: act(() => api("POST", `/models/${name}/aliases/production/rollback`, { reason: reason.value })) }),
+      el("button", { textContent: "Move alias", onclick: act(() => api("PUT", `/models/${name}/aliases/${encodeURIComponent(alias.value)}`, { version: Number(version.value), reason: reason.value || "moved from the console" })) }),
+      el("button", { textContent: "Roll back production", onclick: act(() => api("POST", `/models/${name}/aliases/production/rollback`, { reason: reason.value || "rollback from the console" })) }),
       el("label", {}, "staging %", staging),
       el("button", { textContent: "Set canary split", onclick: act(() => api("PUT", `/models/${name}/traffic`, { production: 100 - Number(staging.value), staging: Number(staging.value) })) })));
     return box;
