@@ -302,6 +302,58 @@ def test_missing_and_wrong_keys_are_shown_plainly(keyed: LiveService, offline: O
     assert offline.blocked == []
 
 
+def test_an_alias_move_and_a_canary_split_from_the_page_change_models(
+    keyed: LiveService, offline: OfflinePage
+) -> None:
+    """With the admin key, the Models page moves cnn's ``staging`` alias and sets a 90/10
+    split; the page and ``GET /models`` show both. With the read key the move is a 403."""
+    page = offline.page
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    def served_cnn() -> dict[str, Any]:
+        models = httpx.get(f"{keyed.url}/models", headers=admin).json()["models"]
+        return next(m for m in models if m["name"] == "cnn")
+
+    card = page.locator("#models-cnn")
+
+    def with_key(key: str) -> None:
+        """Enter ``key`` (kept in sessionStorage), then load the page afresh with it."""
+        page.goto(keyed.url + "/#models")
+        page.fill("#api-key", key)
+        page.locator("#api-key").dispatch_event("change")
+        page.reload()
+        page.wait_for_selector("#models-cnn .admin button")
+
+    with_key(READ_KEY)
+    assert page.locator("#rollout-note").is_hidden()
+    card.locator(".admin input[aria-label=alias]").fill("staging")
+    card.locator("button", has_text="Move alias").click()
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('403')")
+    assert "staging" not in served_cnn()["aliases"]
+
+    with_key(ADMIN_KEY)
+    card.locator(".admin input[aria-label=alias]").fill("staging")
+    card.locator(".admin input[aria-label=reason]").fill("try v1 as staging")
+    card.locator("button", has_text="Move alias").click()
+    page.wait_for_function("() => document.querySelector('#status').textContent === 'done'")
+    page.wait_for_function(
+        "() => document.querySelector('#models-cnn .aliases').textContent.includes('staging -> v1')"
+    )
+    assert served_cnn()["aliases"]["staging"] == 1
+    card.locator(".admin input[aria-label='staging percent']").fill("10")
+    card.locator("button", has_text="Set canary split").click()
+    page.wait_for_function(
+        "() => document.querySelector('#models-cnn .traffic').textContent"
+        ".includes('production 90%, staging 10%')"
+    )
+    assert served_cnn()["traffic"]["weights"] == {"production": 90, "staging": 10}
+    history = httpx.get(f"{keyed.url}/models/cnn/history", headers=admin).json()["moves"]
+    assert history[0]["alias"] == "staging"
+    assert history[0]["reason"] == "try v1 as staging"
+    screenshot(page, "rollout")
+    assert offline.blocked == []
+
+
 def test_artifacts_folder_is_ignored() -> None:
     """Screenshots land in a folder git ignores and .ci/run reports."""
     assert "/artifacts/" in (ROOT / ".gitignore").read_text().splitlines()
