@@ -77,7 +77,8 @@ def test_ensemble_job_publishes_one_calibrated_module_listing_its_members(
     assert manifest.validation is not None
     answer = jobs_client.post("/models/ensemble/predict", json=PIXELS)
     assert answer.status_code == 200, answer.text
-    assert sum(answer.json()["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    (prediction,) = answer.json()["predictions"]
+    assert sum(prediction["probabilities"]) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_promote_makes_the_new_version_the_default(jobs_client: TestClient) -> None:
