@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 ARTIFACTS = ROOT / "artifacts" / "console"
 READ_KEY, ADMIN_KEY = "console-read-key-0123", "console-admin-key-0123"
-MODELS = ("cnn", "fnn", "logistic")
+#: Every shipped model: the page shows one set of bars each.
+MODELS = tuple(sorted(p.name for p in SHIPPED_MODELS.iterdir() if p.is_dir()))
 CELL = 32  # canvas pixels per load_digits value (a 256x256 canvas)
 
 
