@@ -16,14 +16,13 @@ import statistics
 import sys
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT, SHIPPED_MODELS
 from tests.service.live import LiveService, running_service
-from tests.service.test_docs_page import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, OfflinePage, _missing
+from tests.service.test_docs_page import OfflinePage, _missing, offline_page
 from training.data import Split
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -64,29 +63,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
 @pytest.fixture
 def offline() -> Iterator[OfflinePage]:
     """A headless Chromium page that may reach 127.0.0.1 only (others aborted, recorded)."""
-    from playwright.sync_api import Route, sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        blocked: list[str] = []
-
-        def only_localhost(route: Route) -> None:
-            if urlsplit(route.request.url).hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", only_localhost)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield OfflinePage(page, blocked)
-        finally:
-            browser.close()
+    with offline_page(viewport={"width": 1280, "height": 900}) as page:
+        yield page
 
 
 def screenshot(page: Any, name: str) -> None:

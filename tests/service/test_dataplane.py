@@ -6,6 +6,7 @@ import gc
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,21 +24,27 @@ from tests.service.test_registry import lit
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def dataplane(tmp_path: Path) -> AsyncIterator[DataPlane]:
-    for version in (1, 2):
-        write_artifact(tmp_path / "models", "m", version, lit(version))
-    repository = ModelRepository(tmp_path / "models", tmp_path / "runtime")
-    plane = DataPlane(
-        ModelRegistry(
-            repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'a.db'}")
-        ),
+def small_dataplane(models: Path, **options: Any) -> DataPlane:
+    """A data plane on the model folder ``models`` (runtime folder and alias store beside
+    it), model ``m`` by default, batches of at most 8 rows; not refreshed yet."""
+    repository = ModelRepository(models, models.parent / "runtime")
+    aliases = AliasStore.open(f"sqlite:///{models.parent / 'aliases.db'}")
+    return DataPlane(
+        ModelRegistry(repository, torch.device("cpu"), aliases),
         ServiceMetrics(),
         default_model="m",
         max_rows=8,
         max_batch_size=8,
         max_wait_ms=0,
+        **options,
     )
+
+
+@pytest.fixture
+async def dataplane(tmp_path: Path) -> AsyncIterator[DataPlane]:
+    for version in (1, 2):
+        write_artifact(tmp_path / "models", "m", version, lit(version))
+    plane = small_dataplane(tmp_path / "models")
     await plane.refresh()
     yield plane
     await plane.aclose()
@@ -75,18 +82,7 @@ async def test_loading_models_freezes_the_heap_out_of_the_collectors_way(tmp_pat
     is alive into the permanent generation, so later full collections do not walk it; a
     refresh that loaded nothing leaves the collector alone."""
     write_artifact(tmp_path / "models", "m", 1, lit(1))
-    repository = ModelRepository(tmp_path / "models", tmp_path / "runtime")
-    plane = DataPlane(
-        ModelRegistry(
-            repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'a.db'}")
-        ),
-        ServiceMetrics(),
-        default_model="m",
-        max_rows=8,
-        max_batch_size=8,
-        max_wait_ms=0,
-        freeze_heap=True,
-    )
+    plane = small_dataplane(tmp_path / "models", freeze_heap=True)
     gc.unfreeze()
     try:
         await plane.refresh()

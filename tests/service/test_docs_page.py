@@ -8,6 +8,7 @@ missing, unless ``CI=true`` (then it fails: ``.ci/run`` installs both).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -77,17 +78,17 @@ class OfflinePage:
     blocked: list[str]
 
 
-@pytest.fixture
-def offline(live: LiveService) -> Iterator[OfflinePage]:
+@contextlib.contextmanager
+def offline_page(**context_options: Any) -> Iterator[OfflinePage]:
     """A page of a headless Chromium that may reach 127.0.0.1 only; every other request is
-    aborted and recorded."""
+    aborted and recorded. ``context_options`` go to ``browser.new_context``."""
     from playwright.sync_api import Route, sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
-        context = browser.new_context()
+        context = browser.new_context(**context_options)
         blocked: list[str] = []
 
         def only_localhost(route: Route) -> None:
@@ -104,6 +105,13 @@ def offline(live: LiveService) -> Iterator[OfflinePage]:
             yield OfflinePage(page, blocked)
         finally:
             browser.close()
+
+
+@pytest.fixture
+def offline(live: LiveService) -> Iterator[OfflinePage]:
+    """An offline page (``offline_page``) once the service is up."""
+    with offline_page() as page:
+        yield page
 
 
 def _try_it_out(page: Any, method: str, path: str) -> str:

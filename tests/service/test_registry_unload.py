@@ -14,12 +14,11 @@ import pytest
 import torch
 
 from service.aliases import AliasStore
-from service.dataplane import DataPlane
 from service.errors import ModelNotFound, ModelUnloaded
-from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
 from tests.service.conftest import write_artifact
+from tests.service.test_dataplane import small_dataplane
 from tests.service.test_registry import lit
 
 
@@ -80,17 +79,7 @@ async def test_unload_releases_the_models_and_load_serves_again(tmp_path: Path) 
     """Through the data plane: after unload no reference to the model is left (its batcher is
     closed, not kept), and after load it answers again."""
     write_artifact(tmp_path / "shipped", "m", 1, lit(3))
-    repository = ModelRepository(tmp_path / "shipped", tmp_path / "runtime")
-    plane = DataPlane(
-        ModelRegistry(
-            repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'aliases.db'}")
-        ),
-        ServiceMetrics(),
-        default_model="m",
-        max_rows=8,
-        max_batch_size=8,
-        max_wait_ms=0,
-    )
+    plane = small_dataplane(tmp_path / "shipped")
     await plane.refresh()
     try:
         rows = np.zeros((1, 64), dtype=np.float32)
