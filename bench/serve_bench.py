@@ -62,6 +62,7 @@ class Result:
     p99_ms: float
     errors: int
     cpu_us: float = float("nan")  # server CPU time per request (robust to background load)
+    forward_us: float = float("nan")  # the service's CNN forward time per request (/metrics)
 
     def __str__(self) -> str:
         return (
@@ -250,24 +251,40 @@ def median(results: list[Result]) -> Result:
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
         statistics.median(r.cpu_us for r in results),
+        statistics.median(r.forward_us for r in results),
     )
 
 
 def measure(server: Server, url: str, script: Path, connections: int, seconds: float) -> Result:
-    """``wrk`` plus the server's CPU time per request over the run."""
-    before = server.cpu_s()
+    """``wrk`` plus the server's CPU time per request over the run (and, for the service,
+    the time its CNN forwards took per request: the part no HTTP stack can save)."""
+    before, forward_before = server.cpu_s(), _cnn_forward_s(server)
     result = wrk(url, script, connections, seconds)
-    result.cpu_us = (server.cpu_s() - before) / (result.rps * seconds) * 1e6
+    requests = result.rps * seconds
+    result.cpu_us = (server.cpu_s() - before) / requests * 1e6
+    result.forward_us = (_cnn_forward_s(server) - forward_before) / requests * 1e6
     return result
+
+
+def _cnn_metric(port: int, name: str) -> float:
+    """One CNN v1 series of the service's /metrics (nan when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+        text = response.read().decode()
+    match = re.search(rf'{name}\{{model="cnn",version="1"\}} (\S+)', text)
+    return float(match.group(1)) if match else float("nan")
+
+
+def _cnn_forward_s(server: Server) -> float:
+    """Seconds the service's CNN forwards have taken so far (nan for the other servers)."""
+    if server.name not in ("service", "baseline"):
+        return float("nan")
+    return _cnn_metric(PORTS[server.name], "digits_forward_seconds_sum")
 
 
 def mean_batch(port: int) -> float:
     """Mean rows per forward of the service's CNN, from its /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
-        text = response.read().decode()
-    total = re.search(r'digits_batch_size_rows_sum\{model="cnn",version="1"\} (\S+)', text)
-    count = re.search(r'digits_batch_size_rows_count\{model="cnn",version="1"\} (\S+)', text)
-    return float(total.group(1)) / float(count.group(1)) if total and count else float("nan")
+    total = _cnn_metric(port, "digits_batch_size_rows_sum")
+    return total / _cnn_metric(port, "digits_batch_size_rows_count")
 
 
 def main() -> int:
@@ -411,8 +428,8 @@ def report(
         "| vs ceiling | vs naive"
     )
     baseline = "baseline" in PORTS
-    print(head + " | CPU us/req |" + (" vs baseline |" if baseline else ""))
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if baseline else ""))
+    print(head + " | CPU us/req | forward us/req |" + (" vs baseline |" if baseline else ""))
+    print("|---|---|" + "---:|" * (10 + baseline))
     for c in args.concurrency:
         ceiling, naive = median(single[("ceiling", c)]), median(single[("naive", c)])
         floor = median(single[("floor", c)])
@@ -421,7 +438,8 @@ def report(
             line = (
                 f"| c={c} | {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
                 f"| {r.p99_ms / r.p50_ms:.1f} | {r.errors} | {r.rps / floor.rps:.2f}x "
-                f"| {r.rps / ceiling.rps:.2f}x | {r.rps / naive.rps:.2f}x | {r.cpu_us:.0f} |"
+                f"| {r.rps / ceiling.rps:.2f}x | {r.rps / naive.rps:.2f}x | {r.cpu_us:.0f} "
+                f"| {r.forward_us:.0f} |"
             )
             if baseline:
                 line += f" {r.rps / median(single[('baseline', c)]).rps:.3f}x |"
