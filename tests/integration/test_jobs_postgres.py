@@ -7,13 +7,10 @@ Skipped with the reason when PostgreSQL is unreachable, unless ``CI=true`` (then
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,6 +18,7 @@ from service.app import create_app
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
+from tests.databases import postgres_schema_url
 from tests.service.jobs.conftest import (
     SHORT_LOGISTIC,
     claim_concurrently,
@@ -31,26 +29,12 @@ from tests.service.jobs.conftest import (
 
 pytestmark = pytest.mark.integration
 
-ADMIN_URL = os.environ.get("DIGITS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A SQLAlchemy URL on a fresh schema of the local ``test`` database."""
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {ADMIN_URL} is required when CI=true: {exc}")
-        pytest.skip(f"PostgreSQL at {ADMIN_URL} is unreachable: {exc}")
-    schema = f"jobs_test_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    base = ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    with postgres_schema_url("jobs_test") as url:
+        yield url
 
 
 def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
@@ -96,22 +80,18 @@ def test_postgres_backs_a_whole_job_over_http(
 def test_stores_opened_at_once_on_an_empty_database_all_start(pg_url: str) -> None:
     """Replicas and workers starting together on a fresh schema all open their job store
     (one creates the tables, the others wait for it instead of failing at start-up)."""
-    schema = f"jobs_race_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = pg_url.split("?", 1)[0] + f"?options=-csearch_path%3D{schema}"
     barrier = threading.Barrier(6)
     errors: list[BaseException] = []
+    with postgres_schema_url("jobs_race") as url:
 
-    def open_store() -> None:
-        barrier.wait()
-        try:
-            JobStore(url).close()
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
+        def open_store() -> None:
+            barrier.wait()
+            try:
+                JobStore(url).close()
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
 
-    threads = [threading.Thread(target=open_store) for _ in range(6)]
-    try:
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -120,6 +100,3 @@ def test_stores_opened_at_once_on_an_empty_database_all_start(pg_url: str) -> No
         store = JobStore(url)
         assert store.create(JobSpec(family="logistic").new_job()) is not None
         store.close()
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')

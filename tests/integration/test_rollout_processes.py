@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.databases import BACKENDS, database_url
 from tests.service.conftest import write_artifact
-from tests.service.rollout_db import BACKENDS, database_url
 from tests.service.test_registry import lit
 
 ROOT = Path(__file__).resolve().parents[2]

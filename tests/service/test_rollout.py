@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import make_settings
+from tests.databases import BACKENDS, database_url
 from tests.service.conftest import write_artifact
-from tests.service.rollout_db import BACKENDS, database_url
 from tests.service.test_registry import lit
 
 ADMIN_KEY = "rollout-admin-key-0123"

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from tests.databases import BACKENDS, database_url
 from tests.service.jobs.conftest import SHORT_LOGISTIC, job_settings, wait_job
-from tests.service.rollout_db import BACKENDS, database_url
 
 PIXELS = {"pixels": [0.0] * 64}
 #: One optimiser step: a version no one should serve.

@@ -1,4 +1,4 @@
-"""The two databases the rollout tests run on: a SQLite file, and a fresh schema of the local
+"""The databases the store tests run on: a SQLite file, and a fresh schema of the local
 PostgreSQL ``test`` database (skipped with the reason when it is unreachable, failed under
 ``CI=true``), carried by the URL as the connection's ``search_path`` so worker processes that
 get only the URL use it too."""
@@ -26,13 +26,21 @@ def database_url(backend: str, tmp: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp / f'rollout-{uuid.uuid4().hex[:8]}.db'}"
         return
+    with postgres_schema_url("rollout_test") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema_url(prefix: str) -> Iterator[str]:
+    """A SQLAlchemy URL on a fresh schema ``<prefix>_<random>`` of the local PostgreSQL
+    ``test`` database, dropped afterwards."""
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required when CI=true: {exc}")
         pytest.skip(f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {exc}")
-    schema = f"rollout_test_{uuid.uuid4().hex[:10]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
     base = PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
     try:
