@@ -638,9 +638,11 @@ class Smoke:
         self.report.figure(
             "`podman stop` of API 1 (SIGTERM -> exited)", f"{stopped - stopping:.1f} s"
         )
+        # nginx resends an inference POST that reached the stopping replica (deploy/nginx.conf):
+        # no predict fails, during the stop or after it.
         self.report.check(
-            not bad_after and len(after) > 20,
-            f"API 1 stopped: no 5xx after the failover window ({window:.0f} s)",
+            not bad_during and not bad_after and len(after) > 20,
+            f"API 1 stopped: no predict failed, during the stop or after ({window:.0f} s)",
             f"{len(after)}/{len(after)} predicts 200 after it; during it "
             f"{len(during) - len(bad_during)}/{len(during)} 200"
             + (f" (others: {sorted(bad_during)}, 0 = no answer)" if bad_during else ""),
