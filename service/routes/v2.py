@@ -37,6 +37,10 @@ EXTENSIONS = ["binary_tensor_data", "model_repository"]
 PLATFORM = "pytorch_torchscript"
 HEADER_LENGTH = b"inference-header-content-length"
 _MEDIA_TYPES = (b"application/json", b"application/octet-stream")
+#: The status of a readiness answer that is false: the protocol's health APIs say true with
+#: 200 and false with a 4xx, and Triton answers 400 (``tritonclient`` reads any non-200 as
+#: false; a Kubernetes probe fails on it as on a 5xx).
+NOT_READY = 400
 
 
 class V2Route(RawRoute):
@@ -127,16 +131,16 @@ async def server_live(request: Request) -> Response:
 @router.get(
     "/health/ready",
     summary="Server ready: every model is ready",
-    responses={503: {"description": "starting, or a model (not unloaded) cannot answer"}},
+    responses={NOT_READY: {"description": "starting, or a model (not unloaded) cannot answer"}},
 )
 async def server_ready(request: Request) -> Response:
     """200 once started and every model not unloaded on request can answer (at least one);
-    else 503. ``/health/ready`` says which model is not, and why."""
+    else 400 (``NOT_READY``). ``/health/ready`` says which model is not, and why."""
     registry = get_started_registry(request)
     states = [] if registry is None else [registry.state(n) for n in registry.names()]
     serving = [s for s in states if not s.unloaded]
     ready = bool(serving) and all(s.ready for s in serving)
-    return json_response({"ready": ready}, 200 if ready else 503)
+    return json_response({"ready": ready}, 200 if ready else NOT_READY)
 
 
 @router.get(
@@ -161,17 +165,17 @@ async def model_metadata(request: Request) -> Response:
 @router.get(
     "/models/{name}/ready",
     summary="Readiness of a model",
-    responses={503: {"description": "not ready (unloaded, or not servable)"}, **_ERRORS},
+    responses={NOT_READY: {"description": "not ready (unloaded, or not servable)"}, **_ERRORS},
 )
 @router.get("/models/{name}/versions/{version}/ready", summary="Model version ready")
 async def model_ready(request: Request) -> Response:
-    """200 with ``ready: true`` when the model (version) can answer, else 503."""
+    """200 with ``ready: true`` when the model (version) can answer, else 400 (``NOT_READY``)."""
     registry = get_registry(request)
     name, version = _target(request, registry)
     try:
         registry.get(name, version)
     except ModelNotReady:
-        return json_response({"name": name, "ready": False}, 503)
+        return json_response({"name": name, "ready": False}, NOT_READY)
     return json_response({"name": name, "ready": True})
 
 

@@ -50,8 +50,12 @@ def test_empty_folder_becomes_ready_when_models_arrive(tmp_path: Path, tiny_mode
         response = client.get("/health/ready")
         assert response.status_code == 503
         assert response.json()["reason"] == "no model on disk"
+        # The Open Inference Protocol's readiness: false is a 4xx (400, as Triton answers).
+        v2_ready = client.get("/v2/health/ready")
+        assert (v2_ready.status_code, v2_ready.json()) == (400, {"ready": False})
         shutil.copytree(tiny_models / "fnn", models / "fnn")
         wait_until(lambda: client.get("/health/ready").status_code == 200, "readiness")
+        assert client.get("/v2/health/ready").json() == {"ready": True}
         assert client.post("/models/fnn/predict", json={"pixels": [0] * 64}).status_code == 200
 
 

@@ -165,6 +165,8 @@ def test_unload_then_load(
     client.unload_model("logistic")
     try:
         assert not client.is_model_ready("logistic")
+        ready = httpx.get(f"{live.url}/v2/models/logistic/ready")  # false is a 4xx, as Triton
+        assert (ready.status_code, ready.json()) == (400, {"name": "logistic", "ready": False})
         assert client.is_server_ready()  # every model not unloaded serves
         with pytest.raises(InferenceServerException) as unloaded:
             client.infer("logistic", _inputs(rows, binary=True))
