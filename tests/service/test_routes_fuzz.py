@@ -1,0 +1,59 @@
+"""Every route but ``/train`` fuzzed from the service's own OpenAPI schema with schemathesis,
+against a real ``python -m service`` holding the admin key: whatever the request, valid or
+not, the answer is never a 5xx and the service logs no traceback.
+
+``/train`` has its own, stricter fuzz test (tests/service/jobs/test_train_fuzz.py; here jobs
+would train). Repository unload is left out: it takes a model out of this process on purpose,
+after which that model's routes answer 503 ``model_unloaded`` as documented.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import Case
+from schemathesis.checks import not_a_server_error
+
+from tests.service.live import LiveService, running_service
+
+ADMIN = "fuzz-admin-key"
+LEFT_OUT = r"^/train|/unload$"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[LiveService]:
+    root = tmp_path_factory.mktemp("fuzz-routes")
+    shutil.copytree(tiny_models, root / "models")
+    with running_service(root / "models", root, {"DIGITS_ADMIN_API_KEY": ADMIN}) as service:
+        yield service
+
+
+def test_no_route_answers_a_server_error(live: LiveService) -> None:
+    schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
+    operations = [op.ok() for op in schema.exclude(path_regex=LEFT_OUT).get_all_operations()]
+    labels = {op.label for op in operations}
+    # The protocols' inference, the rollout and the console routes are all in the schema.
+    assert {"POST /predict", "POST /v2/models/{name}/infer", "PUT /models/{name}/traffic"} <= (
+        labels
+    )
+    assert len(operations) >= 25
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+        def never_a_server_error(case: Case) -> None:
+            case.call_and_validate(
+                base_url=live.url,
+                headers={"Authorization": f"Bearer {ADMIN}"},
+                checks=[not_a_server_error],
+            )
+
+        never_a_server_error()
+    assert "Traceback" not in live.output()
+    assert httpx.get(f"{live.url}/health/ready", timeout=5).status_code == 200
