@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +19,12 @@ from service.dataplane import DataPlane
 from service.deps import get_dataplane, get_settings
 from service.digit_image import ImageLimits, reduce_image
 from service.errors import InvalidInput, UnsupportedMediaType
-from service.routes.predict import parse_version
+from service.routes.predict import (
+    ROUTING_PARAMS,
+    encode,
+    infer,
+    requested_target,
+)
 from service.schemas import PredictResponse
 
 router = APIRouter(tags=["predict"])
@@ -57,13 +61,6 @@ _BODY = {
         },
     }
 }
-_VERSION = {
-    "name": "version",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1},
-    "description": "model version (default: the model's default version)",
-}
 
 
 @router.post(
@@ -71,12 +68,12 @@ _VERSION = {
     summary="Classify a digit image with the default model",
     response_model=ImagePredictResponse,
     responses=_ERRORS,
-    openapi_extra=_BODY,
+    openapi_extra={**_BODY, "parameters": ROUTING_PARAMS},
 )
 async def predict_image_default(request: Request) -> Response:
     """Reduce a PNG or JPEG to load_digits' 8x8 values and classify it (default model)."""
     dataplane = get_dataplane(request)
-    return await _predict_image(request, dataplane, dataplane.default_model, None)
+    return await _predict_image(request, dataplane, dataplane.default_model)
 
 
 @router.post(
@@ -84,34 +81,24 @@ async def predict_image_default(request: Request) -> Response:
     summary="Classify a digit image with a chosen model and version",
     response_model=ImagePredictResponse,
     responses=_ERRORS,
-    openapi_extra={**_BODY, "parameters": [_VERSION]},
+    openapi_extra={**_BODY, "parameters": ROUTING_PARAMS},
 )
 async def predict_image(name: str, request: Request) -> Response:
     """Reduce a PNG or JPEG to load_digits' 8x8 values and classify it with model ``name``."""
-    version = parse_version(request.query_params.get("version"))
-    return await _predict_image(request, get_dataplane(request), name, version)
+    return await _predict_image(request, get_dataplane(request), name)
 
 
-async def _predict_image(
-    request: Request, dataplane: DataPlane, name: str, version: int | None
-) -> Response:
+async def _predict_image(request: Request, dataplane: DataPlane, name: str) -> Response:
+    """Routed as ``/predict`` is (``?version=``, ``?alias=``, ``X-Request-Id``), answered as
+    it is, plus the ``pixels`` the image was reduced to."""
+    version, alias = requested_target(request)
     settings = get_settings(request)
     limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
     data = await _image_bytes(request)
     # Decoding a large image takes milliseconds: off the event loop.
     pixels = await run_in_threadpool(reduce_image, data, limits)  # (64,) float32
-    result = await dataplane.infer(name, version, pixels.reshape(1, -1))
-    body = {
-        "model": result.model,
-        "version": str(result.version),
-        "device": result.device,
-        "predictions": [
-            {"label": label, "probabilities": row}
-            for label, row in zip(result.labels.tolist(), result.probabilities, strict=True)
-        ],
-        "pixels": [int(v) for v in pixels],
-    }
-    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    result = await infer(request, dataplane, name, pixels.reshape(1, -1), version, alias)
+    content = encode(result, pixels=[int(v) for v in pixels])
     return Response(content, media_type="application/json")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -99,7 +100,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "not 64 finite numbers in 0..16 per row; the error names the row"},
     503: {"description": "the model's serving version could not be loaded; see /health/ready"},
 }
-_VERSION = {
+VERSION_PARAM = {
     "name": "version",
     "in": "query",
     "required": False,
@@ -107,14 +108,14 @@ _VERSION = {
     "description": "model version (default: the canary split if one is set, else the "
     "version the `production` alias names)",
 }
-_ALIAS = {
+ALIAS_PARAM = {
     "name": "alias",
     "in": "query",
     "required": False,
     "schema": {"type": "string", "examples": ["production", "staging"]},
     "description": "answer with the version this alias names (not with `version`)",
 }
-_REQUEST_ID = {
+REQUEST_ID_PARAM = {
     "name": "X-Request-Id",
     "in": "header",
     "required": False,
@@ -122,6 +123,8 @@ _REQUEST_ID = {
     "description": "keeps a caller on the same side of a canary split",
 }
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+#: The query and header parameters that pick the version, on every predict route.
+ROUTING_PARAMS = [VERSION_PARAM, ALIAS_PARAM, REQUEST_ID_PARAM]
 
 
 @router.post(
@@ -129,7 +132,7 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
     summary="Classify digits with the default model",
     response_model=PredictResponse,
     responses=_ERRORS,
-    openapi_extra={**predict_openapi(), "parameters": [_VERSION, _ALIAS, _REQUEST_ID]},
+    openapi_extra={**predict_openapi(), "parameters": ROUTING_PARAMS},
 )
 async def predict_default(request: Request) -> Response:
     """Classify digits with the default model (DIGITS_DEFAULT_MODEL)."""
@@ -142,7 +145,7 @@ async def predict_default(request: Request) -> Response:
     summary="Classify digits with a chosen model and version",
     response_model=PredictResponse,
     responses=_ERRORS,
-    openapi_extra={**predict_openapi(), "parameters": [_NAME, _VERSION, _ALIAS, _REQUEST_ID]},
+    openapi_extra={**predict_openapi(), "parameters": [_NAME, *ROUTING_PARAMS]},
 )
 async def predict(request: Request) -> Response:
     """Classify digits with model ``name`` (its production version unless ``version`` or
@@ -152,6 +155,15 @@ async def predict(request: Request) -> Response:
 
 
 async def _predict(request: Request, dataplane: DataPlane, name: str) -> Response:
+    version, alias = requested_target(request)
+    _check_content_type(request)
+    rows = decode_rows(await read_body(request), dataplane.max_rows)  # (N, 64) float32
+    result = await infer(request, dataplane, name, rows, version, alias)
+    return Response(encode(result), media_type="application/json")
+
+
+def requested_target(request: Request) -> tuple[int | None, str | None]:
+    """The ``?version=`` and ``?alias=`` of a predict request (at most one of them)."""
     version, alias = None, None
     if request.scope["query_string"]:  # most requests carry none: skip the parsing
         version = parse_version(request.query_params.get("version"))
@@ -162,11 +174,21 @@ async def _predict(request: Request, dataplane: DataPlane, name: str) -> Respons
                 "both ?version= and ?alias= were given", expected="one of them, or neither"
             )
         check_alias_name(alias)
-    _check_content_type(request)
-    rows = decode_rows(await read_body(request), dataplane.max_rows)  # (N, 64) float32
+    return version, alias
+
+
+async def infer(
+    request: Request,
+    dataplane: DataPlane,
+    name: str,
+    rows: np.ndarray,
+    version: int | None,
+    alias: str | None,
+) -> InferenceResult:
+    """``rows`` through the data plane, kept on its side of a canary split by the request's
+    ``X-Request-Id``."""
     request_id = request.headers.get("x-request-id")
-    result = await dataplane.infer(name, version, rows, alias=alias, request_id=request_id)
-    return Response(_encode(result), media_type="application/json")
+    return await dataplane.infer(name, version, rows, alias=alias, request_id=request_id)
 
 
 async def read_body(request: Request) -> bytes:
@@ -225,7 +247,8 @@ def parse_version(raw: str | None) -> int | None:
     return version
 
 
-def _encode(result: InferenceResult) -> bytes:
+def encode(result: InferenceResult, **extra: Any) -> bytes:
+    """The JSON answer of every predict route (``PredictResponse``), plus ``extra`` fields."""
     probabilities = result.probabilities  # (N, 10) float32, C-contiguous rows
     predictions = [
         {"label": label, "probabilities": row}
@@ -237,5 +260,6 @@ def _encode(result: InferenceResult) -> bytes:
         "alias": result.alias,
         "device": result.device,
         "predictions": predictions,
+        **extra,
     }
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

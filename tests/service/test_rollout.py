@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from service.app import create_app
 from service.settings import Settings
@@ -153,6 +155,37 @@ def test_canary_split_is_within_3_points_and_sticky(client: TestClient) -> None:
     )
     assert staged >= counts["2"]
     assert _sample(metrics, "digits_predicted_class_total", label="2", version="2") == staged
+
+
+def test_the_image_route_is_routed_and_answered_as_predict_is(client: TestClient) -> None:
+    """``/models/{name}/predict/image`` names the alias that routed it, takes ``?alias=`` and
+    ``?version=``, and keeps a request id on its side of a canary split, as ``/predict``."""
+    blank = io.BytesIO()
+    Image.new("L", (8, 8), color=255).save(blank, format="PNG")
+
+    def image(query: str = "", **headers: str) -> dict[str, Any]:
+        response = client.post(
+            f"/models/m/predict/image{query}",
+            content=blank.getvalue(),
+            headers={"Content-Type": "image/png", **headers},
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        assert body["predictions"][0]["label"] == int(body["version"])
+        return body
+
+    assert (image()["version"], image()["alias"]) == ("1", "production")
+    move(client, "staging", 2)
+    assert (image("?alias=staging")["version"], image("?alias=staging")["alias"]) == (
+        "2",
+        "staging",
+    )
+    assert image("?version=3")["alias"] is None
+    put = client.put("/models/m/traffic", json={"production": 50, "staging": 50}, headers=ADMIN)
+    assert put.status_code == 200, put.text
+    for i in range(10):  # a request id sticks to the side /predict puts it on
+        side = answer(client, **{"X-Request-Id": f"user-{i}"})["version"]
+        assert {image(**{"X-Request-Id": f"user-{i}"})["version"] for _ in range(3)} == {side}
 
 
 def test_shadow_scores_the_same_rows_and_counts_agreement(client: TestClient) -> None:
