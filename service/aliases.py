@@ -33,6 +33,9 @@ PRODUCTION = "production"
 #: What an alias name may be; ``shadow`` is the traffic body's key for the shadow alias.
 ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 RESERVED = frozenset({"shadow"})
+#: The same rule as a JSON Schema ``pattern`` (ECMA-262), for the OpenAPI schema of every
+#: route that takes an alias name; the routes check names with ``check_alias_name``.
+ALIAS_SCHEMA_PATTERN = f"^(?!(?:{'|'.join(sorted(RESERVED))})$){ALIAS_PATTERN.pattern}$"
 #: PostgreSQL advisory-lock key serialising alias and traffic writes ("digia" in ASCII).
 _ALIAS_LOCK_KEY = 0x6469676961
 

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.aliases import check_alias_name
+from service.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
 from service.dataplane import DataPlane, InferenceResult
 from service.deps import get_dataplane
 from service.errors import InvalidInput, ServiceError, UnsupportedMediaType
@@ -112,7 +112,11 @@ ALIAS_PARAM = {
     "name": "alias",
     "in": "query",
     "required": False,
-    "schema": {"type": "string", "examples": ["production", "staging"]},
+    "schema": {
+        "type": "string",
+        "pattern": ALIAS_SCHEMA_PATTERN,
+        "examples": ["production", "staging"],
+    },
     "description": "answer with the version this alias names (not with `version`)",
 }
 REQUEST_ID_PARAM = {

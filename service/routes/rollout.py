@@ -12,11 +12,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.access import ACTOR, ANONYMOUS
-from service.aliases import Move, MoveResult, check_alias_name
+from service.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
 from service.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
 from service.errors import GateRefused, InvalidInput, ModelNotReady
 from service.gate import Verdict, accuracy, judge, recorded_accuracy, validation_rows
@@ -27,6 +27,10 @@ router = APIRouter(prefix="/models", tags=["rollout"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such model, version or alias; lists those that exist"}
 }
+
+#: An alias in a path: the schema states the rule; the route checks it (``check_alias_name``)
+#: so that a bad name gets the service's own message.
+AliasName = Annotated[str, Path(json_schema_extra={"pattern": ALIAS_SCHEMA_PATTERN})]
 
 
 class AliasMoveRequest(BaseModel):
@@ -88,7 +92,7 @@ class TrafficView(BaseModel):
 @router.put("/{name}/aliases/{alias}", summary="Move an alias", responses=_NOT_FOUND)
 async def move_alias(
     name: str,
-    alias: str,
+    alias: AliasName,
     body: AliasMoveRequest,
     request: Request,
     registry: RegistryDep,
@@ -127,7 +131,7 @@ _ROLLBACK_EXAMPLES = {"reason": {"value": {"reason": "v3 misreads 7s as 1s in th
 )
 async def rollback_alias(
     name: str,
-    alias: str,
+    alias: AliasName,
     request: Request,
     registry: RegistryDep,
     aliases: AliasesDep,

@@ -92,6 +92,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": '{"error": "..."}: the request is at fault; the message names it'},
     404: {"description": '{"error": "..."}: unknown model or version'},
 }
+_READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    NOT_READY: {
+        "description": '{"name", "ready": false}: unloaded, or not servable (or '
+        '{"error": "..."} for a request at fault)'
+    },
+}
 _INFER_EXAMPLE = {
     "id": "42",
     "inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0] * 64}],
@@ -131,7 +138,11 @@ async def server_live(request: Request) -> Response:
 @router.get(
     "/health/ready",
     summary="Server ready: every model is ready",
-    responses={NOT_READY: {"description": "starting, or a model (not unloaded) cannot answer"}},
+    responses={
+        NOT_READY: {
+            "description": '{"ready": false}: starting, or a model (not unloaded) cannot answer'
+        }
+    },
 )
 async def server_ready(request: Request) -> Response:
     """200 once started and every model not unloaded on request can answer (at least one);
@@ -146,7 +157,9 @@ async def server_ready(request: Request) -> Response:
 @router.get(
     "/models/{name}", summary="Describe a model: versions, platform, tensors", responses=_ERRORS
 )
-@router.get("/models/{name}/versions/{version}", summary="Model version metadata")
+@router.get(
+    "/models/{name}/versions/{version}", summary="Model version metadata", responses=_ERRORS
+)
 async def model_metadata(request: Request) -> Response:
     """The model's versions, platform and tensors (the default version's unless one is given)."""
     registry = get_registry(request)
@@ -165,9 +178,13 @@ async def model_metadata(request: Request) -> Response:
 @router.get(
     "/models/{name}/ready",
     summary="Readiness of a model",
-    responses={NOT_READY: {"description": "not ready (unloaded, or not servable)"}, **_ERRORS},
+    responses=_READY_RESPONSES,
 )
-@router.get("/models/{name}/versions/{version}/ready", summary="Model version ready")
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    summary="Model version ready",
+    responses=_READY_RESPONSES,
+)
 async def model_ready(request: Request) -> Response:
     """200 with ``ready: true`` when the model (version) can answer, else 400 (``NOT_READY``)."""
     registry = get_registry(request)

@@ -29,6 +29,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: Load and unload answer 200 with an empty body, as Triton does.
+_NO_BODY: dict[str, Any] = {"description": "done; no body", "content": {}}
+
+
 @router.post("/index", summary="Every model in the repository and its state", responses=_ERRORS)
 async def index(request: Request) -> Response:
     """Each version of each model: ``READY`` or ``UNAVAILABLE`` with the reason (an unloaded
@@ -40,7 +44,12 @@ async def index(request: Request) -> Response:
     return json_response(entries)
 
 
-@router.post("/models/{name}/load", summary="Load (or reload) a model", responses=_ERRORS)
+@router.post(
+    "/models/{name}/load",
+    summary="Load (or reload) a model",
+    response_class=Response,
+    responses={200: _NO_BODY, **_ERRORS},
+)
 async def load(request: Request) -> Response:
     """Load every version of the model from disk again (after an unload, or to reload it)."""
     body = await _body(request)
@@ -61,7 +70,12 @@ async def load(request: Request) -> Response:
     return Response(status_code=200)
 
 
-@router.post("/models/{name}/unload", summary="Unload a model", responses=_ERRORS)
+@router.post(
+    "/models/{name}/unload",
+    summary="Unload a model",
+    response_class=Response,
+    responses={200: _NO_BODY, **_ERRORS},
+)
 async def unload(request: Request) -> Response:
     """Stop serving the model in this process until it is loaded again."""
     await _body(request)
