@@ -25,7 +25,9 @@ from typing import Any
 
 from service.errors import JobNotCancellable
 from service.jobs.store import WORKER_LOST, JobStore, new_owner
-from service.jobs.worker import init_worker_process, run_job, warm_up
+
+# ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
+# worker is started or given a job, not with the API: the API's start-up does not use it.
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class _Slot:
 
 
 def _new_pool(nice: int) -> ProcessPoolExecutor:
+    from service.jobs.worker import init_worker_process
+
     return ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
@@ -106,6 +110,8 @@ class LocalLauncher:
 
     async def _warm_workers(self) -> None:
         await asyncio.sleep(WARM_AFTER_S)
+        from service.jobs.worker import warm_up
+
         for slot in self._slots:
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
@@ -177,6 +183,8 @@ class LocalLauncher:
 
     async def _run(self, slot: _Slot, job_id: str) -> None:
         """Run ``job_id`` in ``slot``'s worker, then report it done."""
+        from service.jobs.worker import run_job
+
         try:
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
