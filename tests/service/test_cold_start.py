@@ -18,15 +18,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import torch
 from asgi_lifespan import LifespanManager
 
 from service import __main__ as service_main
+from service.aliases import AliasStore
 from service.app import create_app
 from service.dataplane import DataPlane
 from service.startup import pause_gc, resume_gc
 from tests.conftest import make_settings
+from tests.service.conftest import republish
+from tests.service.live import running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,3 +170,60 @@ def test_calibration_times_forwards_of_about_its_budget_not_of_a_whole_batch(
     costly = _Timed(2000, 10)  # over budget at one row: never inline
     assert plane._inline_rows(costly) == 0  # type: ignore[arg-type]
     assert max(costly.rows) == 16
+
+
+@pytest.mark.timeout(180)
+def test_python_m_service_answers_with_the_production_version_of_its_database(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """Started as a user starts it (collector paused, no WebSocket support), the service is
+    ready with the version the alias store names, not the first on disk, and answers with it;
+    an image (Pillow imported at that request) is classified too."""
+    republish(models_dir, "cnn", old=1, new=2)
+    aliases = AliasStore.open(f"sqlite:///{tmp_path / 'jobs.db'}")  # the service's database
+    aliases.ensure_production("cnn", 2, "set before the service starts")
+    aliases.close()
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.new("L", (32, 32), 255).save(buffer, format="PNG")
+    with running_service(models_dir, tmp_path) as service:
+        ready = httpx.get(f"{service.url}/health/ready").json()
+        answer = httpx.post(f"{service.url}/models/cnn/predict", json={"pixels": [0] * 64})
+        image = httpx.post(
+            f"{service.url}/models/cnn/predict/image",
+            content=buffer.getvalue(),
+            headers={"Content-Type": "image/png"},
+        )
+    assert ready["status"] == "ready"
+    assert ready["models"]["cnn"]["default_version"] == 2
+    assert ready["models"]["cnn"]["versions"] == [1, 2]
+    assert (answer.status_code, answer.json()["version"]) == (200, "2")
+    assert (image.status_code, image.json()["version"]) == (200, "2"), image.text
+
+
+@pytest.mark.timeout(120)
+def test_a_database_that_cannot_be_opened_still_stops_the_start_saying_why(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """As before: the lifespan fails on the alias store, uvicorn exits 3 with the error, and
+    the service never says it started."""
+    (tmp_path / "a-file").write_text("not a folder")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
+    env |= {
+        "DIGITS_DATABASE_URL": f"sqlite:///{tmp_path / 'a-file' / 'jobs.db'}",
+        "DIGITS_MODELS_DIR": str(models_dir),
+        "DIGITS_DEVICE": "cpu",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "--port", "1"],  # never bound: start-up fails first
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 3
+    assert f"File exists: '{tmp_path / 'a-file'}'" in done.stderr
+    assert "Application startup failed. Exiting." in done.stderr
+    assert "Application startup complete" not in done.stderr
