@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import multiprocessing
 import os
@@ -27,7 +28,8 @@ from service.errors import JobNotCancellable
 from service.jobs.store import WORKER_LOST, JobStore, new_owner
 
 # ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
-# worker is started or given a job, not with the API: the API's start-up does not use it.
+# worker is started or given a job (``_import_worker``), not with the API: the API's start-up
+# does not use it.
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,12 @@ def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> as
         return asyncio.get_running_loop().run_in_executor(pool, fn, *args)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+async def _import_worker() -> None:
+    """Import ``service.jobs.worker`` in a thread, so that the first import (~20 ms of training
+    code) does not stall the event loop while it serves; later calls find it imported."""
+    await asyncio.to_thread(importlib.import_module, "service.jobs.worker")
 
 
 def _log_warm_up_failure(done: asyncio.Future[None]) -> None:
@@ -110,6 +118,7 @@ class LocalLauncher:
 
     async def _warm_workers(self) -> None:
         await asyncio.sleep(WARM_AFTER_S)
+        await _import_worker()
         from service.jobs.worker import warm_up
 
         for slot in self._slots:
@@ -183,9 +192,10 @@ class LocalLauncher:
 
     async def _run(self, slot: _Slot, job_id: str) -> None:
         """Run ``job_id`` in ``slot``'s worker, then report it done."""
-        from service.jobs.worker import run_job
-
         try:
+            await _import_worker()
+            from service.jobs.worker import run_job
+
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
             run = functools.partial(
