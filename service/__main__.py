@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from service.access import exposure_problem
 from service.settings import Settings
+from service.startup import pause_gc, resume_gc
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -76,15 +77,26 @@ def main(argv: list[str] | None = None) -> int:
     # (Ctrl-C) or death by SIGTERM (exit 143). A stop that was asked for is a clean exit.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _exit_cleanly)
-    uvicorn.run(
-        "service.app:create_app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-        factory=True,
-    )
+    # One process imports torch and the app, then loads the models: with no collections on
+    # the way (service/startup.py); its lifespan resumes them. (With several workers, this
+    # process only supervises: each worker imports the app itself.)
+    if settings.workers == 1:
+        pause_gc()
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,
+            factory=True,
+            # No route is a WebSocket: without this uvicorn imports the websockets package at
+            # start-up (~30 ms) to serve none.
+            ws="none",
+        )
+    finally:
+        resume_gc()  # when the app never started (e.g. the port was taken)
     return 0
 
 

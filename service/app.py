@@ -46,6 +46,7 @@ from service.routes import (
     v2_repository,
 )
 from service.settings import Settings
+from service.startup import resume_gc
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with contextlib.AsyncExitStack() as stack:
         dataplane = await _open_dataplane(app, settings, stack)
+        resume_gc()  # paused by ``python -m service`` until the models are loaded
         _watch_models(dataplane, settings.reload_interval_s, stack)
         app.state.jobs = await stack.enter_async_context(
             open_job_runner(settings, dataplane.refresh, app.state.metrics.registry)

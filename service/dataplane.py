@@ -186,8 +186,12 @@ class DataPlane:
     def _inline_rows(self, model: LoadedModel) -> int:
         """The most rows whose forward takes at most ``inline_forward_max_us`` (0 off CPU).
 
-        The cost is modelled as fixed + per row from the best of a few timed forwards of 1 and
-        ``max_batch_size`` rows, so a moment of background load does not skew it much.
+        The cost is modelled as fixed + per row, from the best of a few timed forwards (so a
+        moment of background load does not skew it much) of 1 row and of 16; when
+        that line says more rows fit, it is fitted again through 1 row and that many, so the
+        line is measured where the limit lies. Every forward timed is then about the budget or
+        less: timing ``max_batch_size`` rows (tens of ms for the larger models) would cost
+        start-up more than the budget it decides on.
         """
         if model.device.type != "cpu" or self.inline_forward_max_us <= 0:
             return 0
@@ -203,11 +207,22 @@ class DataPlane:
             return min(times) * 1e6
 
         n = self.max_batch_size
-        one, many = best(1), best(n) if n > 1 else best(1)
-        per_row = max((many - one) / (n - 1), 1e-3) if n > 1 else one
-        fixed = max(one - per_row, 0.0)
-        rows = int((self.inline_forward_max_us - fixed) // per_row)
-        rows = max(0, min(rows, n))
+        one = best(1)
+        if n == 1:
+            return 1 if one <= self.inline_forward_max_us else 0
+
+        def fit(rows: int) -> tuple[float, float, int]:
+            """(fixed, per row, most rows within the budget) through 1 row and ``rows``."""
+            many = best(rows)
+            per_row = max((many - one) / (rows - 1), 1e-3)
+            fixed = max(one - per_row, 0.0)
+            fits = int((self.inline_forward_max_us - fixed) // per_row)
+            return fixed, per_row, max(0, min(fits, n))
+
+        probe = min(n, 16)
+        fixed, per_row, rows = fit(probe)
+        if rows > probe:  # measure again where the limit lies (``n`` at most)
+            fixed, per_row, rows = fit(rows)
         log.info(
             "%s v%s: forward %.0f us + %.1f us/row; batches of <= %d rows run inline",
             model.name, model.version, fixed, per_row, rows,

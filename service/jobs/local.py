@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import multiprocessing
 import os
@@ -25,7 +26,10 @@ from typing import Any
 
 from service.errors import JobNotCancellable
 from service.jobs.store import WORKER_LOST, JobStore, new_owner
-from service.jobs.worker import init_worker_process, run_job, warm_up
+
+# ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
+# worker is started or given a job (``_import_worker``), not with the API: the API's start-up
+# does not use it.
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ class _Slot:
 
 
 def _new_pool(nice: int) -> ProcessPoolExecutor:
+    from service.jobs.worker import init_worker_process
+
     return ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
@@ -63,6 +69,12 @@ def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> as
         return asyncio.get_running_loop().run_in_executor(pool, fn, *args)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+async def _import_worker() -> None:
+    """Import ``service.jobs.worker`` in a thread, so that the first import (~20 ms of training
+    code) does not stall the event loop while it serves; later calls find it imported."""
+    await asyncio.to_thread(importlib.import_module, "service.jobs.worker")
 
 
 def _log_warm_up_failure(done: asyncio.Future[None]) -> None:
@@ -106,6 +118,9 @@ class LocalLauncher:
 
     async def _warm_workers(self) -> None:
         await asyncio.sleep(WARM_AFTER_S)
+        await _import_worker()
+        from service.jobs.worker import warm_up
+
         for slot in self._slots:
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
@@ -178,6 +193,9 @@ class LocalLauncher:
     async def _run(self, slot: _Slot, job_id: str) -> None:
         """Run ``job_id`` in ``slot``'s worker, then report it done."""
         try:
+            await _import_worker()
+            from service.jobs.worker import run_job
+
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
             run = functools.partial(
