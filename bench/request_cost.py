@@ -136,6 +136,7 @@ async def run(args: argparse.Namespace) -> None:
     }  # fmt: skip
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     async with app.router.lifespan_context(app):
+        await asgi_micro.settle()
         for round_ in range(args.rounds):
             for name, changes in variants.items():
                 cut.restore()

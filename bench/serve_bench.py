@@ -26,6 +26,7 @@ stops the servers and exits with status 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -81,6 +82,32 @@ class Server:
         """User + system CPU seconds the server process has used so far."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def children_cpu_s(self) -> float:
+        """CPU seconds used so far by the server's live child processes (the service's job
+        workers)."""
+        total = 0.0
+        for child in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            for pid in child.read_text().split():
+                with contextlib.suppress(OSError):  # a child that just exited
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def settle(self, quiet_s: float = 1.0, limit_s: float = 90.0) -> float:
+        """Wait until the server's children stop using CPU (the service warms its idle job
+        workers a few seconds after it is ready: importing torch takes them seconds of CPU on
+        the server's core, which would weigh on the first rounds); the seconds waited."""
+        began = time.perf_counter()
+        last = self.children_cpu_s()
+        while time.perf_counter() - began < limit_s:
+            time.sleep(quiet_s)
+            now = self.children_cpu_s()
+            # The workers start WARM_AFTER_S (2 s, service/jobs/local.py) after the start.
+            if now - last < 0.05 * quiet_s and time.perf_counter() - began > 5:
+                break
+            last = now
+        return time.perf_counter() - began
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -339,6 +366,9 @@ def run() -> int:
         for name in PORTS:
             servers[name] = start(name, args.models_dir, args.baseline)
             progress(f"{name} ready in {servers[name].cold_start_s:.2f} s")
+        for name, server in servers.items():
+            if name in ("service", "baseline"):
+                progress(f"{name}: its job workers warmed, idle after {server.settle():.1f} s")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             one = lua_script(folder, {"instances": [SEVEN]})
