@@ -30,9 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from serve_bench import wait_ready  # the sibling benchmark: one readiness wait
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -60,15 +60,7 @@ def cold_start(name: str, core: str, models_dir: Path, baseline: Path | None) ->
     began = time.perf_counter()
     process = subprocess.Popen(["taskset", "-c", core, *cmd], cwd=cwd, env=env)
     try:
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{name} exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(probe, timeout=5) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - began
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.005)
+        return wait_ready(name, process, probe, began, poll_s=0.005)
     finally:
         process.terminate()
         try:

@@ -136,15 +136,22 @@ def start(name: str, models_dir: Path, baseline: Path | None = None) -> Server:
     progress(f"starting {name} on port {port}")
     began = time.perf_counter()
     process = subprocess.Popen(["taskset", "-c", SERVER_CORE, *cmd], cwd=cwd, env=env)
+    return Server(name, process, wait_ready(name, process, probe, began))
+
+
+def wait_ready(
+    name: str, process: subprocess.Popen[bytes], probe: str, began: float, poll_s: float = 0.02
+) -> float:
+    """Seconds from ``began`` until ``probe`` answers 200 (exit if the server dies first)."""
     while True:
         if process.poll() is not None:
             raise SystemExit(f"{name} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(probe, timeout=1) as response:
+            with urllib.request.urlopen(probe, timeout=5) as response:
                 if response.status == 200:
-                    return Server(name, process, time.perf_counter() - began)
+                    return time.perf_counter() - began
         except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.02)
+            time.sleep(poll_s)
 
 
 def stop(servers: Iterable[Server]) -> None:
