@@ -40,7 +40,7 @@ COPY pyproject.toml README.md ./
 COPY training ./training
 COPY service ./service
 # torch==2.13.0 is already satisfied (the +cpu/+cuXXX local label matches), so pip keeps it.
-RUN pip install --no-cache-dir . && python -c "import service.app, training.export"
+RUN pip install --no-cache-dir . && python -c "import service.http.app, training.export"
 
 # --- runtime: the venv, the shipped models, a non-root user --------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

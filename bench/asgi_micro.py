@@ -134,7 +134,7 @@ async def main(args: argparse.Namespace) -> None:
 
         app = ref_naive.create_app(str(args.models_dir / "cnn" / "1" / "model.pt"))
     else:
-        from service.app import create_app
+        from service.http.app import create_app
         from service.settings import Settings
 
         tmp = tempfile.mkdtemp()

@@ -31,7 +31,7 @@ def measure(freeze: bool, requests: int, models_dir: Path) -> dict[int, list[flo
     import httpx
     from asgi_lifespan import LifespanManager
 
-    from service.app import create_app
+    from service.http.app import create_app
     from service.settings import Settings
 
     pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}

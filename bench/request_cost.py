@@ -33,12 +33,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import asgi_micro  # noqa: E402  # the harness beside this file
 
-import service.batcher  # noqa: E402
+import service.http.routes.predict  # noqa: E402
+import service.inference.batcher  # noqa: E402
 import service.metrics  # noqa: E402
-import service.routes.predict  # noqa: E402
-from service.app import create_app  # noqa: E402
-from service.dataplane import InferenceResult  # noqa: E402
-from service.registry import LoadedModel  # noqa: E402
+from service.http.app import create_app  # noqa: E402
+from service.inference.dataplane import InferenceResult  # noqa: E402
+from service.inference.registry import LoadedModel  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 OURS = ("RequestMetrics", "AccessControl", "BodyLimit", "RequestDeadline")
@@ -49,7 +49,7 @@ class Ablations:
 
     def __init__(self, app: Any, body: bytes) -> None:
         self.app = app
-        predict = service.routes.predict
+        predict = service.http.routes.predict
         metrics = service.metrics
         self.saved: list[tuple[Any, str, Any]] = [
             (LoadedModel, "predict_proba", LoadedModel.predict_proba),
@@ -58,7 +58,11 @@ class Ablations:
             (metrics.ServiceMetrics, "observe_request", metrics.ServiceMetrics.observe_request),
             (metrics.ServiceMetrics, "observe_batch", metrics.ServiceMetrics.observe_batch),
             (metrics.VersionMetrics, "observe", metrics.VersionMetrics.observe),
-            (service.batcher.MicroBatcher, "submit", service.batcher.MicroBatcher.submit),
+            (
+                service.inference.batcher.MicroBatcher,
+                "submit",
+                service.inference.batcher.MicroBatcher.submit,
+            ),
         ]
         self.middleware = list(app.user_middleware)
         self.rows = predict.decode_rows(body, 1)
@@ -76,11 +80,11 @@ class Ablations:
 
     def decode(self) -> None:
         rows = self.rows
-        service.routes.predict.decode_rows = lambda _body, _max_rows: rows
+        service.http.routes.predict.decode_rows = lambda _body, _max_rows: rows
 
     def encode(self) -> None:
         answer = self.answer
-        service.routes.predict.encode = lambda _result, **_extra: answer
+        service.http.routes.predict.encode = lambda _result, **_extra: answer
 
     def metrics(self) -> None:
         def nothing(*_args: Any, **_kwargs: Any) -> None:
@@ -94,7 +98,7 @@ class Ablations:
         async def submit(batcher: Any, rows: Any, deadline: float | None = None) -> Any:
             return batcher.forward(rows)
 
-        service.batcher.MicroBatcher.submit = submit
+        service.inference.batcher.MicroBatcher.submit = submit
 
     def without(self, *names: str) -> Callable[[], None]:
         return lambda: self._keep_middleware(lambda name: name not in names)

@@ -16,7 +16,7 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from service.access import exposure_problem
+from service.http.access import exposure_problem
 from service.settings import Settings
 from service.startup import pause_gc, resume_gc
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         pause_gc()
     try:
         uvicorn.run(
-            "service.app:create_app",
+            "service.http.app:create_app",
             host=settings.host,
             port=settings.port,
             workers=settings.workers,

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     """Broker of the celery backend."""
 
-    # --- access (service/access.py holds the route -> key table) -------------------------
+    # --- access (service/http/access.py holds the route -> key table) -------------------------
     admin_api_key: SecretStr | None = None
     """Key of the routes that change things (``POST /train``, ``DELETE /train/{id}``)."""
     admin_api_key_file: Path | None = None

@@ -107,7 +107,7 @@ class Jobs:
 
     async def submit(self, new: NewJob) -> JobRecord:
         """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full. A store
-        that cannot take it raises ``OperationalError``: 503 (``service.handlers``)."""
+        that cannot take it raises ``OperationalError``: 503 (``service.http.handlers``)."""
         job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)
         if job is None:
             raise QueueFull(

@@ -8,7 +8,7 @@ alias_moves     every move of an alias: when, who (a key's id), from, to, why
 model_traffic   per model, the canary weights over its aliases and the shadow alias
 
 The alias tables live beside the jobs so that every API replica sharing the database agrees
-on which version answers (``service/aliases.py``).
+on which version answers (``service/rollout/aliases.py``).
 """
 
 from __future__ import annotations

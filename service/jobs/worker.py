@@ -5,7 +5,7 @@ function. It needs only the database URL, the models folder and the job id: it r
 resolved spec from the store, fits with ``training.fit.train`` on the training rows less the
 validation rows (``carve_validation``), reports progress and checks for a cancel from the
 ``on_step`` callback, publishes through ``training.export.export`` (the CLI's code) with the
-validation accuracy in the manifest, applies the promotion gate (``service/promotion.py``)
+validation accuracy in the manifest, applies the promotion gate (``service/rollout/promotion.py``)
 and records the outcome. It never raises for a failed fit: the job says why.
 """
 
@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 import torch
 from sqlalchemy.exc import OperationalError
 
+from service.inference.repository import ModelRepository
 from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
-from service.repository import ModelRepository
 from training.data import Split, Validation, carve_validation, load_split
 from training.ensemble import ENSEMBLE, EnsembleSpec
 from training.fit import STOP, FitResult, Step
@@ -225,8 +225,9 @@ def _fit_and_publish(
         after_version=repository.highest_version(job.name),
     )
     metrics["test_errors"] = manifest.metrics.test_errors
-    # Imported here: service.promotion needs service.aliases, which imports this package.
-    from service.promotion import promote_if_better
+    # Imported here: service.rollout.promotion needs service.rollout.aliases, which imports
+    # this package.
+    from service.rollout.promotion import promote_if_better
 
     metrics["promotion"] = promote_if_better(
         store.engine, repository, manifest, validation, job=job

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.integration.stack import running_stack, unreachable_reason
 from tests.service.jobs.conftest import job_settings
 from tests.service.jobs.test_train_http import (

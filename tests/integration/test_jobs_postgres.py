@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
 from service.jobs.store import JobStore

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs.store import WORKER_LOST
 from service.jobs.worker import RETRY_DELAYS_S
 from tests.integration.test_jobs_postgres import pg_url  # noqa: F401  # the schema fixture

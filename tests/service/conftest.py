@@ -13,7 +13,7 @@ import torch
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import SHIPPED_MODELS
 from training.export import MANIFEST_FILE, MODEL_FILE, Manifest, Metrics, sha256_file

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from service.access import ADMIN, OPEN, POLICY, READ, Access, exposure_problem
-from service.app import create_app
+from service.http.access import ADMIN, OPEN, POLICY, READ, Access, exposure_problem
+from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import make_settings
 

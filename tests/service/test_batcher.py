@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
-from service.batcher import MicroBatcher
+from service.http.app import create_app
+from service.inference.batcher import MicroBatcher
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio

@@ -24,9 +24,9 @@ import torch
 from asgi_lifespan import LifespanManager
 
 from service import __main__ as service_main
-from service.aliases import AliasStore
-from service.app import create_app
-from service.dataplane import DataPlane
+from service.http.app import create_app
+from service.inference.dataplane import DataPlane
+from service.rollout.aliases import AliasStore
 from service.startup import pause_gc, resume_gc
 from tests.conftest import make_settings
 from tests.service.conftest import republish
@@ -57,10 +57,10 @@ def test_the_app_imports_nothing_that_start_up_does_not_use() -> None:
     image.save(buffer, format="PNG")
     script = """
 import json, sys
-import service.app
+import service.http.app
 unused = ("PIL", "matplotlib", "sklearn", "scipy", "celery", "service.jobs.worker")
 before = [m for m in unused if m in sys.modules]
-from service.digit_image import ImageLimits, reduce_image
+from service.inference.digit_image import ImageLimits, reduce_image
 values = reduce_image(sys.stdin.buffer.read(), ImageLimits(10**6, 10**6))
 print(json.dumps({"before": before, "values": values.tolist(), "pil": "PIL" in sys.modules}))
 """

@@ -7,7 +7,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from service.routes.console import ASSETS
+from service.http.routes.console import ASSETS
 from training.export import CURVES_JSON
 
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from service.aliases import AliasStore
-from service.dataplane import DataPlane
 from service.errors import InvalidInput, VersionNotFound
+from service.inference.dataplane import DataPlane
+from service.inference.registry import ModelRegistry
+from service.inference.repository import ModelRepository
 from service.metrics import ServiceMetrics
-from service.registry import ModelRegistry
-from service.repository import ModelRepository
+from service.rollout.aliases import AliasStore
 from tests.service.conftest import write_artifact
 from tests.service.test_registry import lit
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.device import resolve_device
+from service.http.app import create_app
+from service.inference.device import resolve_device
 from tests.conftest import make_settings
 
 

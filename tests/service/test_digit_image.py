@@ -1,5 +1,6 @@
-"""POST /predict/image: a PNG or JPEG reduced to load_digits' 64 values (service/digit_image.py)
-and classified; the console's test digits file is the lecture's test split."""
+"""POST /predict/image: a PNG or JPEG reduced to load_digits' 64 values
+(service/inference/digit_image.py) and classified; the console's test digits file is the
+lecture's test split."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
-from service.digit_image import ImageLimits, reduce_image
+from service.http.app import create_app
+from service.inference.digit_image import ImageLimits, reduce_image
 from tests.conftest import make_settings
 from tests.service.console_digits import TEST_DIGITS, encode, lecture_test_digits
 from training.data import Split

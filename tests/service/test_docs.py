@@ -10,7 +10,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from service.routes.docs import ASSETS, STATIC
+from service.http.routes.docs import ASSETS, STATIC
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.registry import LoadedModel
+from service.http.app import create_app
+from service.inference.registry import LoadedModel
 from service.settings import Settings
 from tests.conftest import make_settings
 

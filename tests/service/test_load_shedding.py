@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
-from service.batcher import MicroBatcher
 from service.errors import DeadlineExceeded, Overloaded
+from service.http.app import create_app
+from service.inference.batcher import MicroBatcher
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.conftest import make_settings
 from tests.service.conftest import republish
 from tests.service.test_health import wait_until

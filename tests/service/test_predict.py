@@ -9,7 +9,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.conftest import make_settings
 from tests.service.conftest import write_artifact
 from training.data import Split

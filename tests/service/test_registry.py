@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from service.aliases import AliasStore
 from service.errors import ModelNotReady, VersionNotFound
-from service.registry import ModelRegistry
-from service.repository import ModelRepository
+from service.inference.registry import ModelRegistry
+from service.inference.repository import ModelRepository
+from service.rollout.aliases import AliasStore
 from tests.service.conftest import write_artifact
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from service.aliases import AliasStore
 from service.errors import ModelNotFound, ModelUnloaded
-from service.registry import ModelRegistry
-from service.repository import ModelRepository
+from service.inference.registry import ModelRegistry
+from service.inference.repository import ModelRepository
+from service.rollout.aliases import AliasStore
 from tests.service.conftest import write_artifact
 from tests.service.test_dataplane import small_dataplane
 from tests.service.test_registry import lit

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from service.repository import DEFAULT_FILE, ModelRepository
+from service.inference.repository import DEFAULT_FILE, ModelRepository
 from tests.service.conftest import write_artifact
 
 

@@ -24,7 +24,7 @@ from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.databases import BACKENDS, database_url

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs.records import JobRecord
 from service.jobs.request import JobSpec
 from service.jobs.store import JobStore

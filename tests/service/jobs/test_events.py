@@ -10,7 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.service.jobs.conftest import job_settings
 
 

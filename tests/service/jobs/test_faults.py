@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs.worker import RETRY_DELAYS_S
 from tests.service.jobs.conftest import (
     LONG_CNN,

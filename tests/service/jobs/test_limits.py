@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs.cost import estimate
 from service.settings import Settings
 from tests.service.jobs.conftest import LONG_CNN, job_settings, wait_job

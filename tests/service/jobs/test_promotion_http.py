@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.databases import BACKENDS, database_url
 from tests.service.jobs.conftest import SHORT_LOGISTIC, job_settings, wait_job
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
 from service.jobs.store import STALE_AFTER_S, WORKER_LOST, JobStore

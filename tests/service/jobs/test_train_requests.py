@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.http.app import create_app
 from tests.service.jobs.conftest import job_settings
 
 ADMIN, READER = "admin-secret", "read-secret"

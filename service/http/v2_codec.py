@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service.dataplane import InferenceResult
 from service.errors import InvalidInput, PayloadTooLarge
-from service.schemas import check_pixels
+from service.http.schemas import check_pixels
+from service.inference.dataplane import InferenceResult
 from training.data import N_CLASSES, N_FEATURES
 
 INPUT = "pixels"

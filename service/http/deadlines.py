@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import InvalidInput, ServiceError
-from service.middleware import send_error
+from service.http.middleware import send_error
 
 HEADER = b"x-request-timeout-ms"
 #: The current request's deadline in event-loop time (``loop.time()``); None: no deadline.

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
-from service.access import RouteTable
 from service.errors import ServiceError, StoreUnavailable
+from service.http.access import RouteTable
 
 log = logging.getLogger(__name__)
 

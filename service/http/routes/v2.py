@@ -4,7 +4,7 @@
 Every route is a ``V2Route``: declared once (OpenAPI) and run as predict's ``RawRoute`` runs
 (the raw ``Request``, no parameter solving), answering its errors as the protocol says:
 ``{"error": "<message>"}`` (``v2_error``). ``POST .../infer`` is also served by ``PredictFront``
-(service/app.py), ahead of the router, like ``/predict``. Inference goes through the same
+(service/http/app.py), ahead of the router, like ``/predict``. Inference goes through the same
 ``DataPlane.infer`` and micro-batchers as ``/predict``: a ``/v2`` request and a ``/predict``
 request for the same version share forwards. Without a version in the path, the model's
 default version answers, picked by the registry as for ``/predict``.
@@ -20,7 +20,6 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.routing import BaseRoute
 
-from service.deps import get_dataplane, get_registry, get_started_registry
 from service.errors import (
     InvalidInput,
     ModelNotReady,
@@ -29,9 +28,10 @@ from service.errors import (
     UnsupportedMediaType,
     VersionNotFound,
 )
-from service.registry import ModelRegistry
-from service.routes.predict import Endpoint, RawRoute, read_body
-from service.v2.codec import MODEL_INPUTS, MODEL_OUTPUTS, decode_infer, encode_infer
+from service.http.deps import get_dataplane, get_registry, get_started_registry
+from service.http.routes.predict import Endpoint, RawRoute, read_body
+from service.http.v2_codec import MODEL_INPUTS, MODEL_OUTPUTS, decode_infer, encode_infer
+from service.inference.registry import ModelRegistry
 
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 PLATFORM = "pytorch_torchscript"

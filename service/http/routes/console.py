@@ -14,11 +14,11 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from service.deps import RegistryDep
 from service.errors import CurvesNotFound
+from service.http.deps import RegistryDep
 from training.export import CURVES_JSON
 
-CONSOLE = Path(__file__).resolve().parents[1] / "static" / "console"
+CONSOLE = Path(__file__).resolve().parents[2] / "static" / "console"
 ASSETS_PATH = "/console/assets"
 
 #: The files ``/console/assets/{name}`` serves: name -> media type.

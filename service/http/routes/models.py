@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.dataplane import DataPlane
-from service.deps import DataPlaneDep
-from service.schemas import ModelInfo, ModelList, ModelVersion, ShadowView, Traffic
+from service.http.deps import DataPlaneDep
+from service.http.schemas import ModelInfo, ModelList, ModelVersion, ShadowView, Traffic
+from service.inference.dataplane import DataPlane
 
 router = APIRouter(prefix="/models", tags=["models"])
 

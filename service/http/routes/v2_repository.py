@@ -1,5 +1,5 @@
 """Triton's model repository extension: ``POST /v2/repository/index``, and ``.../load`` and
-``.../unload`` of a model (admin key, see ``service/access.py``).
+``.../unload`` of a model (admin key, see ``service/http/access.py``).
 
 Unload drops every version of the model from this process's memory and keeps it out (its
 infer answers 400, its ready 503, the folders watcher does not bring it back) until load reads
@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from service.deps import get_dataplane, get_registry
 from service.errors import InvalidInput, ModelNotReady
-from service.registry import ModelRegistry
-from service.routes.predict import read_body
-from service.routes.v2 import V2Route, check_media_type, json_response
+from service.http.deps import get_dataplane, get_registry
+from service.http.routes.predict import read_body
+from service.http.routes.v2 import V2Route, check_media_type, json_response
+from service.inference.registry import ModelRegistry
 
 router = APIRouter(prefix="/v2/repository", tags=["v2 repository"], route_class=V2Route)
 

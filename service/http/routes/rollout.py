@@ -2,7 +2,7 @@
 (``POST .../aliases/{alias}/rollback``), read every move (``GET /models/{name}/history``) and
 split or shadow its traffic (``PUT /models/{name}/traffic``).
 
-Moves are stored in the job store's database (``service/aliases.py``); this process serves
+Moves are stored in the job store's database (``service/rollout/aliases.py``); this process serves
 them at once (a registry refresh), other replicas within ``DIGITS_RELOAD_INTERVAL_S``.
 """
 
@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.access import ACTOR, ANONYMOUS
-from service.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
-from service.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
 from service.errors import GateRefused, InvalidInput, ModelNotReady
-from service.gate import Verdict, accuracy, judge, recorded_accuracy, validation_rows
-from service.registry import LoadedModel, ModelRegistry
+from service.http.access import ACTOR, ANONYMOUS
+from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
+from service.inference.registry import LoadedModel, ModelRegistry
+from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
+from service.rollout.gate import Verdict, accuracy, judge, recorded_accuracy, validation_rows
 
 router = APIRouter(prefix="/models", tags=["rollout"])
 

@@ -11,11 +11,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.aliases import AliasStore
-from service.dataplane import DataPlane
+from service.inference.dataplane import DataPlane
+from service.inference.registry import ModelRegistry
 from service.jobs import Jobs
 from service.metrics import ServiceMetrics
-from service.registry import ModelRegistry
+from service.rollout.aliases import AliasStore
 from service.settings import Settings
 
 

@@ -1,5 +1,6 @@
 """What a job's ``"promote": true`` does once its version is published: apply the gate
-(``service/gate.py``) against the current ``production`` and move the alias only if it passes.
+(``service/rollout/gate.py``) against the current ``production`` and move the alias only if
+it passes.
 
 Runs in the worker process (local or Celery), on the job store's database. The move is
 conditional on ``production`` still naming the version the candidate was compared with; if
@@ -14,10 +15,10 @@ from typing import Any
 import torch
 from sqlalchemy import Engine
 
-from service.aliases import PRODUCTION, AliasMoved, AliasStore, Routing
-from service.gate import accuracy, judge, recorded_accuracy
+from service.inference.repository import ModelRepository
 from service.jobs.records import JobRecord
-from service.repository import ModelRepository
+from service.rollout.aliases import PRODUCTION, AliasMoved, AliasStore, Routing
+from service.rollout.gate import accuracy, judge, recorded_accuracy
 from training.data import Validation
 from training.export import ArtifactError, Manifest
 

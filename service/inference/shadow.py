@@ -23,8 +23,8 @@ import numpy as np
 from prometheus_client import Counter
 
 from service.errors import ServiceError
+from service.inference.registry import LoadedModel
 from service.metrics import VersionMetrics
-from service.registry import LoadedModel
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ wrap it as they wrap every route) dispatches ``POST`` on these routes to the sam
 objects the router holds, through their public ``matches``/``handle``, before the router
 and the exception middleware, whose cost on this path is measured in docs/service.md
 (``bench/asgi_micro.py``). Errors are rendered by the same functions as the
-app's handlers (``service/handlers.py``); anything else goes on to the catch-all 500.
+app's handlers (``service/http/handlers.py``); anything else goes on to the catch-all 500.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
-from service.dataplane import DataPlane, InferenceResult
-from service.deps import get_dataplane
 from service.errors import InvalidInput, ServiceError, UnsupportedMediaType
-from service.handlers import error_response
-from service.schemas import PredictResponse, decode_rows, predict_openapi
+from service.http.deps import get_dataplane
+from service.http.handlers import error_response
+from service.http.schemas import PredictResponse, decode_rows, predict_openapi
+from service.inference.dataplane import DataPlane, InferenceResult
+from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
 
 _JSON_TYPES = (b"application/json", b"application/*+json")
 

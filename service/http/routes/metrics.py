@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.deps import MetricsDep
+from service.http.deps import MetricsDep
 from service.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["metrics"])

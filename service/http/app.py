@@ -21,18 +21,11 @@ import torch
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from service import handlers
-from service.access import POLICY, AccessControl, Keys, RouteTable, document
-from service.aliases import AliasStore
-from service.dataplane import DataPlane
-from service.deadlines import RequestDeadline
-from service.device import resolve_device
-from service.jobs import open_job_runner
-from service.metrics import ServiceMetrics
-from service.middleware import BodyLimit, RequestMetrics
-from service.registry import ModelRegistry
-from service.repository import ModelRepository
-from service.routes import (
+from service.http import handlers
+from service.http.access import POLICY, AccessControl, Keys, RouteTable, document
+from service.http.deadlines import RequestDeadline
+from service.http.middleware import BodyLimit, RequestMetrics
+from service.http.routes import (
     console,
     docs,
     health,
@@ -45,6 +38,13 @@ from service.routes import (
     v2,
     v2_repository,
 )
+from service.inference.dataplane import DataPlane
+from service.inference.device import resolve_device
+from service.inference.registry import ModelRegistry
+from service.inference.repository import ModelRepository
+from service.jobs import open_job_runner
+from service.metrics import ServiceMetrics
+from service.rollout.aliases import AliasStore
 from service.settings import Settings
 from service.startup import resume_gc
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Serve and retrain the torch.nn lecture's digit classifiers.",
         openapi_tags=docs.OPENAPI_TAGS,
-        docs_url=None,  # served from local files by service/routes/docs.py
+        docs_url=None,  # served from local files by service/http/routes/docs.py
         redoc_url=None,
         lifespan=_lifespan,
         # FastAPI's native OpenTelemetry looks up the global providers on every request
@@ -89,8 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: Keys) -> None:
     # The last added runs first: metrics see every answer, access runs before any body is
-    # read, each request gets its deadline (service/deadlines.py), and the predict front
-    # (service/routes/predict.py) is inside them all. The front serves both inference
+    # read, each request gets its deadline (service/http/deadlines.py), and the predict front
+    # (service/http/routes/predict.py) is inside them all. The front serves both inference
     # protocols' inference routes: /predict and /v2 .../infer (each request is matched against
     # them in turn: only the POST routes, the most frequent first).
     front = [*predict.router.routes, *v2.infer_routes()]

@@ -116,7 +116,7 @@ class ModelRepository:
         """The version a legacy ``DEFAULT`` file pins for ``name``, if any (runtime pin first).
 
         Read once per model, when it has no ``production`` alias yet: the pin becomes that
-        alias (``service/registry.py``); nothing writes pins any more."""
+        alias (``service/inference/registry.py``); nothing writes pins any more."""
         for root in reversed(self.roots):
             path = root / name / DEFAULT_FILE
             try:

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from service.batcher import Forward, MicroBatcher
-from service.deadlines import REQUEST_DEADLINE
 from service.errors import InvalidInput
+from service.http.deadlines import REQUEST_DEADLINE
+from service.inference.batcher import Forward, MicroBatcher
+from service.inference.registry import LoadedModel, ModelRegistry
+from service.inference.shadow import ShadowScorer
 from service.metrics import ServiceMetrics
-from service.registry import LoadedModel, ModelRegistry
-from service.shadow import ShadowScorer
 from training.data import N_FEATURES
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class DataPlane:
         request_id: str | None = None,
     ) -> InferenceResult:
         """Probabilities of ``name`` for float32 rows (N, 64), within the current request's
-        deadline (``service.deadlines``): at ``version`` if given, else at ``alias``'s
+        deadline (``service.http.deadlines``): at ``version`` if given, else at ``alias``'s
         version, else as the traffic split (sticky per ``request_id``) or ``production``
         says."""
         if rows.ndim != 2 or rows.shape[1] != N_FEATURES or rows.dtype != np.float32:

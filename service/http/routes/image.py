@@ -2,8 +2,8 @@
 
 The body is a PNG or JPEG, raw (``Content-Type: image/png`` or ``image/jpeg``) or as the
 ``file`` field of a ``multipart/form-data`` upload. It is reduced to load_digits' 64 values by
-``service.digit_image`` (steps in its docstring and in docs/console.md), then classified like
-``/predict``; the answer adds the 8x8 ``pixels`` it derived.
+``service.inference.digit_image`` (steps in its docstring and in docs/console.md), then
+classified like ``/predict``; the answer adds the 8x8 ``pixels`` it derived.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.dataplane import DataPlane
-from service.deps import get_dataplane, get_settings
-from service.digit_image import ImageLimits, reduce_image
 from service.errors import InvalidInput, UnsupportedMediaType
-from service.routes.predict import (
+from service.http.deps import get_dataplane, get_settings
+from service.http.routes.predict import (
     ROUTING_PARAMS,
     encode,
     infer,
     requested_target,
 )
-from service.schemas import PredictResponse
+from service.http.schemas import PredictResponse
+from service.inference.dataplane import DataPlane
+from service.inference.digit_image import ImageLimits, reduce_image
 
 router = APIRouter(tags=["predict"])
 

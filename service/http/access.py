@@ -36,7 +36,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import Forbidden, ServiceError, Unauthorized
-from service.middleware import send_error
+from service.http.middleware import send_error
 from service.settings import Settings
 
 

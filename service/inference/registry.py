@@ -27,7 +27,6 @@ from typing import NamedTuple
 import torch
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.aliases import PRODUCTION, AliasStore, Routing, pick_alias
 from service.errors import (
     AliasNotFound,
     ModelNotFound,
@@ -35,7 +34,8 @@ from service.errors import (
     ModelUnloaded,
     VersionNotFound,
 )
-from service.repository import Artifact, ModelRepository, Scan
+from service.inference.repository import Artifact, ModelRepository, Scan
+from service.rollout.aliases import PRODUCTION, AliasStore, Routing, pick_alias
 from training.data import N_FEATURES
 from training.export import ArtifactError, Manifest
 

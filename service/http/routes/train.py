@@ -16,12 +16,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from service.deps import JobsDep, PlotterDep, SettingsDep
 from service.errors import InvalidInput
-from service.jobs.cost import estimate
-from service.jobs.records import JobStatus
-from service.jobs.request import JobSpec
-from service.routes.job_views import (
+from service.http.deps import JobsDep, PlotterDep, SettingsDep
+from service.http.routes.job_views import (
     AccuracyCurve,
     FullCurve,
     JobPage,
@@ -29,6 +26,9 @@ from service.routes.job_views import (
     job_view,
     progress_event,
 )
+from service.jobs.cost import estimate
+from service.jobs.records import JobStatus
+from service.jobs.request import JobSpec
 from service.settings import Settings
 from training.export import plot_curves
 

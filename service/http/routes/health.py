@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.deps import StartedRegistryDep
+from service.http.deps import StartedRegistryDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 

@@ -1,0 +1,1 @@
+"""Inference: model repository and registry, data plane, batcher, runtime."""

@@ -1,0 +1,1 @@
+"""Rollout: aliases, traffic, history and the promotion gate."""
