@@ -104,9 +104,10 @@ def kill_mid_job(stack: Stack, api: str, victim: str, iterations: int) -> None:
     next_id = submit(api, iterations)
     while job(api, long_id)["progress"]["iteration"] == 0:
         time.sleep(0.2)
+    from service.db import make_engine
     from service.jobs.store import JobStore
 
-    store = JobStore(stack.database_url, create=False)
+    store = JobStore(make_engine(stack.database_url))
     pid = store.get(long_id).worker_pid
     store.close()
     assert pid is not None

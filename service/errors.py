@@ -13,6 +13,7 @@ Tree::
     ├── AliasNotFound          404 alias_not_found
     ├── NothingToRollBack      409 nothing_to_roll_back
     ├── GateRefused            409 gate_refused
+    ├── AliasChanged           409 alias_changed
     ├── JobNotFound            404 job_not_found
     ├── JobNotCancellable      409 job_not_cancellable
     ├── QueueFull              429 queue_full
@@ -175,3 +176,10 @@ class GateRefused(ServiceError):
 
     status_code = 409
     code = "gate_refused"
+
+
+class AliasChanged(ServiceError):
+    """A gated move whose alias kept changing between its check and its move."""
+
+    status_code = 409
+    code = "alias_changed"

@@ -12,6 +12,10 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The promotion gate's tolerance unless ``DIGITS_GATE_TOLERANCE`` says otherwise: the one
+#: place the figure is written (``service/rollout/gate.py``).
+DEFAULT_GATE_TOLERANCE = 0.005
+
 
 class Settings(BaseSettings):
     """All settings of the service. Environment variable = ``DIGITS_`` + upper-case name."""
@@ -74,7 +78,12 @@ class Settings(BaseSettings):
 
     # --- training jobs -------------------------------------------------------------------
     database_url: str = "sqlite:///var/jobs.db"
-    """SQLAlchemy URL of the job store (e.g. ``postgresql+psycopg://user@host/db``)."""
+    """SQLAlchemy URL of the one database: jobs, their curves, aliases and their history
+    (e.g. ``postgresql+psycopg://user@host/db``)."""
+    db_auto_migrate: bool = True
+    """Bring the database to this release's schema at start (under a lock: of several
+    processes starting at once, one migrates). ``false``: refuse to start while it is behind
+    (exit 2); an operator runs ``python -m service db upgrade``."""
     job_backend: Literal["local", "celery"] = "local"
     """``local``: worker processes owned by the API; ``celery``: Celery workers via a broker."""
     max_running_jobs: int = Field(default=1, ge=1)
@@ -111,7 +120,7 @@ class Settings(BaseSettings):
     """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``."""
 
     # --- rollout -------------------------------------------------------------------------
-    gate_tolerance: float = Field(default=0.005, ge=0, le=1)
+    gate_tolerance: float = Field(default=DEFAULT_GATE_TOLERANCE, ge=0, le=1)
     """How far below production's validation accuracy a version may be and still be promoted
     by a job's ``"promote": true`` or a move with ``"gate": true``."""
     shadow_queue_size: int = Field(default=64, ge=1)

@@ -3,9 +3,10 @@
 Nothing is created at import time; a test builds a whole app on a temporary folder with its
 own ``Settings``. Built in ``create_app``: ``settings``, ``metrics``, the routers and the
 middleware (metrics, then access, then body limits: every request passes all three). Built in
-the lifespan, in this order: ``device``, ``registry``, ``dataplane`` (micro-batchers and the
-forward thread), the models watcher, ``jobs``; then ``started``. The ``aliases`` store
-(which version answers, in the job store's database) is opened with the registry.
+the lifespan, in this order: the database's one engine (``service/db``: the store migrated
+under a lock, or refused when it is behind and ``DIGITS_DB_AUTO_MIGRATE=false``), ``device``,
+``registry`` (with the ``aliases`` store: which version answers), ``dataplane`` (micro-batchers
+and the forward thread), the models watcher, ``jobs`` (on the same engine); then ``started``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 import torch
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from sqlalchemy import Engine
 
+from service.db import open_database
 from service.http import handlers
 from service.http.access import POLICY, AccessControl, Keys, RouteTable, document
 from service.http.deadlines import RequestDeadline
@@ -120,11 +123,15 @@ def _document_access(app: FastAPI, table: RouteTable, keys: Keys) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with contextlib.AsyncExitStack() as stack:
-        dataplane = await _open_dataplane(app, settings, stack)
+        engine = await asyncio.to_thread(
+            open_database, settings.database_url, auto_migrate=settings.db_auto_migrate
+        )
+        stack.callback(engine.dispose)
+        dataplane = await _open_dataplane(app, settings, engine, stack)
         resume_gc()  # paused by ``python -m service`` until the models are loaded
         _watch_models(dataplane, settings.reload_interval_s, stack)
         app.state.jobs = await stack.enter_async_context(
-            open_job_runner(settings, dataplane.refresh, app.state.metrics.registry)
+            open_job_runner(settings, engine, dataplane.refresh, app.state.metrics.registry)
         )
         # Plots are drawn in their own thread, never on the default executor that every
         # database call goes through: a burst of plot requests must not delay job calls.
@@ -139,14 +146,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _open_dataplane(
-    app: FastAPI, settings: Settings, stack: contextlib.AsyncExitStack
+    app: FastAPI, settings: Settings, engine: Engine, stack: contextlib.AsyncExitStack
 ) -> DataPlane:
     """Load and warm every version on disk, one micro-batcher each."""
     torch.set_num_threads(settings.torch_threads)
     device = resolve_device(settings.device)
     repository = ModelRepository(settings.models_dir, settings.versions_dir)
-    aliases = await asyncio.to_thread(AliasStore.open, settings.database_url)
-    stack.callback(aliases.close)
+    aliases = AliasStore(engine)
     app.state.aliases = aliases
     registry = ModelRegistry(repository, device, aliases)
     app.state.registry = registry

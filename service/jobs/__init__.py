@@ -12,11 +12,11 @@ name.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
 
 from service.jobs.local import LocalLauncher
 from service.jobs.metrics import JobMetrics
@@ -42,34 +42,33 @@ __all__ = [
 @contextlib.asynccontextmanager
 async def open_job_runner(
     settings: Settings,
+    engine: Engine,
     refresh: Callable[[], Awaitable[object]],
     metrics_registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Jobs]:
-    """The job store and the launcher the settings name, as ``Jobs``, for the app's lifespan."""
-    store = await asyncio.to_thread(JobStore, settings.database_url)
-    try:
-        launcher: Launcher
-        if settings.job_backend == "celery":
-            # Imported here: Celery and its broker client cost ~0.3 s and ~20 MB at start-up.
-            from service.jobs.celery_launcher import CeleryLauncher
+    """The job store (on the lifespan's ``engine``) and the launcher the settings name, as
+    ``Jobs``, for the app's lifespan."""
+    store = JobStore(engine)
+    launcher: Launcher
+    if settings.job_backend == "celery":
+        # Imported here: Celery and its broker client cost ~0.3 s and ~20 MB at start-up.
+        from service.jobs.celery_launcher import CeleryLauncher
 
-            launcher = CeleryLauncher(settings)
-        else:
-            launcher = LocalLauncher(
-                store,
-                models_dir=settings.models_dir,
-                versions_dir=settings.versions_dir,
-                max_running=settings.max_running_jobs,
-                nice=settings.job_nice,
-            )
-        jobs = Jobs(
+        launcher = CeleryLauncher(settings)
+    else:
+        launcher = LocalLauncher(
             store,
-            launcher,
-            max_queued=settings.max_queued_jobs,
-            refresh=refresh,
-            metrics=JobMetrics(metrics_registry),
+            models_dir=settings.models_dir,
+            versions_dir=settings.versions_dir,
+            max_running=settings.max_running_jobs,
+            nice=settings.job_nice,
         )
-        async with jobs:
-            yield jobs
-    finally:
-        store.close()
+    jobs = Jobs(
+        store,
+        launcher,
+        max_queued=settings.max_queued_jobs,
+        refresh=refresh,
+        metrics=JobMetrics(metrics_registry),
+    )
+    async with jobs:
+        yield jobs

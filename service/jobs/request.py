@@ -24,6 +24,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from service.jobs.records import NewJob
+from service.settings import DEFAULT_GATE_TOLERANCE
 from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.models import Family, ModelSpec
 from training.recipes import Recipe, preset
@@ -261,7 +262,7 @@ class JobSpec(BaseModel):
         return spec, base.recipe.with_overrides(**overrides)
 
     def new_job(
-        self, *, time_limit_s: float | None = None, gate_tolerance: float = 0.005
+        self, *, time_limit_s: float | None = None, gate_tolerance: float = DEFAULT_GATE_TOLERANCE
     ) -> NewJob:
         """The job to queue: this request, its resolved architecture and recipe, the
         wall-clock limit of its fit and the promotion gate's tolerance."""

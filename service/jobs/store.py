@@ -1,4 +1,4 @@
-"""The persistent job store: ``JobStore(url)`` over any SQLAlchemy URL (SQLite by default).
+"""The persistent job store: ``JobStore(engine)`` on the one database (``service/db``).
 
 Every method is a short synchronous transaction; the API calls them through
 ``asyncio.to_thread``, worker processes call them directly. Transitions are conditional
@@ -23,16 +23,14 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import Engine, func, insert, select, update
 
+from service.db import open_database
 from service.errors import JobNotCancellable, JobNotFound
 from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
-from service.jobs.tables import curve_table, jobs_table, metadata
+from service.jobs.tables import curve_table, jobs_table
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +40,6 @@ HEARTBEAT_S = 1.0
 STALE_AFTER_S = 6.0
 #: Seconds between two sweeps (``fail_lost_jobs``) in every API process.
 SWEEP_INTERVAL_S = 2.0
-#: PostgreSQL advisory-lock key serialising table creation ("digits" in ASCII).
-_DDL_LOCK_KEY = 0x646967697473
 #: PostgreSQL advisory-lock key serialising submissions, so the queue bound holds across
 #: processes ("digitq" in ASCII).
 _SUBMIT_LOCK_KEY = 0x646967697471
@@ -57,66 +53,21 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine on ``url``; SQLite gets WAL and ``BEGIN IMMEDIATE`` on request."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # The driver's own transaction handling is off; ``_begin`` emits BEGIN itself.
-        dbapi_connection.isolation_level = None
-        # WAL lets readers (the API) read while a worker writes progress.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        # ``immediate`` takes the write lock at BEGIN: a count then an insert is atomic.
-        immediate = conn.get_execution_options().get("immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
-def create_tables(engine: Engine) -> None:
-    """Create the tables of ``metadata`` that are missing (another process may be doing the
-    same): idempotent and race-safe.
-
-    On PostgreSQL a transaction-scoped advisory lock serialises the replicas and workers
-    that start together, so one creates the tables and the others find them; elsewhere a
-    lost race is retried once (the second pass sees the tables).
-    """
-    try:
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
-            metadata.create_all(conn)
-    except (OperationalError, ProgrammingError, IntegrityError):
-        metadata.create_all(engine)
-
-
 class JobStore:
-    """Jobs and their curves in SQL. ``create_tables`` is idempotent and race-safe."""
+    """Jobs and their curves in SQL, on the process's one engine (``service/db``)."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
-        self.url = url
-        self.engine = make_engine(url)
-        if create:
-            self.create_tables()
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        #: The database's URL, for the worker processes that open their own engine on it.
+        self.url = engine.url.render_as_string(hide_password=False)
 
-    def create_tables(self) -> None:
-        """Create the tables that are missing (see ``create_tables``)."""
-        create_tables(self.engine)
+    @classmethod
+    def open(cls, url: str) -> JobStore:
+        """A store on its own engine at ``url``, migrated (``open_database``); ``close`` it."""
+        return cls(open_database(url))
 
     def close(self) -> None:
+        """Dispose of the engine (a store made by ``open``; the app's lifespan owns its own)."""
         self.engine.dispose()
 
     # --- API side ----------------------------------------------------------------------

@@ -3,32 +3,16 @@
 jobs            one row per job: spec, status, owner, worker pid, progress, result
 job_curve       the curves, appended in chunks (one row per progress write), so a
                 progress write is an INSERT of the new points, never a rewrite
-model_aliases   which version each alias of a model names (``production``, ``staging``, ...)
-alias_moves     every move of an alias: when, who (a key's id), from, to, why
-model_traffic   per model, the canary weights over its aliases and the shadow alias
 
-The alias tables live beside the jobs so that every API replica sharing the database agrees
-on which version answers (``service/rollout/aliases.py``).
+They are defined on the one ``MetaData`` (``service/db``), beside rollout's tables
+(``service/rollout/tables.py``); schema changes are migrations (``service/db/migrations``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-)
+from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text
 
-metadata = MetaData()
+from service.db import metadata
 
 jobs_table = Table(
     "jobs",
@@ -72,40 +56,3 @@ curve_table = Table(
     Column("accuracy", JSON, nullable=False),
 )
 Index("ix_job_curve_job", curve_table.c.job_id, curve_table.c.seq)
-
-aliases_table = Table(
-    "model_aliases",
-    metadata,
-    Column("model", String(64), nullable=False),
-    Column("alias", String(32), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("updated_at", Float, nullable=False),
-    PrimaryKeyConstraint("model", "alias"),
-)
-
-moves_table = Table(
-    "alias_moves",
-    metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("model", String(64), nullable=False),
-    Column("alias", String(32), nullable=False),
-    #: ``initial`` (a model's first production), ``move``, ``promote`` (a job), ``rollback``.
-    Column("kind", String(16), nullable=False),
-    Column("from_version", Integer),
-    Column("to_version", Integer, nullable=False),
-    #: Who moved it: the id of the key (role and a sha256 prefix), never the key; or a job.
-    Column("actor", String(80), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("at", Float, nullable=False),
-)
-Index("ix_alias_moves_model", moves_table.c.model, moves_table.c.seq)
-
-traffic_table = Table(
-    "model_traffic",
-    metadata,
-    Column("model", String(64), primary_key=True),
-    #: ``{"production": 90, "staging": 10}``; empty: every unpinned request to production.
-    Column("weights", JSON, nullable=False),
-    Column("shadow", String(32)),
-    Column("updated_at", Float, nullable=False),
-)

@@ -27,9 +27,15 @@ from typing import Any, TypeVar
 import torch
 from sqlalchemy.exc import OperationalError
 
+from service.db import make_engine
 from service.inference.repository import ModelRepository
+from service.inference.validation import stored_accuracy
 from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
+from service.rollout.aliases import AliasStore
+from service.rollout.gate import Gate
+from service.rollout.promotion import promote_job_version
+from service.settings import DEFAULT_GATE_TOLERANCE
 from training.data import Split, Validation, carve_validation, load_split
 from training.ensemble import ENSEMBLE, EnsembleSpec
 from training.fit import STOP, FitResult, Step
@@ -225,13 +231,14 @@ def _fit_and_publish(
         after_version=repository.highest_version(job.name),
     )
     metrics["test_errors"] = manifest.metrics.test_errors
-    # Imported here: service.rollout.promotion needs service.rollout.aliases, which imports
-    # this package.
-    from service.rollout.promotion import promote_if_better
-
-    metrics["promotion"] = promote_if_better(
-        store.engine, repository, manifest, validation, job=job
+    gate = Gate(
+        stored_accuracy(repository, manifest.name, validation),
+        float(job.spec.get("gate_tolerance", DEFAULT_GATE_TOLERANCE)),
     )
+    metrics["promotion"] = promote_job_version(
+        AliasStore(store.engine), manifest.name, manifest.version, gate,
+        job_id=job.id, requested=job.promote,
+    )  # fmt: skip
     store.finish(
         job.id,
         owner,
@@ -259,7 +266,7 @@ def run_job(
     that is what makes a redelivered task harmless.
     """
     owner = owner or new_owner()
-    store = JobStore(database_url, create=False)
+    store = JobStore(make_engine(database_url))  # the API migrated the store
     try:
         job = store.start(job_id, owner, os.getpid())
         if job is None:

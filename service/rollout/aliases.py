@@ -1,12 +1,14 @@
 """Aliases of model versions (``production``, ``staging``, ...), every move of them, and each
-model's traffic settings, kept in the job store's database so every API replica agrees.
+model's traffic settings, kept in the one database so every API replica agrees.
 
-``AliasStore(engine)`` is plain SQL (SQLAlchemy Core, the tables in ``service/jobs/tables.py``)
+``AliasStore(engine)`` is plain SQL (SQLAlchemy Core, the tables in ``service/rollout/tables.py``)
 and knows nothing about HTTP or what is on disk. Every write is one transaction serialised
 across processes (a transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on
 SQLite), so concurrent moves from several API processes end in one consistent state: the
 alias names the ``to`` of its last recorded move, and each move's ``from`` is the ``to`` of the
 move before it. A move to the version an alias already names changes and records nothing.
+A move may be conditional (``expect``: the versions the caller checked the aliases at), which
+is how a gated promotion (``service/rollout/promotion.py``) is a compare-and-set.
 
 Rollback undoes moves in order: the moves of an alias form a stack (each pushes the version it
 left, each rollback pops one), so 1 -> 2 -> 3 rolls back to 2, then to 1.
@@ -19,15 +21,15 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from service.db import open_database
 from service.errors import InvalidInput, NothingToRollBack, VersionNotFound
-from service.jobs.store import create_tables, make_engine
-from service.jobs.tables import aliases_table, moves_table, traffic_table
+from service.rollout.tables import aliases_table, moves_table, traffic_table
 
 PRODUCTION = "production"
 #: What an alias name may be; ``shadow`` is the traffic body's key for the shadow alias.
@@ -47,7 +49,7 @@ class Move:
     seq: int
     model: str
     alias: str
-    kind: str  # initial | move | promote | rollback
+    kind: str  # initial | move | promote | rollback | refused
     from_version: int | None
     to_version: int
     actor: str
@@ -113,13 +115,20 @@ class AliasStore:
 
     @classmethod
     def open(cls, url: str) -> AliasStore:
-        """A store on the database at ``url``, its tables created if missing."""
-        engine = make_engine(url)
-        create_tables(engine)
-        return cls(engine)
+        """A store on its own engine at ``url``, migrated (``open_database``); ``close`` it."""
+        return cls(open_database(url))
 
     def close(self) -> None:
+        """Dispose of the engine (a store made by ``open``; the app's lifespan owns its own)."""
         self.engine.dispose()
+
+    def aliases(self, model: str) -> dict[str, int]:
+        """The aliases of ``model`` and the versions they name."""
+        query = select(aliases_table.c.alias, aliases_table.c.version).where(
+            aliases_table.c.model == model
+        )
+        with self.engine.connect() as conn:
+            return {alias: int(version) for alias, version in conn.execute(query)}
 
     def routing(self) -> dict[str, Routing]:
         """Every model's aliases and traffic settings."""
@@ -158,19 +167,40 @@ class AliasStore:
         actor: str,
         reason: str,
         kind: str = "move",
-        expect: int | object | None = ...,
+        expect: Mapping[str, int | None] | None = None,
     ) -> MoveResult:
         """Point ``alias`` of ``model`` at ``version`` and record it (nothing when it already
-        does). ``expect``: move only if the alias names this version now (``None``: none), else
-        ``AliasMoved``."""
+        does). ``expect``: move only if each alias it names still names that version (``None``:
+        none), else ``AliasMoved``."""
         with self._write() as conn:
+            self._check(conn, model, expect or {})
             current = self._current(conn, model, alias)
-            if expect is not ... and expect != current:
-                raise AliasMoved(f"{model} {alias} is now {current}, not {expect}")
             if current == version:
                 return MoveResult(alias, current, version, moved=False)
             self._set(conn, model, alias, current, version, kind, actor, reason)
         return MoveResult(alias, current, version, moved=True)
+
+    def refuse(
+        self,
+        model: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        expect: Mapping[str, int | None],
+    ) -> None:
+        """Record that ``version`` was refused as ``alias`` (kind ``refused``; the alias does
+        not move), if the aliases still name what ``expect`` says, else ``AliasMoved``."""
+        with self._write() as conn:
+            self._check(conn, model, expect)
+            current = self._current(conn, model, alias)
+            conn.execute(
+                insert(moves_table).values(
+                    model=model, alias=alias, kind="refused", from_version=current,
+                    to_version=version, actor=actor, reason=reason, at=time.time(),
+                )
+            )  # fmt: skip
 
     def rollback(
         self, model: str, alias: str, *, actor: str, reason: str, available: Collection[int]
@@ -225,6 +255,13 @@ class AliasStore:
                 conn.execute(select(func.pg_advisory_xact_lock(_ALIAS_LOCK_KEY)))
             yield conn
 
+    @classmethod
+    def _check(cls, conn: Connection, model: str, expect: Mapping[str, int | None]) -> None:
+        for alias, expected in expect.items():
+            found = cls._current(conn, model, alias)
+            if found != expected:
+                raise AliasMoved(f"{model} {alias} is now {found}, not {expected}")
+
     @staticmethod
     def _current(conn: Connection, model: str, alias: str) -> int | None:
         version = conn.execute(
@@ -238,7 +275,11 @@ class AliasStore:
     def _previous(conn: Connection, model: str, alias: str, current: int | None) -> int | None:
         rows = conn.execute(
             select(moves_table.c.kind, moves_table.c.from_version)
-            .where(moves_table.c.model == model, moves_table.c.alias == alias)
+            .where(
+                moves_table.c.model == model,
+                moves_table.c.alias == alias,
+                moves_table.c.kind != "refused",
+            )
             .order_by(moves_table.c.seq)
         ).all()
         stack: list[int] = []

@@ -1,47 +1,19 @@
-"""The promotion gate: a version may become ``production`` only if its accuracy on the
-validation rows is at least production's minus a tolerance (``DIGITS_GATE_TOLERANCE``).
+"""The promotion gate: a version may become ``production`` only if its validation accuracy is
+at least production's minus a tolerance (``DIGITS_GATE_TOLERANCE``, one setting).
 
-The validation rows are ``training.data.carve_validation(load_split())``: a fixed, stratified
-15% of the training rows, which job fits leave out; the lecture's test rows stay the report,
-never a selection criterion. A version's figure is the one recorded in its manifest
-(``"validation"``) when it was measured on these same rows, else it is measured here.
+Rollout never measures: the caller hands in ``Gate(measure, tolerance)``, where ``measure``
+is the one accuracy measure (``service.inference.validation``: a version's
+manifest record on the validation rows, else a forward over them).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-
-from training.data import Validation, carve_validation, load_split
-from training.export import Manifest
-
-Forward = Callable[[torch.Tensor], torch.Tensor]
-
-
-@functools.cache
-def validation_rows() -> Validation:
-    """The validation rows (loaded once per process, ~0.5 s)."""
-    return carve_validation(load_split())[1]
-
-
-def accuracy(forward: Forward, validation: Validation) -> float:
-    """Share of the validation rows whose argmax of ``forward(x)`` is their label."""
-    with torch.inference_mode():
-        predicted = forward(validation.x).argmax(dim=1).cpu()
-    return float((predicted == validation.y).float().mean())
-
-
-def recorded_accuracy(manifest: Manifest, validation: Validation) -> float | None:
-    """The manifest's validation accuracy if it was measured on these rows, else ``None``."""
-    record = manifest.validation or {}
-    if "accuracy" not in record:
-        return None
-    facts = {k: v for k, v in record.items() if k != "accuracy"}
-    return float(record["accuracy"]) if facts == validation.describe() else None
+#: A version's validation accuracy, or ``None`` when it cannot be measured (not on disk).
+Measure = Callable[[int], float | None]
 
 
 @dataclass(frozen=True)
@@ -50,7 +22,7 @@ class Verdict:
 
     passed: bool
     version: int
-    accuracy: float
+    accuracy: float | None
     production_version: int | None
     production_accuracy: float | None
     tolerance: float
@@ -58,14 +30,42 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def explain(self) -> str:
+        """The figures in words, for the history and error messages."""
+        mine = "unmeasurable" if self.accuracy is None else f"{self.accuracy:.4f}"
+        if self.production_accuracy is None:
+            return f"validation accuracy {mine} vs (none)"
+        relation = ">=" if self.passed else "<"
+        return (
+            f"validation accuracy {mine} {relation} {self.production_accuracy:.4f} of version "
+            f"{self.production_version} - {self.tolerance:g}"
+        )
+
 
 def judge(
     version: int,
-    candidate: float,
+    candidate: float | None,
     production_version: int | None,
     production: float | None,
     tolerance: float,
 ) -> Verdict:
-    """Pass when there is no production figure, or ``candidate >= production - tolerance``."""
-    passed = production is None or candidate >= production - tolerance - 1e-12
+    """Pass when there is no production figure, or ``candidate >= production - tolerance``;
+    an unmeasurable candidate never passes against a measured production."""
+    passed = production is None or (
+        candidate is not None and candidate >= production - tolerance - 1e-12
+    )
     return Verdict(passed, version, candidate, production_version, production, tolerance)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate of one model: ``measure`` from the caller, ``tolerance`` from the settings."""
+
+    measure: Measure
+    tolerance: float
+
+    def check(self, version: int, production: int | None) -> Verdict:
+        """``version`` judged against ``production`` (the version production names now)."""
+        against = None if production in (None, version) else production
+        figure = None if against is None else self.measure(against)
+        return judge(version, self.measure(version), against, figure, self.tolerance)

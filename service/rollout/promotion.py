@@ -1,110 +1,117 @@
-"""What a job's ``"promote": true`` does once its version is published: apply the gate
-(``service/rollout/gate.py``) against the current ``production`` and move the alias only if
-it passes.
+"""One promotion: ``promote(aliases, model, version, alias, gate, actor, expect)``, used by a
+job's ``"promote": true`` (``service/jobs/worker.py``) and by a move
+(``PUT /models/{name}/aliases/{alias}``, ``service/http/routes/rollout.py``) alike.
 
-Runs in the worker process (local or Celery), on the job store's database. The move is
-conditional on ``production`` still naming the version the candidate was compared with; if
-another move got there first, the comparison is made again against the new one.
+The check and the move are a compare-and-set: the gate judges ``version`` against the version
+``production`` names when it reads it, and the move (or the record of a refusal) happens only
+if ``alias`` and ``production`` still name what the check saw; if another move got there
+first, the check is made again against the new one. Both decisions land in the history: a
+move, or a refusal (kind ``refused``, the alias unmoved). The measuring is the caller's
+(``Gate.measure``): rollout depends on the database alone.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
-import torch
-from sqlalchemy import Engine
+from service.errors import AliasChanged
+from service.rollout.aliases import PRODUCTION, AliasMoved, AliasStore, MoveResult
+from service.rollout.gate import Gate, Verdict
 
-from service.inference.repository import ModelRepository
-from service.jobs.records import JobRecord
-from service.rollout.aliases import PRODUCTION, AliasMoved, AliasStore, Routing
-from service.rollout.gate import accuracy, judge, recorded_accuracy
-from training.data import Validation
-from training.export import ArtifactError, Manifest
-
-log = logging.getLogger(__name__)
-
+#: ``expect`` when the caller saw nothing in particular: any version, re-checked on a race.
+ANY: Final = object()
 _ATTEMPTS = 5
 
 
-def promote_if_better(
-    engine: Engine,
-    repository: ModelRepository,
-    manifest: Manifest,
-    validation: Validation,
+@dataclass(frozen=True)
+class Promotion:
+    """What ``promote`` decided: the move (``None`` when refused) and the gate's verdict."""
+
+    result: MoveResult | None
+    verdict: Verdict | None
+
+    @property
+    def promoted(self) -> bool:
+        return self.result is not None
+
+
+def promote(
+    aliases: AliasStore,
+    model: str,
+    version: int,
+    alias: str,
+    gate: Gate | None,
+    actor: str,
+    expect: int | object | None = ANY,
     *,
-    job: JobRecord,
-) -> dict[str, Any]:
-    """The promotion record of a job: whether it asked, whether ``production`` moved to its
-    version, both validation figures and the tolerance, and why."""
-    aliases = AliasStore(engine)
-    name, version = manifest.name, manifest.version
-    tolerance = float(job.spec.get("gate_tolerance", 0.005))
-    candidate = float((manifest.validation or {})["accuracy"])
-    first = aliases.ensure_production(name, version, "the first version of a new model")
-    for _attempt in range(_ATTEMPTS):
-        production = aliases.routing().get(name, Routing()).production
-        if production == version:
-            why = "the first version of a new model" if first else "already production"
-            return _record(job.promote, True, candidate, None, None, tolerance, why)
-        if not job.promote:
-            return _record(False, False, candidate, production, None, tolerance, "not asked")
-        figure = production_accuracy(repository, name, production, validation)
-        verdict = judge(version, candidate, production, figure, tolerance)
-        if not verdict.passed:
-            why = f"validation accuracy {candidate:.4f} < {figure:.4f} - {tolerance:g}"
-            return _record(True, False, candidate, production, figure, tolerance, why)
-        reason = f"job {job.id}: validation accuracy {candidate:.4f} vs " + (
-            "(none)" if figure is None else f"{figure:.4f} of version {production}"
-        )
-        try:
-            aliases.move(
-                name, PRODUCTION, version, actor=f"job:{job.id}", reason=reason,
-                kind="promote", expect=production,
-            )  # fmt: skip
-        except AliasMoved:
-            continue  # production moved meanwhile: compare with the new one
-        return _record(True, True, candidate, production, figure, tolerance, reason)
-    return _record(True, False, candidate, None, None, tolerance, "production kept moving")
-
-
-def production_accuracy(
-    repository: ModelRepository, name: str, version: int | None, validation: Validation
-) -> float | None:
-    """Validation accuracy of ``name`` ``version``: its manifest's record, else measured
-    on the CPU; ``None`` when the version is not on disk or cannot be loaded."""
-    if version is None:
-        return None
-    for artifact in repository.scan().artifacts:
-        if artifact.key != (name, version):
-            continue
-        figure = recorded_accuracy(artifact.manifest, validation)
-        if figure is not None:
-            return figure
-        try:
-            _manifest, module = repository.load(artifact, torch.device("cpu"))
-        except ArtifactError as exc:
-            log.warning("cannot evaluate %s v%d for the gate: %s", name, version, exc)
-            return None
-        return accuracy(module, validation)
-    return None
-
-
-def _record(
-    requested: bool,
-    promoted: bool,
-    candidate: float,
-    production: int | None,
-    figure: float | None,
-    tolerance: float,
     reason: str,
+    kind: str = "move",
+) -> Promotion:
+    """Move ``alias`` of ``model`` to ``version`` if ``gate`` passes (``None``: no gate).
+
+    ``expect``: the version the caller saw ``alias`` name (``None``: none; ``ANY``: any);
+    ``AliasChanged`` (409) when it names another, or keeps moving between checks.
+    """
+    for _attempt in range(_ATTEMPTS):
+        seen = aliases.aliases(model)
+        current, production = seen.get(alias), seen.get(PRODUCTION)
+        if expect is not ANY and current != expect:
+            raise AliasChanged(
+                f"{model} {alias} names version {current}, not {expect}",
+                expected="the version it names now (GET /models/{name}/history)",
+            )
+        verdict = None if gate is None else gate.check(version, production)
+        cas = {alias: current, PRODUCTION: production}
+        why = reason if verdict is None else f"{reason}: {verdict.explain()}"
+        try:
+            if verdict is not None and not verdict.passed:
+                aliases.refuse(model, alias, version, actor=actor, reason=why, expect=cas)
+                return Promotion(None, verdict)
+            moved = aliases.move(
+                model, alias, version, actor=actor, reason=why, kind=kind, expect=cas
+            )
+        except AliasMoved:
+            continue  # moved since the check: check again against what it names now
+        return Promotion(moved, verdict)
+    raise AliasChanged(
+        f"{model} {alias} kept moving while version {version} was checked",
+        expected="the move again once the other moves are done",
+    )
+
+
+def promote_job_version(
+    aliases: AliasStore, model: str, version: int, gate: Gate, *, job_id: str, requested: bool
 ) -> dict[str, Any]:
+    """The promotion record of a job's new version: the first version of a model becomes
+    its ``production``; a later one does if the job asked and the gate passes."""
+    first = aliases.ensure_production(model, version, "the first version of a new model")
+    production = aliases.aliases(model).get(PRODUCTION)
+    other = None if production == version else production
+    unchecked = Verdict(True, version, gate.measure(version), other, None, gate.tolerance)
+    if first or production == version:
+        why = "the first version of a new model" if first else "already production"
+        return _record(requested, True, unchecked, why)
+    if not requested:
+        return _record(False, False, unchecked, "not asked")
+    try:
+        outcome = promote(
+            aliases, model, version, PRODUCTION, gate, f"job:{job_id}",
+            reason=f"job {job_id}", kind="promote",
+        )  # fmt: skip
+    except AliasChanged as exc:
+        return _record(True, False, unchecked, exc.message)
+    verdict = outcome.verdict or unchecked
+    return _record(True, outcome.promoted, verdict, verdict.explain())
+
+
+def _record(requested: bool, promoted: bool, verdict: Verdict, reason: str) -> dict[str, Any]:
     return {
         "requested": requested,
         "promoted": promoted,
-        "validation_accuracy": candidate,
-        "production_version": production,
-        "production_validation_accuracy": figure,
-        "tolerance": tolerance,
+        "validation_accuracy": verdict.accuracy,
+        "production_version": verdict.production_version,
+        "production_validation_accuracy": verdict.production_accuracy,
+        "tolerance": verdict.tolerance,
         "reason": reason,
     }

@@ -22,7 +22,7 @@ SPEC = JobSpec(family="logistic", hyperparameters={"iterations": 5}).new_job()
 
 @pytest.fixture
 def store(tmp_path: Path) -> JobStore:
-    return JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    return JobStore.open(f"sqlite:///{tmp_path / 'jobs.db'}")
 
 
 def running_job(store: JobStore, owner: str, heartbeat_age: float) -> str:

@@ -39,7 +39,7 @@ def pg_url() -> Iterator[str]:
 
 def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
     """Eight claimers on two PostgreSQL stores claim each of 30 jobs exactly once."""
-    stores = [JobStore(pg_url), JobStore(pg_url)]
+    stores = [JobStore.open(pg_url), JobStore.open(pg_url)]
     ids = set()
     for _ in range(30):
         job = stores[0].create(JobSpec(family="logistic").new_job())
@@ -55,7 +55,7 @@ def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
 
 def test_postgres_queue_bound_holds_for_20_concurrent_submitters(pg_url: str) -> None:
     """Twenty submitters on their own connections at once: exactly 16 queued, 4 refused."""
-    store = JobStore(pg_url)
+    store = JobStore.open(pg_url)
     before = store.counts()[JobStatus.QUEUED]
     assert submit_concurrently(pg_url, submitters=20, max_queued=before + 16) == 16
     assert store.counts()[JobStatus.QUEUED] == before + 16
@@ -87,7 +87,7 @@ def test_stores_opened_at_once_on_an_empty_database_all_start(pg_url: str) -> No
         def open_store() -> None:
             barrier.wait()
             try:
-                JobStore(url).close()
+                JobStore.open(url).close()
             except BaseException as exc:  # collected and asserted below
                 errors.append(exc)
 
@@ -97,6 +97,6 @@ def test_stores_opened_at_once_on_an_empty_database_all_start(pg_url: str) -> No
         for thread in threads:
             thread.join(timeout=60)
         assert errors == []
-        store = JobStore(url)
+        store = JobStore.open(url)
         assert store.create(JobSpec(family="logistic").new_job()) is not None
         store.close()

@@ -197,9 +197,10 @@ def test_killed_worker_fails_its_job_within_60_s(
 
 def _job_pid(stack: Stack, job_id: str) -> int:
     """The pid of the process running ``job_id``, read from the shared store."""
+    from service.db import make_engine
     from service.jobs.store import JobStore
 
-    store = JobStore(stack.database_url, create=False)
+    store = JobStore(make_engine(stack.database_url))
     try:
         found = wait_for(lambda: store.get(job_id).worker_pid, 30, "the job's worker pid")
         return int(found)

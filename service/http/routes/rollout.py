@@ -15,12 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.errors import GateRefused, InvalidInput, ModelNotReady
+from service.errors import GateRefused, InvalidInput
 from service.http.access import ACTOR, ANONYMOUS
 from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
-from service.inference.registry import LoadedModel, ModelRegistry
+from service.inference.validation import served_accuracy
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
-from service.rollout.gate import Verdict, accuracy, judge, recorded_accuracy, validation_rows
+from service.rollout.gate import Gate, Verdict
+from service.rollout.promotion import promote
 
 router = APIRouter(prefix="/models", tags=["rollout"])
 
@@ -102,23 +103,24 @@ async def move_alias(
 ) -> AliasMoveView:
     """Point ``alias`` of model ``name`` at ``version`` (idempotent), optionally gated."""
     check_alias_name(alias)
-    target = registry.get(name, body.version)  # 404 naming the versions that exist
-    verdict = None
+    registry.get(name, body.version)  # 404 naming the versions that exist
+    gate = None
     if body.gate:
-        verdict = await asyncio.to_thread(_gate, registry, target, settings.gate_tolerance)
-        if not verdict.passed:
-            raise GateRefused(
-                f"version {body.version} of {name} has validation accuracy "
-                f"{verdict.accuracy:.4f}, below production's {verdict.production_accuracy:.4f} "
-                f"minus {verdict.tolerance:g}",
-                expected="a version at least as accurate, or the move without the gate",
-                gate=verdict.as_dict(),
-            )
-    result = await asyncio.to_thread(
-        aliases.move, name, alias, body.version, actor=_actor(request), reason=body.reason
+        gate = Gate(served_accuracy(registry, name), settings.gate_tolerance)
+    outcome = await asyncio.to_thread(
+        promote, aliases, name, body.version, alias, gate, _actor(request), reason=body.reason
     )
+    if outcome.result is None:
+        await dataplane.refresh()  # the refusal is in the history
+        verdict = outcome.verdict
+        assert verdict is not None  # only a gate refuses
+        raise GateRefused(
+            f"version {body.version} of {name} refused: {verdict.explain()}",
+            expected="a version at least as accurate, or the move without the gate",
+            gate=verdict.as_dict(),
+        )
     await dataplane.refresh()
-    return _view(name, result, verdict)
+    return _view(name, outcome.result, outcome.verdict)
 
 
 _ROLLBACK_EXAMPLES = {"reason": {"value": {"reason": "v3 misreads 7s as 1s in the field"}}}
@@ -231,27 +233,6 @@ def parse_traffic(body: dict[str, Any], known: dict[str, int]) -> tuple[dict[str
             expected='e.g. {"production": 90, "staging": 10}',
         )
     return weights, shadow
-
-
-def _gate(registry: ModelRegistry, candidate: LoadedModel, tolerance: float) -> Verdict:
-    """The gate for a manual move (blocking: may run forwards over the validation rows)."""
-    validation = validation_rows()
-
-    def figure(model: LoadedModel) -> float:
-        known = recorded_accuracy(model.manifest, validation)
-        return known if known is not None else accuracy(model.predict_proba, validation)
-
-    try:
-        production: LoadedModel | None = registry.get(candidate.name)
-    except ModelNotReady:
-        production = None
-    return judge(
-        candidate.version,
-        figure(candidate),
-        None if production is None else production.version,
-        None if production is None else figure(production),
-        tolerance,
-    )
 
 
 def _actor(request: Request) -> str:

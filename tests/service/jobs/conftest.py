@@ -125,7 +125,7 @@ def claim_concurrently(stores: list[JobStore], claimers: int = 8) -> list[list[s
 def submit_concurrently(url: str, submitters: int = 20, max_queued: int = 16) -> int:
     """Start ``submitters`` threads at once, each on its own store (its own connections, as
     separate processes would be), each creating one job; how many were queued."""
-    stores = [JobStore(url) for _ in range(submitters)]
+    stores = [JobStore.open(url) for _ in range(submitters)]
     barrier = threading.Barrier(submitters)
     queued: list[bool] = []
 

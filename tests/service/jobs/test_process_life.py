@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.db import make_engine
 from service.jobs.store import JobStore
 from tests.service.jobs.conftest import LONG_CNN
 
@@ -102,7 +103,7 @@ def test_kill_9_of_the_api_stops_its_training_worker_within_5_s(
     """A worker whose API process was SIGKILLed mid-fit stops within 5 s, not trains on."""
     process, base, database_url = service
     job_id = httpx.post(f"{base}/train", json=LONG_CNN, timeout=10).json()["id"]
-    store = JobStore(database_url, create=False)
+    store = JobStore(make_engine(database_url))
     job = poll(
         lambda: (j := store.get(job_id)).iteration > 0 and j.worker_pid and j,
         60,

@@ -40,7 +40,7 @@ def test_start_up_fails_running_jobs_whose_heartbeat_is_stale(
     """A job left running by a process that stopped beating is failed ("worker lost") at
     start-up; a job whose worker still beats (elsewhere) is left running."""
     settings = job_settings(tmp_path, models_dir)
-    store = JobStore(settings.database_url)
+    store = JobStore.open(settings.database_url)
     dead, alive = (
         store.create(JobSpec(family="logistic").new_job()),
         store.create(JobSpec(family="fnn").new_job()),
@@ -63,7 +63,7 @@ def test_start_up_fails_running_jobs_whose_heartbeat_is_stale(
 def test_only_running_jobs_silent_for_longer_than_the_limit_are_lost(tmp_path: Path) -> None:
     """The one liveness rule: a running job is lost once its heartbeat is older than the
     limit, and a heartbeat keeps it alive."""
-    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store = JobStore.open(f"sqlite:///{tmp_path / 'jobs.db'}")
     job = store.create(JobSpec(family="logistic").new_job())
     assert job is not None
     assert store.claim(job.id, "elsewhere:1:token")

@@ -22,7 +22,7 @@ def url(tmp_path: Path) -> str:
 
 def test_two_stores_on_one_database_claim_each_job_exactly_once(url: str) -> None:
     """Eight claimers on two stores (separate connection pools) never claim a job twice."""
-    stores = [JobStore(url), JobStore(url)]
+    stores = [JobStore.open(url), JobStore.open(url)]
     ids = {stores[0].create(JobSpec(family="logistic").new_job()).id for _ in range(40)}  # type: ignore[union-attr]
     claims = claim_concurrently(stores)
     claimed = [job_id for mine in claims for job_id in mine]
@@ -33,7 +33,7 @@ def test_two_stores_on_one_database_claim_each_job_exactly_once(url: str) -> Non
 
 def test_a_claimed_job_cannot_be_claimed_or_started_by_another_owner(url: str) -> None:
     """The second claimant of a job is refused, and ``start`` leaves the job to its holder."""
-    store = JobStore(url)
+    store = JobStore.open(url)
     job = store.create(JobSpec(family="logistic").new_job())
     assert job is not None
     assert store.claim(job.id, "a")
@@ -46,7 +46,7 @@ def test_a_claimed_job_cannot_be_claimed_or_started_by_another_owner(url: str) -
 
 def test_progress_appends_curve_chunks_and_reports_a_cancel(url: str) -> None:
     """Progress writes append to the curve; after a cancel request they say stop."""
-    store = JobStore(url)
+    store = JobStore.open(url)
     job = store.create(JobSpec(family="logistic").new_job())
     assert job is not None
     store.claim(job.id, "me")
@@ -74,7 +74,7 @@ def test_progress_appends_curve_chunks_and_reports_a_cancel(url: str) -> None:
 
 def test_queue_bound_refuses_jobs_beyond_max_queued(url: str) -> None:
     """``create`` returns None once ``max_queued`` jobs are waiting."""
-    store = JobStore(url)
+    store = JobStore.open(url)
     assert store.create(JobSpec(family="fnn").new_job(), max_queued=2) is not None
     assert store.create(JobSpec(family="fnn").new_job(), max_queued=2) is not None
     assert store.create(JobSpec(family="fnn").new_job(), max_queued=2) is None
@@ -83,9 +83,9 @@ def test_queue_bound_refuses_jobs_beyond_max_queued(url: str) -> None:
 
 def test_queue_bound_holds_for_20_concurrent_submitters(url: str) -> None:
     """Twenty submitters on their own connections at once: exactly 16 queued, 4 refused."""
-    JobStore(url).close()  # the tables exist before the race, as they do in a running service
+    JobStore.open(url).close()  # the tables exist before the race, as they do in a running service
     assert submit_concurrently(url, submitters=20, max_queued=16) == 16
-    assert JobStore(url).counts()[JobStatus.QUEUED] == 16
+    assert JobStore.open(url).counts()[JobStatus.QUEUED] == 16
 
 
 def test_thinning_keeps_at_most_1000_means_ending_at_the_last_iteration() -> None:

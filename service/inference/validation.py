@@ -1,0 +1,82 @@
+"""The one accuracy measure of the promotion gate (``service/rollout/gate.py``): a version's
+accuracy on the validation rows.
+
+The validation rows are ``training.data.carve_validation(load_split())``: a fixed, stratified
+15% of the training rows, which job fits leave out; the lecture's test rows stay the report,
+never a selection criterion. A version's figure is the one recorded in its manifest
+(``"validation"``) when it was measured on these same rows, else a forward over them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+import torch
+
+from service.errors import ServiceError
+from service.inference.registry import ModelRegistry
+from service.inference.repository import ModelRepository
+from service.rollout.gate import Measure
+from training.data import Validation, carve_validation, load_split
+from training.export import ArtifactError, Manifest
+
+log = logging.getLogger(__name__)
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+@functools.cache
+def validation_rows() -> Validation:
+    """The validation rows (loaded once per process, ~0.5 s)."""
+    return carve_validation(load_split())[1]
+
+
+def accuracy(manifest: Manifest, forward: Callable[[], Forward], validation: Validation) -> float:
+    """The manifest's validation accuracy if it was measured on these rows, else the share of
+    the rows whose argmax of ``forward()(x)`` is their label (``forward`` is only called,
+    e.g. a model loaded, when the manifest has no figure)."""
+    record = manifest.validation or {}
+    facts = {k: v for k, v in record.items() if k != "accuracy"}
+    if "accuracy" in record and facts == validation.describe():
+        return float(record["accuracy"])
+    with torch.inference_mode():
+        predicted = forward()(validation.x).argmax(dim=1).cpu()
+    return float((predicted == validation.y).float().mean())
+
+
+def stored_accuracy(repository: ModelRepository, name: str, validation: Validation) -> Measure:
+    """The gate's ``measure`` for model ``name`` on disk (a job's worker): ``accuracy`` of a
+    version, loaded on the CPU if need be; ``None`` when it is not on disk or unloadable."""
+
+    def measure(version: int) -> float | None:
+        found = [a for a in repository.scan().artifacts if a.key == (name, version)]
+        if not found:
+            return None
+        artifact = found[0]
+        try:
+            return accuracy(
+                artifact.manifest,
+                lambda: repository.load(artifact, torch.device("cpu"))[1],
+                validation,
+            )
+        except ArtifactError as exc:
+            log.warning("cannot evaluate %s v%d for the gate: %s", name, version, exc)
+            return None
+
+    return measure
+
+
+def served_accuracy(registry: ModelRegistry, name: str) -> Measure:
+    """The gate's ``measure`` for model ``name`` as this process serves it (a manual move):
+    ``accuracy`` of a loaded version; ``None`` when it is not served."""
+
+    def measure(version: int) -> float | None:
+        try:
+            model = registry.get(name, version)
+        except ServiceError:
+            return None
+        return accuracy(model.manifest, lambda: model.predict_proba, validation_rows())
+
+    return measure
