@@ -1,4 +1,5 @@
-"""``python -m service`` / ``digits-serve``: start uvicorn on ``create_app(Settings())``.
+"""``python -m service`` / ``digits-serve``: start uvicorn on ``create_app(Settings())``;
+``python -m service db upgrade|current``: migrate the database, or say its revision.
 
 The only place the environment is read. Command-line options override environment settings.
 """
@@ -15,7 +16,9 @@ from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
+from service.db import HEAD, StoreBehind, current, make_engine, prepare, upgrade
 from service.http.access import exposure_problem
 from service.settings import Settings
 from service.startup import pause_gc, resume_gc
@@ -39,12 +42,36 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def db_main(argv: list[str]) -> int:
+    """``db upgrade``: bring the database to this release's schema; ``db current``: its
+    revision and whether it is behind (exit 1 then)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m service db",
+        description="The database at DIGITS_DATABASE_URL: its schema revision, or upgrade it.",
+    )
+    parser.add_argument("command", choices=["upgrade", "current"])
+    args = parser.parse_args(argv)
+    engine = make_engine(Settings().database_url)
+    try:
+        if args.command == "upgrade":
+            print(f"upgraded from {upgrade(engine)} to {HEAD}")  # noqa: T201
+            return 0
+        found = current(engine)
+        print(f"{found or '(empty)'}" + ("" if found == HEAD else f" (behind {HEAD})"))  # noqa: T201
+        return 0 if found == HEAD else 1
+    finally:
+        engine.dispose()
+
+
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     """Stop with exit code 0 on SIGINT/SIGTERM (uvicorn re-raises the signal it stopped on)."""
     raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["db"]:
+        return db_main(argv[1:])
     args = get_args_parser().parse_args(argv)
     overrides = {
         key: value
@@ -69,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    problem = _database_problem(settings)
+    if problem is not None:
+        print(f"digits-serve: {problem}", file=sys.stderr)  # noqa: T201
+        return 2
     # Each worker process builds its app from the environment: pass the overrides along.
     for key, value in overrides.items():
         os.environ[f"DIGITS_{key.upper()}"] = str(value)
@@ -98,6 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         resume_gc()  # when the app never started (e.g. the port was taken)
     return 0
+
+
+def _database_problem(settings: Settings) -> str | None:
+    """Why the database cannot be served as it is (behind, with migration off), else ``None``
+    after migrating it (once, before the workers start; their lifespans find it current)."""
+    engine = make_engine(settings.database_url)
+    try:
+        prepare(engine, auto_migrate=settings.db_auto_migrate)
+    except (StoreBehind, OperationalError) as exc:
+        return str(exc)
+    finally:
+        engine.dispose()
+    return None
 
 
 if __name__ == "__main__":
