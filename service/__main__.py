@@ -54,7 +54,9 @@ def db_main(argv: list[str]) -> int:
     engine = make_engine(Settings().database_url)
     try:
         if args.command == "upgrade":
-            print(f"upgraded from {upgrade(engine)} to {HEAD}")  # noqa: T201
+            before = upgrade(engine)
+            done = f"already at {HEAD}" if before == HEAD else f"upgraded from {before} to {HEAD}"
+            print(done)  # noqa: T201
             return 0
         found = current(engine)
         print(f"{found or '(empty)'}" + ("" if found == HEAD else f" (behind {HEAD})"))  # noqa: T201

@@ -66,7 +66,8 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine) -> str:
-    """Migrate the store to ``HEAD`` under the migration lock; returns the revision before."""
+    """Migrate the store to ``HEAD`` under the migration lock; returns the revision it found
+    once it held the lock (``HEAD``: another process had migrated it)."""
     with _locked(engine) as conn:
         found = _revision(conn)
         if found != HEAD:

@@ -129,3 +129,22 @@ def test_tables_of_an_old_store_are_kept_not_recreated(tmp_path: Path) -> None:
         inspect(engine).get_table_names()
     )
     engine.dispose()
+
+
+def test_python_m_service_refuses_a_store_behind_with_exit_2(
+    old_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.__main__ import main
+
+    monkeypatch.setenv("DIGITS_DATABASE_URL", old_store)
+    monkeypatch.setenv("DIGITS_DB_AUTO_MIGRATE", "false")
+    assert main([]) == 2  # before uvicorn starts
+    assert "python -m service db upgrade" in capsys.readouterr().err
+    assert main(["db", "current"]) == 1
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{UNVERSIONED} (behind {HEAD})",
+        f"upgraded from {UNVERSIONED} to {HEAD}",
+        HEAD,
+    ]
