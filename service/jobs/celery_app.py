@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from celery import Celery, Task
 
+from service.db import open_database
 from service.jobs.worker import run_job, warm_up
 from service.settings import Settings
 
@@ -78,6 +79,9 @@ def create_celery_app(settings: Settings) -> Celery:
 def _build_from_environment() -> Celery:
     """The worker's app: settings from the environment, the training data loaded early."""
     settings = Settings()
+    # The same engine code and migration as the API's: a worker started first migrates the
+    # store (under the lock), or refuses it when it is behind and migration is off.
+    open_database(settings.database_url, auto_migrate=settings.db_auto_migrate).dispose()
     app = create_celery_app(settings)
 
     from celery.signals import worker_process_init

@@ -301,3 +301,14 @@ async def test_a_full_shadow_queue_drops_and_counts_never_delays(tmp_path: Path)
         assert (
             _sample(metrics, "digits_shadow_dropped_total", model="m") == traffic["shadow_dropped"]
         )
+
+
+def test_a_move_expecting_another_version_is_409_and_moves_nothing(client: TestClient) -> None:
+    move(client, "staging", 1)
+    body = {"version": 2, "reason": "checked v3 first", "expect": 3}
+    refused = client.put("/models/m/aliases/staging", json=body, headers=ADMIN)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "alias_changed"
+    assert client.get("/models/m").json()["aliases"]["staging"] == 1
+    body["expect"] = 1
+    assert client.put("/models/m/aliases/staging", json=body, headers=ADMIN).json()["previous"] == 1

@@ -21,7 +21,7 @@ from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
 from service.inference.validation import served_accuracy
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
 from service.rollout.gate import Gate, Verdict
-from service.rollout.promotion import promote
+from service.rollout.promotion import ANY, promote
 
 router = APIRouter(prefix="/models", tags=["rollout"])
 
@@ -49,6 +49,13 @@ class AliasMoveRequest(BaseModel):
         strict=True,
         description="refuse (409) unless the version's validation accuracy is at least "
         "production's minus DIGITS_GATE_TOLERANCE",
+    )
+    expect: int | None = Field(
+        default=None,
+        ge=1,
+        strict=True,
+        description="move only if the alias names this version now, else 409 alias_changed "
+        "(a compare-and-set for a client that checked it first)",
     )
 
 
@@ -107,9 +114,11 @@ async def move_alias(
     gate = None
     if body.gate:
         gate = Gate(served_accuracy(registry, name), settings.gate_tolerance)
+    expect = ANY if body.expect is None else body.expect
     outcome = await asyncio.to_thread(
-        promote, aliases, name, body.version, alias, gate, _actor(request), reason=body.reason
-    )
+        promote, aliases, name, body.version, alias, gate, _actor(request), expect,
+        reason=body.reason,
+    )  # fmt: skip
     if outcome.result is None:
         await dataplane.refresh()  # the refusal is in the history
         verdict = outcome.verdict
