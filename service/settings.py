@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The promotion gate's tolerance unless ``DIGITS_GATE_TOLERANCE`` says otherwise: the one
-#: place the figure is written (``service/rollout/gate.py``).
+#: place the figure is written (the gate: ``service/rollout/gate.py``).
 DEFAULT_GATE_TOLERANCE = 0.005
 
 

@@ -17,27 +17,41 @@ left, each rollback pops one), so 1 -> 2 -> 3 rolls back to 2, then to 1.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import random
-import re
 import time
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from service.db import open_database
-from service.errors import InvalidInput, NothingToRollBack, VersionNotFound
+from service.errors import NothingToRollBack, VersionNotFound
+from service.rollout.names import (
+    ALIAS_PATTERN,
+    ALIAS_SCHEMA_PATTERN,
+    PRODUCTION,
+    RESERVED,
+    Routing,
+    check_alias_name,
+    pick_alias,
+)
 from service.rollout.tables import aliases_table, moves_table, traffic_table
 
-PRODUCTION = "production"
-#: What an alias name may be; ``shadow`` is the traffic body's key for the shadow alias.
-ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-RESERVED = frozenset({"shadow"})
-#: The same rule as a JSON Schema ``pattern`` (ECMA-262), for the OpenAPI schema of every
-#: route that takes an alias name; the routes check names with ``check_alias_name``.
-ALIAS_SCHEMA_PATTERN = f"^(?!(?:{'|'.join(sorted(RESERVED))})$){ALIAS_PATTERN.pattern}$"
+#: The names that are ``service.rollout.names``'s, importable from here as before.
+__all__ = [
+    "ALIAS_PATTERN",
+    "ALIAS_SCHEMA_PATTERN",
+    "PRODUCTION",
+    "RESERVED",
+    "AliasMoved",
+    "AliasStore",
+    "Move",
+    "MoveResult",
+    "Routing",
+    "check_alias_name",
+    "pick_alias",
+]
+
 #: PostgreSQL advisory-lock key serialising alias and traffic writes ("digia" in ASCII).
 _ALIAS_LOCK_KEY = 0x6469676961
 
@@ -65,46 +79,6 @@ class MoveResult:
     previous: int | None
     version: int
     moved: bool
-
-
-@dataclass(frozen=True)
-class Routing:
-    """One model's aliases, canary weights (alias -> percent, summing to 100, or empty) and
-    shadow alias."""
-
-    aliases: dict[str, int] = field(default_factory=dict)
-    weights: dict[str, int] = field(default_factory=dict)
-    shadow: str | None = None
-
-    @property
-    def production(self) -> int | None:
-        return self.aliases.get(PRODUCTION)
-
-
-def check_alias_name(alias: str) -> str:
-    """``alias`` if it is a valid alias name, else ``InvalidInput`` saying what is."""
-    if not ALIAS_PATTERN.fullmatch(alias) or alias in RESERVED:
-        raise InvalidInput(
-            f"{alias!r} is not a valid alias name",
-            expected="lower-case letters, digits, '-' or '_', starting with a letter, at most "
-            "32 characters, not 'shadow' (e.g. production, staging, canary)",
-        )
-    return alias
-
-
-def pick_alias(weights: dict[str, int], request_id: str | None) -> str:
-    """The alias a request goes to under ``weights`` (percent, summing to 100): a fixed
-    bucket of the ``X-Request-Id`` when one is sent (sticky), else a random one."""
-    if request_id:
-        digest = hashlib.sha256(request_id.encode()).digest()
-        bucket = int.from_bytes(digest[:8], "big") % 100
-    else:
-        bucket = random.randrange(100)  # a traffic split, not a secret
-    for alias, weight in weights.items():
-        if bucket < weight:
-            return alias
-        bucket -= weight
-    return PRODUCTION  # unreachable with weights summing to 100
 
 
 class AliasStore:
