@@ -16,7 +16,7 @@ from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.db import HEAD, StoreBehind, current, make_engine, prepare, upgrade
 from service.http.access import exposure_problem
@@ -136,11 +136,16 @@ def main(argv: list[str] | None = None) -> int:
 def _database_problem(settings: Settings) -> str | None:
     """Why the database cannot be served as it is (behind, with migration off), else ``None``
     after migrating it (once, before the workers start; their lifespans find it current)."""
-    engine = make_engine(settings.database_url)
+    try:
+        engine = make_engine(settings.database_url)
+    except OSError as exc:  # SQLite: its folder cannot be made
+        return f"cannot open the database {settings.database_url}: {exc}"
     try:
         prepare(engine, auto_migrate=settings.db_auto_migrate)
-    except (StoreBehind, OperationalError) as exc:
+    except StoreBehind as exc:
         return str(exc)
+    except SQLAlchemyError as exc:
+        return f"cannot open the database {settings.database_url}: {exc}"
     finally:
         engine.dispose()
     return None

@@ -206,8 +206,8 @@ def test_python_m_service_answers_with_the_production_version_of_its_database(
 def test_a_database_that_cannot_be_opened_still_stops_the_start_saying_why(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    """As before: the lifespan fails on the alias store, uvicorn exits 3 with the error, and
-    the service never says it started."""
+    """The start is refused before uvicorn (exit 2, like the other start refusals) with the
+    error, and the service never says it started."""
     (tmp_path / "a-file").write_text("not a folder")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
     env |= {
@@ -223,7 +223,7 @@ def test_a_database_that_cannot_be_opened_still_stops_the_start_saying_why(
         text=True,
         timeout=100,
     )
-    assert done.returncode == 3
+    assert done.returncode == 2
+    assert "digits-serve: cannot open the database" in done.stderr
     assert f"File exists: '{tmp_path / 'a-file'}'" in done.stderr
-    assert "Application startup failed. Exiting." in done.stderr
     assert "Application startup complete" not in done.stderr
