@@ -42,6 +42,7 @@ __all__ = [
     "ALIAS_PATTERN",
     "ALIAS_SCHEMA_PATTERN",
     "PRODUCTION",
+    "REFUSED",
     "RESERVED",
     "AliasMoved",
     "AliasStore",
@@ -52,6 +53,8 @@ __all__ = [
     "pick_alias",
 ]
 
+#: The kind of a history row that records a gate's refusal (the alias did not move).
+REFUSED = "refused"
 #: PostgreSQL advisory-lock key serialising alias and traffic writes ("digia" in ASCII).
 _ALIAS_LOCK_KEY = 0x6469676961
 
@@ -145,36 +148,15 @@ class AliasStore:
     ) -> MoveResult:
         """Point ``alias`` of ``model`` at ``version`` and record it (nothing when it already
         does). ``expect``: move only if each alias it names still names that version (``None``:
-        none), else ``AliasMoved``."""
+        none), else ``AliasMoved``. Kind ``refused`` records a gate's refusal of ``version``
+        and leaves the alias where it is."""
         with self._write() as conn:
             self._check(conn, model, expect or {})
             current = self._current(conn, model, alias)
-            if current == version:
+            if current == version and kind != REFUSED:
                 return MoveResult(alias, current, version, moved=False)
             self._set(conn, model, alias, current, version, kind, actor, reason)
-        return MoveResult(alias, current, version, moved=True)
-
-    def refuse(
-        self,
-        model: str,
-        alias: str,
-        version: int,
-        *,
-        actor: str,
-        reason: str,
-        expect: Mapping[str, int | None],
-    ) -> None:
-        """Record that ``version`` was refused as ``alias`` (kind ``refused``; the alias does
-        not move), if the aliases still name what ``expect`` says, else ``AliasMoved``."""
-        with self._write() as conn:
-            self._check(conn, model, expect)
-            current = self._current(conn, model, alias)
-            conn.execute(
-                insert(moves_table).values(
-                    model=model, alias=alias, kind="refused", from_version=current,
-                    to_version=version, actor=actor, reason=reason, at=time.time(),
-                )
-            )  # fmt: skip
+        return MoveResult(alias, current, version, moved=kind != REFUSED)
 
     def rollback(
         self, model: str, alias: str, *, actor: str, reason: str, available: Collection[int]
@@ -252,7 +234,7 @@ class AliasStore:
             .where(
                 moves_table.c.model == model,
                 moves_table.c.alias == alias,
-                moves_table.c.kind != "refused",
+                moves_table.c.kind != REFUSED,
             )
             .order_by(moves_table.c.seq)
         ).all()
@@ -278,8 +260,11 @@ class AliasStore:
         actor: str,
         reason: str,
     ) -> None:
+        """Point the alias at ``version`` (not for a refusal) and record the decision."""
         now = time.time()
-        if current is None:
+        if kind == REFUSED:
+            pass
+        elif current is None:
             conn.execute(
                 insert(aliases_table).values(
                     model=model, alias=alias, version=version, updated_at=now
@@ -293,16 +278,10 @@ class AliasStore:
             )
         conn.execute(
             insert(moves_table).values(
-                model=model,
-                alias=alias,
-                kind=kind,
-                from_version=current,
-                to_version=version,
-                actor=actor,
-                reason=reason,
-                at=now,
+                model=model, alias=alias, kind=kind, from_version=current, to_version=version,
+                actor=actor, reason=reason, at=now,
             )
-        )
+        )  # fmt: skip
 
 
 class AliasMoved(Exception):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from service.errors import AliasChanged
-from service.rollout.aliases import PRODUCTION, AliasMoved, AliasStore, MoveResult
+from service.rollout.aliases import PRODUCTION, REFUSED, AliasMoved, AliasStore, MoveResult
 from service.rollout.gate import Gate, Verdict
 
 #: ``expect`` when the caller saw nothing in particular: any version, re-checked on a race.
@@ -65,15 +65,14 @@ def promote(
         cas = {alias: current, PRODUCTION: production}
         why = reason if verdict is None else f"{reason}: {verdict.explain()}"
         try:
-            if verdict is not None and not verdict.passed:
-                aliases.refuse(model, alias, version, actor=actor, reason=why, expect=cas)
-                return Promotion(None, verdict)
+            refused = verdict is not None and not verdict.passed
             moved = aliases.move(
-                model, alias, version, actor=actor, reason=why, kind=kind, expect=cas
-            )
+                model, alias, version, actor=actor, reason=why,
+                kind=REFUSED if refused else kind, expect=cas,
+            )  # fmt: skip
         except AliasMoved:
             continue  # moved since the check: check again against what it names now
-        return Promotion(moved, verdict)
+        return Promotion(None if refused else moved, verdict)
     raise AliasChanged(
         f"{model} {alias} kept moving while version {version} was checked",
         expected="the move again once the other moves are done",
