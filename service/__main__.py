@@ -91,17 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"digits-serve: invalid settings:\n{exc}", file=sys.stderr)  # noqa: T201
         return 2
-    problem = exposure_problem(settings)
+    problem = exposure_problem(settings) or _database_problem(settings)
     if problem is not None:
         print(f"digits-serve: {problem}", file=sys.stderr)  # noqa: T201
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    problem = _database_problem(settings)
-    if problem is not None:
-        print(f"digits-serve: {problem}", file=sys.stderr)  # noqa: T201
-        return 2
     # Each worker process builds its app from the environment: pass the overrides along.
     for key, value in overrides.items():
         os.environ[f"DIGITS_{key.upper()}"] = str(value)

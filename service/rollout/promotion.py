@@ -49,10 +49,8 @@ def promote(
     kind: str = "move",
 ) -> Promotion:
     """Move ``alias`` of ``model`` to ``version`` if ``gate`` passes (``None``: no gate).
-
     ``expect``: the version the caller saw ``alias`` name (``None``: none; ``ANY``: any);
-    ``AliasChanged`` (409) when it names another, or keeps moving between checks.
-    """
+    ``AliasChanged`` (409) when it names another, or keeps moving between checks."""
     for _attempt in range(_ATTEMPTS):
         seen = aliases.aliases(model)
         current, production = seen.get(alias), seen.get(PRODUCTION)
