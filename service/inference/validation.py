@@ -15,8 +15,6 @@ from collections.abc import Callable
 
 import torch
 
-from service.errors import ServiceError
-from service.inference.registry import ModelRegistry
 from service.inference.repository import ModelRepository
 from service.rollout.gate import Measure
 from training.data import Validation, carve_validation, load_split
@@ -46,9 +44,13 @@ def accuracy(manifest: Manifest, forward: Callable[[], Forward], validation: Val
     return float((predicted == validation.y).float().mean())
 
 
-def stored_accuracy(repository: ModelRepository, name: str, validation: Validation) -> Measure:
-    """The gate's ``measure`` for model ``name`` on disk (a job's worker): ``accuracy`` of a
-    version, loaded on the CPU if need be; ``None`` when it is not on disk or unloadable."""
+def stored_accuracy(
+    repository: ModelRepository, name: str, validation: Validation | None = None
+) -> Measure:
+    """The gate's ``measure`` for model ``name``, for a job's worker and a manual move alike:
+    ``accuracy`` of a version on disk (loaded on the CPU if its manifest has no figure) on
+    ``validation`` (default: ``validation_rows()``, loaded at the first measure); ``None``
+    when it is not on disk or cannot be loaded."""
 
     def measure(version: int) -> float | None:
         found = [a for a in repository.scan().artifacts if a.key == (name, version)]
@@ -59,24 +61,10 @@ def stored_accuracy(repository: ModelRepository, name: str, validation: Validati
             return accuracy(
                 artifact.manifest,
                 lambda: repository.load(artifact, torch.device("cpu"))[1],
-                validation,
+                validation if validation is not None else validation_rows(),
             )
         except ArtifactError as exc:
             log.warning("cannot evaluate %s v%d for the gate: %s", name, version, exc)
             return None
-
-    return measure
-
-
-def served_accuracy(registry: ModelRegistry, name: str) -> Measure:
-    """The gate's ``measure`` for model ``name`` as this process serves it (a manual move):
-    ``accuracy`` of a loaded version; ``None`` when it is not served."""
-
-    def measure(version: int) -> float | None:
-        try:
-            model = registry.get(name, version)
-        except ServiceError:
-            return None
-        return accuracy(model.manifest, lambda: model.predict_proba, validation_rows())
 
     return measure

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.errors import GateRefused, InvalidInput
 from service.http.access import ACTOR, ANONYMOUS
 from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
-from service.inference.validation import served_accuracy
+from service.inference.validation import stored_accuracy
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
 from service.rollout.gate import Gate, Verdict
 from service.rollout.promotion import ANY, promote
@@ -113,7 +113,7 @@ async def move_alias(
     registry.get(name, body.version)  # 404 naming the versions that exist
     gate = None
     if body.gate:
-        gate = Gate(served_accuracy(registry, name), settings.gate_tolerance)
+        gate = Gate(stored_accuracy(registry.repository, name), settings.gate_tolerance)
     expect = ANY if body.expect is None else body.expect
     outcome = await asyncio.to_thread(
         promote, aliases, name, body.version, alias, gate, _actor(request), expect,
