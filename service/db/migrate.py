@@ -33,6 +33,10 @@ class StoreBehind(Exception):
     """The store's schema is older than this release's and automatic migration is off."""
 
 
+class UnknownRevision(StoreBehind):
+    """The store is at a revision this release does not have (made by a newer release)."""
+
+
 def open_database(url: str, *, auto_migrate: bool = True) -> Engine:
     """An engine on ``url`` whose store is at ``HEAD`` (``prepare``)."""
     engine = make_engine(url)
@@ -96,13 +100,20 @@ def _run_alembic(conn: Connection, found: str | None) -> None:
     # Imported here: a store already at HEAD (every start but the first) never loads Alembic.
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", _SCRIPTS)
     config.attributes["connection"] = conn
-    if found == UNVERSIONED:
-        command.stamp(config, BASELINE)
-    command.upgrade(config, "head")
+    try:
+        if found == UNVERSIONED:
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
+    except CommandError as exc:
+        raise UnknownRevision(
+            f"the database is at revision {found}, which this release ({HEAD}) does not know: "
+            f"start the release that made it, or restore a backup ({exc})"
+        ) from exc
 
 
 def script_head() -> str | None:

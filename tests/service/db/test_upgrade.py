@@ -148,3 +148,18 @@ def test_python_m_service_refuses_a_store_behind_with_exit_2(
         f"upgraded from {UNVERSIONED} to {HEAD}",
         HEAD,
     ]
+
+
+def test_a_store_from_a_newer_release_is_refused_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.__main__ import main
+
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    engine = open_database(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    monkeypatch.setenv("DIGITS_DATABASE_URL", url)
+    assert main([]) == 2
+    assert f"revision 9999, which this release ({HEAD}) does not know" in capsys.readouterr().err
