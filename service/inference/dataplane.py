@@ -23,7 +23,8 @@ import torch
 from service.errors import InvalidInput
 from service.http.deadlines import REQUEST_DEADLINE
 from service.inference.batcher import Forward, MicroBatcher
-from service.inference.registry import LoadedModel, ModelRegistry
+from service.inference.loaded import LoadedModel
+from service.inference.registry import ModelRegistry
 from service.inference.shadow import ShadowScorer
 from service.metrics import ServiceMetrics
 from training.data import N_FEATURES

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.http.app import create_app
-from service.inference.registry import LoadedModel
+from service.inference.loaded import LoadedModel
 from service.settings import Settings
 from tests.conftest import make_settings
 

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.errors import InvalidInput, PayloadTooLarge
-from service.http.v2_codec import INPUT_DTYPES, decode_infer
+from service.http.v2_codec import decode_infer
+from service.http.v2_input import INPUT_DTYPES
 
 value = st.one_of(
     st.integers(0, 16),

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.errors import GateRefused, InvalidInput, ModelNotReady
 from service.http.access import ACTOR, ANONYMOUS
 from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
-from service.inference.registry import LoadedModel, ModelRegistry
+from service.inference.loaded import LoadedModel
+from service.inference.registry import ModelRegistry
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
 from service.rollout.gate import Verdict, accuracy, judge, recorded_accuracy, validation_rows
 
