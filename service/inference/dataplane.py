@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from service.errors import InvalidInput
-from service.http.deadlines import REQUEST_DEADLINE
 from service.inference.batcher import Forward, MicroBatcher
+from service.inference.deadline import REQUEST_DEADLINE
 from service.inference.loaded import LoadedModel
 from service.inference.registry import ModelRegistry
 from service.inference.shadow import ShadowScorer
@@ -108,7 +108,7 @@ class DataPlane:
         request_id: str | None = None,
     ) -> InferenceResult:
         """Probabilities of ``name`` for float32 rows (N, 64), within the current request's
-        deadline (``service.http.deadlines``): at ``version`` if given, else at ``alias``'s
+        deadline (``service.inference.deadline``): at ``version`` if given, else at ``alias``'s
         version, else as the traffic split (sticky per ``request_id``) or ``production``
         says."""
         if rows.ndim != 2 or rows.shape[1] != N_FEATURES or rows.dtype != np.float32:
