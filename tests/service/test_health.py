@@ -87,3 +87,20 @@ def test_ready_flips_only_after_warm_up(
     with TestClient(app) as client:
         assert client.get("/health/ready").status_code == 200
     assert seen_during_warm_up == [False, False, False]
+
+
+def test_a_duplicate_version_made_by_hand_makes_the_service_degraded(models_dir: Path) -> None:
+    """A runtime folder repeating a shipped name and version is refused: readiness stays 200
+    but says ``degraded``, naming the folder and why, while the shipped version serves."""
+    settings = make_settings(models_dir)
+    duplicate = settings.versions_dir / "fnn" / "1"
+    shutil.copytree(models_dir / "fnn" / "1", duplicate)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/health/ready")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "degraded"
+        assert f"refused {duplicate}: version 1 of fnn is also " in body["reason"]
+        assert list(body["failures"]) == [str(duplicate)]
+        assert body["models"]["fnn"]["ready"] is True
+        assert client.post("/models/fnn/predict", json={"pixels": [0] * 64}).status_code == 200
