@@ -53,7 +53,10 @@ def test_empty_folder_becomes_ready_when_models_arrive(tmp_path: Path, tiny_mode
     with TestClient(create_app(make_settings(models, reload_interval_s=0.05))) as client:
         response = client.get("/health/ready")
         assert response.status_code == 503
-        assert response.json()["reason"] == "no model on disk"
+        assert (response.json()["status"], response.json()["reason"]) == (
+            "not_ready",
+            "no model on disk",
+        )
         # The Open Inference Protocol's readiness: false is a 4xx (400, as Triton answers).
         v2_ready = client.get("/v2/health/ready")
         assert (v2_ready.status_code, v2_ready.json()) == (400, {"ready": False})

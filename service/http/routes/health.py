@@ -41,7 +41,7 @@ async def ready(registry: StartedRegistryDep) -> JSONResponse:
     }
     servable = sum(s.ready for s in states)
     failures = registry.failures
-    whole = servable == len(states) and not failures
+    whole = 0 < servable == len(states) and not failures
     status = "ready" if whole else "degraded" if servable else "not_ready"
     body: dict[str, Any] = {"status": status, "models": models, "failures": failures}
     if not states:
