@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve train test test-fast lint fmt check bench report clean deploy-test
+.PHONY: install serve train ship test test-fast lint fmt check bench report clean deploy-test
 
 # Where pip takes torch from. The default is the CPU build on any Linux x86_64 machine (PyPI's
 # own torch there is the CUDA build, several GB). For an NVIDIA GPU, the CUDA 12.8 build:
@@ -33,9 +33,14 @@ serve: $(STAMP)
 	$(BIN)/python -m service
 
 ## Fit and export every family with the default recipe as new versions in var/models/
-## (served beside the shipped models/, never by default until pinned).
+## (served beside the shipped models/, never by default until promoted), numbered after the
+## versions in both folders.
 train: $(STAMP)
-	$(BIN)/python -m training --recipe default --models-dir var/models --number-after models
+	$(BIN)/python -m training --recipe default
+
+## The same, into the shipped models/ (read-only otherwise): new shipped versions for a release.
+ship: $(STAMP)
+	$(BIN)/python -m training --recipe default --ship
 
 ## Every test: unit, service, and integration tests on the local PostgreSQL/Redis.
 test: $(STAMP)

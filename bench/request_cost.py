@@ -38,7 +38,7 @@ import service.inference.batcher  # noqa: E402
 import service.metrics  # noqa: E402
 from service.http.app import create_app  # noqa: E402
 from service.inference.dataplane import InferenceResult  # noqa: E402
-from service.inference.registry import LoadedModel  # noqa: E402
+from service.inference.loaded import LoadedModel  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 OURS = ("RequestMetrics", "AccessControl", "BodyLimit", "RequestDeadline")

@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -98,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _serve(settings, overrides)
+    return 0
+
+
+def _serve(settings: Settings, overrides: dict[str, Any]) -> None:
+    """Run uvicorn on ``create_app`` until Ctrl-C or SIGTERM (a clean exit)."""
     # Each worker process builds its app from the environment: pass the overrides along.
     for key, value in overrides.items():
         os.environ[f"DIGITS_{key.upper()}"] = str(value)
@@ -126,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         resume_gc()  # when the app never started (e.g. the port was taken)
-    return 0
 
 
 def _database_problem(settings: Settings) -> str | None:

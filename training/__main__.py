@@ -2,13 +2,18 @@
 
 Example::
 
-    python -m training --family cnn --recipe default --seed 0 --models-dir models
+    python -m training --family cnn --recipe default --seed 0     # into var/models/cnn/<n>
+    python -m training --ship                                     # into the shipped models/
+
+New versions go to the runtime folder ``var/models`` (``--models-dir``); the shipped
+``models/`` (``--shipped-dir``) is written only with ``--ship`` (``make ship``). A version
+number is taken after the highest in both folders, so the two never hold the same version.
 
 Each model is fitted on the training rows less the validation rows (``carve_validation``),
 its temperature is fitted on those and folded in (calibrated probabilities). Each model gets a
 tqdm progress bar; at the end a table gives train/test accuracy, test errors out of the 360
 test rows, the final loss, the fit time, the temperature and the test ECE before and after it,
-and where each model was written (``<models-dir>/<name>/<version>/`` with ``model.pt``,
+and where each model was written (``<folder>/<name>/<version>/`` with ``model.pt``,
 ``manifest.json``, ``curves.json``, ``curves.png`` and ``reliability.png``). ``--family
 ensemble`` fits the ``--members`` one after another and exports them as one module.
 """
@@ -86,17 +91,21 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--models-dir",
         type=Path,
-        default=Path("models"),
-        help="where models are exported, as <models-dir>/<name>/<version>/ (default: ./models)",
+        default=Path("var/models"),
+        help="the runtime folder new versions are exported into, as <dir>/<name>/<version>/ "
+        "(default: ./var/models, served beside the shipped models)",
     )
     parser.add_argument(
-        "--number-after",
+        "--shipped-dir",
         type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="number new versions after those already in DIR too (repeatable; e.g. the "
-        "shipped models/ when exporting into the service's var/models/)",
+        default=Path("models"),
+        help="the shipped models (default: ./models): read-only unless --ship; new versions "
+        "are numbered after those in both folders, so no two folders hold the same version",
+    )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="export into --shipped-dir instead of --models-dir (`make ship`)",
     )
     parser.add_argument(
         "--name",
@@ -138,13 +147,11 @@ def _fit_and_export(family: str, args: argparse.Namespace) -> tuple[Manifest, Pa
     with tqdm(total=total, desc=f"{family:<8}", disable=args.no_progress, leave=True) as bar:
         fitted = fit_calibrated(spec, split, recipe, on_step=_progress(bar))
     name = args.name or family
-    manifest = fitted.export(
-        args.models_dir,
-        name,
-        recipe_name,
-        after_version=max((next_version(d / name) - 1 for d in args.number_after), default=0),
-    )
-    return manifest, Path(args.models_dir) / manifest.name / str(manifest.version)
+    target = args.shipped_dir if args.ship else args.models_dir
+    # One sequence of versions across both folders: after the highest in either.
+    after = max(next_version(folder / name) - 1 for folder in (args.models_dir, args.shipped_dir))
+    manifest = fitted.export(target, name, recipe_name, after_version=after)
+    return manifest, Path(target) / manifest.name / str(manifest.version)
 
 
 def format_table(rows: Sequence[tuple[Manifest, Path]]) -> str:

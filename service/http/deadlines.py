@@ -4,23 +4,22 @@ it passes is not done (the micro-batcher answers 504 ``deadline_exceeded``).
 ``RequestDeadline`` (pure ASGI middleware, outside the routes, so every protocol's predict
 route has it) sets ``REQUEST_DEADLINE`` for the request: arrival + ``DIGITS_REQUEST_TIMEOUT_MS``,
 or + ``X-Request-Timeout-Ms`` when a client sends a shorter one. ``DataPlane.infer`` reads it.
-A context variable, not an argument: the request's task, and only it, sees its own deadline.
+The context variable lives in the inference layer (``service/inference/deadline.py``), which
+must not import HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import InvalidInput, ServiceError
 from service.http.middleware import send_error
+from service.inference.deadline import REQUEST_DEADLINE
 
 HEADER = b"x-request-timeout-ms"
-#: The current request's deadline in event-loop time (``loop.time()``); None: no deadline.
-REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
 
 
 class RequestDeadline:

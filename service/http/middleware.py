@@ -88,73 +88,84 @@ class BodyLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
-            await self._refuse(send, self._too_large(f"Content-Length {length}"))
+            await self._refuse(send, _too_large(f"Content-Length {length}", self.max_bytes))
             return
         if length == 0 or (length is None and not _chunked(scope)):
             await self.app(scope, receive, send)  # no body: nothing to limit or wait for
             return
-        loop = asyncio.get_running_loop()
-        received = 0
-        complete = False
-        refused: ServiceError | None = None
-        started = False
-
-        def expire(task: asyncio.Task[object]) -> None:
-            nonlocal refused
-            refused = RequestTimeout(
-                f"the request body stopped arriving: nothing for {self.read_timeout_s:g} s "
-                f"after {received} bytes",
-                expected="the whole body without pauses (DIGITS_BODY_READ_TIMEOUT_S)",
-            )
-            task.cancel()
-
-        async def guarded_receive() -> Message:
-            nonlocal received, complete, refused
-            if complete:  # the body is in: what follows is a disconnect, whenever it comes
-                return await receive()
-            task = asyncio.current_task()
-            assert task is not None
-            # A plain timer, not asyncio.timeout: this runs on every request with a body.
-            timer = loop.call_later(self.read_timeout_s, expire, task)
-            try:
-                message = await receive()
-            except asyncio.CancelledError:
-                if refused is None:
-                    raise
-                task.uncancel()
-                raise _BodyRefused(refused) from None
-            finally:
-                timer.cancel()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                complete = not message.get("more_body", False)
-                if received > self.max_bytes:  # chunked: no Content-Length announced it
-                    refused = self._too_large(f"{received} bytes received so far")
-                    raise _BodyRefused(refused)
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if refused is not None:  # the app's answer to the aborted read is replaced
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        guard = _BodyGuard(receive, send, self.max_bytes, self.read_timeout_s)
         with contextlib.suppress(_BodyRefused):  # the app stopped reading: answer below
-            await self.app(scope, guarded_receive, guarded_send)
-        if refused is not None and not started:
-            await self._refuse(send, refused)
-
-    def _too_large(self, what: str) -> ServiceError:
-        return PayloadTooLarge(
-            f"request body too large: {what}, the limit is {self.max_bytes} bytes",
-            expected=f"a body of at most {self.max_bytes} bytes (DIGITS_MAX_BODY_BYTES)",
-        )
+            await self.app(scope, guard.receive, guard.send)
+        if guard.refused is not None and not guard.started:
+            await self._refuse(send, guard.refused)
 
     @staticmethod
     async def _refuse(send: Send, error: ServiceError) -> None:
         error.headers = {**(error.headers or {}), "Connection": "close"}
         await send_error(send, error)
+
+
+class _BodyGuard:
+    """One request's body as it arrives: each ``receive`` under the read timeout, the bytes
+    counted against the limit; once refused, the app's own answer is dropped."""
+
+    __slots__ = (
+        "_receive", "_send", "complete", "max_bytes", "read_timeout_s", "received", "refused",
+        "started",
+    )  # fmt: skip
+
+    def __init__(self, receive: Receive, send: Send, max_bytes: int, read_timeout_s: float):
+        self._receive, self._send = receive, send
+        self.max_bytes, self.read_timeout_s = max_bytes, read_timeout_s
+        self.received = 0
+        self.complete = False
+        self.refused: ServiceError | None = None
+        self.started = False
+
+    def _expire(self, task: asyncio.Task[object]) -> None:
+        self.refused = RequestTimeout(
+            f"the request body stopped arriving: nothing for {self.read_timeout_s:g} s "
+            f"after {self.received} bytes",
+            expected="the whole body without pauses (DIGITS_BODY_READ_TIMEOUT_S)",
+        )
+        task.cancel()
+
+    async def receive(self) -> Message:
+        if self.complete:  # the body is in: what follows is a disconnect, whenever it comes
+            return await self._receive()
+        task = asyncio.current_task()
+        assert task is not None
+        # A plain timer, not asyncio.timeout: this runs on every request with a body.
+        timer = asyncio.get_running_loop().call_later(self.read_timeout_s, self._expire, task)
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if self.refused is None:
+                raise
+            task.uncancel()
+            raise _BodyRefused(self.refused) from None
+        finally:
+            timer.cancel()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+            if self.received > self.max_bytes:  # chunked: no Content-Length announced it
+                self.refused = _too_large(f"{self.received} bytes received so far", self.max_bytes)
+                raise _BodyRefused(self.refused)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.refused is not None:  # the app's answer to the aborted read is replaced
+            return
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)
+
+
+def _too_large(what: str, max_bytes: int) -> ServiceError:
+    return PayloadTooLarge(
+        f"request body too large: {what}, the limit is {max_bytes} bytes",
+        expected=f"a body of at most {max_bytes} bytes (DIGITS_MAX_BODY_BYTES)",
+    )
 
 
 def _chunked(scope: Scope) -> bool:

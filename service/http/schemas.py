@@ -154,7 +154,31 @@ def predict_openapi() -> dict[str, Any]:
 
 def decode_rows(body: bytes, max_rows: int) -> np.ndarray:
     """Parse a predict body into float32 (N, 64); ``InvalidInput`` naming the bad row otherwise."""
-    data = _loads(body)
+    field, rows = _body_rows(_loads(body), max_rows)
+    # JSON true/false would be coerced to 1/0 by numpy: look for them only when present.
+    if b"true" in body or b"false" in body:
+        _reject_non_numbers(field, rows)
+    elif body.count(b'"') == 2 and b"null" not in body:  # only numbers and lists: fast path
+        array = _flat_rows(rows)
+        if array is not None:
+            return _check_range(field, array)
+    try:
+        array = np.array(rows)
+    except ValueError:  # ragged rows
+        array = np.empty(0, dtype=object)
+    if array.ndim != 2 or array.shape[1] != N_FEATURES or array.dtype.kind not in "iuf":
+        _reject_non_numbers(field, rows)
+        try:
+            array = np.array(rows, dtype=np.float64)  # numbers only, e.g. integers beyond int64
+        except OverflowError:  # an integer beyond float64 (~1.8e308): name it
+            _reject_huge_integers(field, rows)
+            raise
+    return _check_range(field, array)
+
+
+def _body_rows(data: Any, max_rows: int) -> tuple[str, list[Any]]:
+    """The field a predict body uses (``pixels``: one row, ``instances``: a list of rows) and
+    its rows, not yet checked."""
     if not isinstance(data, dict) or ("instances" in data) == ("pixels" in data):
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise InvalidInput(
@@ -176,25 +200,7 @@ def decode_rows(body: bytes, max_rows: int) -> np.ndarray:
             f"instances: {len(rows)} rows, at most {max_rows} rows per request",
             expected=f"at most {max_rows} rows; split larger batches",
         )
-    # JSON true/false would be coerced to 1/0 by numpy: look for them only when present.
-    if b"true" in body or b"false" in body:
-        _reject_non_numbers(field, rows)
-    elif body.count(b'"') == 2 and b"null" not in body:  # only numbers and lists: fast path
-        array = _flat_rows(rows)
-        if array is not None:
-            return _check_range(field, array)
-    try:
-        array = np.array(rows)
-    except ValueError:  # ragged rows
-        array = np.empty(0, dtype=object)
-    if array.ndim != 2 or array.shape[1] != N_FEATURES or array.dtype.kind not in "iuf":
-        _reject_non_numbers(field, rows)
-        try:
-            array = np.array(rows, dtype=np.float64)  # numbers only, e.g. integers beyond int64
-        except OverflowError:  # an integer beyond float64 (~1.8e308): name it
-            _reject_huge_integers(field, rows)
-            raise
-    return _check_range(field, array)
+    return field, rows
 
 
 def _flat_rows(rows: list[Any]) -> np.ndarray | None:

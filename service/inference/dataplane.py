@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from service.errors import InvalidInput
-from service.http.deadlines import REQUEST_DEADLINE
 from service.inference.batcher import Forward, MicroBatcher
-from service.inference.registry import LoadedModel, ModelRegistry
+from service.inference.deadline import REQUEST_DEADLINE
+from service.inference.loaded import LoadedModel
+from service.inference.registry import ModelRegistry
 from service.inference.shadow import ShadowScorer
 from service.metrics import ServiceMetrics
 from training.data import N_FEATURES
@@ -107,7 +108,7 @@ class DataPlane:
         request_id: str | None = None,
     ) -> InferenceResult:
         """Probabilities of ``name`` for float32 rows (N, 64), within the current request's
-        deadline (``service.http.deadlines``): at ``version`` if given, else at ``alias``'s
+        deadline (``service.inference.deadline``): at ``version`` if given, else at ``alias``'s
         version, else as the traffic split (sticky per ``request_id``) or ``production``
         says."""
         if rows.ndim != 2 or rows.shape[1] != N_FEATURES or rows.dtype != np.float32:
@@ -196,33 +197,14 @@ class DataPlane:
         if model.device.type != "cpu" or self.inline_forward_max_us <= 0:
             return 0
         forward = _forward_of(model)
-
-        def best(rows: int) -> float:
-            x = np.zeros((rows, N_FEATURES), dtype=np.float32)
-            times = []
-            for _ in range(3):
-                start = time.perf_counter()
-                forward(x)
-                times.append(time.perf_counter() - start)
-            return min(times) * 1e6
-
-        n = self.max_batch_size
-        one = best(1)
+        budget, n = self.inline_forward_max_us, self.max_batch_size
+        one = _best_us(forward, 1)
         if n == 1:
-            return 1 if one <= self.inline_forward_max_us else 0
-
-        def fit(rows: int) -> tuple[float, float, int]:
-            """(fixed, per row, most rows within the budget) through 1 row and ``rows``."""
-            many = best(rows)
-            per_row = max((many - one) / (rows - 1), 1e-3)
-            fixed = max(one - per_row, 0.0)
-            fits = int((self.inline_forward_max_us - fixed) // per_row)
-            return fixed, per_row, max(0, min(fits, n))
-
+            return 1 if one <= budget else 0
         probe = min(n, 16)
-        fixed, per_row, rows = fit(probe)
+        fixed, per_row, rows = _rows_within(budget, one, _best_us(forward, probe), probe, n)
         if rows > probe:  # measure again where the limit lies (``n`` at most)
-            fixed, per_row, rows = fit(rows)
+            fixed, per_row, rows = _rows_within(budget, one, _best_us(forward, rows), rows, n)
         log.info(
             "%s v%s: forward %.0f us + %.1f us/row; batches of <= %d rows run inline",
             model.name, model.version, fixed, per_row, rows,
@@ -259,6 +241,28 @@ class DataPlane:
         self._uncalibrated.append((model, batcher))
         log.debug("batcher ready for %s v%s", model.name, version)
         return batcher
+
+
+def _best_us(forward: Forward, rows: int) -> float:
+    """The best of three timed forwards of ``rows`` zero rows, in microseconds."""
+    x = np.zeros((rows, N_FEATURES), dtype=np.float32)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        forward(x)
+        times.append(time.perf_counter() - start)
+    return min(times) * 1e6
+
+
+def _rows_within(
+    budget_us: float, one_us: float, many_us: float, rows: int, most: int
+) -> tuple[float, float, int]:
+    """(fixed, per row, most rows within ``budget_us``, at most ``most``) of the line through
+    1 row taking ``one_us`` and ``rows`` rows taking ``many_us``."""
+    per_row = max((many_us - one_us) / (rows - 1), 1e-3)
+    fixed = max(one_us - per_row, 0.0)
+    fits = int((budget_us - fixed) // per_row)
+    return fixed, per_row, max(0, min(fits, most))
 
 
 def _forward_of(model: LoadedModel) -> Forward:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -34,55 +32,12 @@ from service.errors import (
     ModelUnloaded,
     VersionNotFound,
 )
-from service.inference.repository import Artifact, ModelRepository, Scan
+from service.inference.loaded import Attempt, LoadedModel, load_artifact
+from service.inference.model_state import ModelState, snapshot
+from service.inference.repository import ModelRepository, Scan
 from service.rollout.aliases import PRODUCTION, AliasStore, Routing, pick_alias
-from training.data import N_FEATURES
-from training.export import ArtifactError, Manifest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """One model version on its device, ready to answer."""
-
-    manifest: Manifest
-    module: torch.jit.ScriptModule
-    device: torch.device
-    folder: Path
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def version(self) -> int:
-        return self.manifest.version
-
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, 10) on the CPU for a float32 (N, 64) batch."""
-        with torch.inference_mode():
-            logits = self.module(x.to(self.device, non_blocking=True))
-            return torch.softmax(logits, dim=1).cpu()
-
-    def warm_up(self) -> None:
-        """Run a few forwards so the first request does not pay for lazy initialisation."""
-        for rows in (1, 8, 1):
-            self.predict_proba(torch.zeros(rows, N_FEATURES))
-
-
-@dataclass(frozen=True)
-class ModelState:
-    """Whether a model can answer without ``?version=``, and why not."""
-
-    name: str
-    default_version: int
-    ready: bool
-    reason: str | None
-    #: Versions on disk that could not be loaded, and why.
-    refused: dict[int, str] = field(default_factory=dict)
-    #: Unloaded on request: nothing is loaded until it is loaded again.
-    unloaded: bool = False
 
 
 class Choice(NamedTuple):
@@ -98,15 +53,6 @@ class Choice(NamedTuple):
 _NO_ROUTING = Routing()
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    """The outcome of loading one artifact as its files were (``stamp``)."""
-
-    stamp: tuple[int, ...]
-    model: LoadedModel | None
-    error: str | None
-
-
 class ModelRegistry:
     """Loaded models by name and version, and each model's state."""
 
@@ -119,7 +65,7 @@ class ModelRegistry:
         self._routing: dict[str, Routing] = {}
         self._models: dict[str, dict[int, LoadedModel]] = {}
         self._states: dict[str, ModelState] = {}
-        self._attempts: dict[tuple[str, int], _Attempt] = {}
+        self._attempts: dict[tuple[str, int], Attempt] = {}
         #: Folders that could not be served (path -> reason), as of the last refresh.
         self.failures: dict[str, str] = {}
         #: Why nothing can be served at all (the models folder is gone), if so.
@@ -137,13 +83,13 @@ class ModelRegistry:
         with self._refresh_lock:
             scan = self.repository.scan()
             loaded: list[LoadedModel] = []
-            attempts: dict[tuple[str, int], _Attempt] = {}
+            attempts: dict[tuple[str, int], Attempt] = {}
             for artifact in scan.artifacts:
                 if artifact.key[0] in self._unloaded:
                     continue
                 attempt = self._attempts.get(artifact.key)
                 if attempt is None or attempt.stamp != artifact.stamp:
-                    attempt = self._load(artifact)
+                    attempt = load_artifact(self.repository, artifact, self.device)
                     if attempt.model is not None:
                         loaded.append(attempt.model)
                 attempts[artifact.key] = attempt
@@ -174,65 +120,15 @@ class ModelRegistry:
             log.info("%s: production is version %d (%s)", name, pinned, reason)
 
     def _publish(
-        self, scan: Scan, attempts: dict[tuple[str, int], _Attempt], routing: dict[str, Routing]
+        self, scan: Scan, attempts: dict[tuple[str, int], Attempt], routing: dict[str, Routing]
     ) -> None:
-        models: dict[str, dict[int, LoadedModel]] = {name: {} for name in scan.versions}
-        refused = {_key_of(path): reason for path, reason in scan.problems.items()}
-        failures = dict(scan.problems)
-        for (name, version), attempt in attempts.items():
-            if attempt.model is not None:
-                models[name][version] = attempt.model
-            else:
-                refused[(name, version)] = attempt.error or "not loadable"
-                failures[str(self._folder(name, version, scan))] = refused[(name, version)]
-        states = {
-            name: self._state(name, routing.get(name, _NO_ROUTING), models[name], refused)
-            for name in scan.versions
-        }
-        for path, reason in failures.items():
+        found = snapshot(scan, attempts, routing, self._unloaded)
+        for path, reason in found.failures.items():
             if path not in self.failures:
                 log.error("refusing model folder %s: %s", path, reason)
         with self._lock:
-            self._models, self._states, self._routing = models, states, routing
-            self.failures, self.problem = failures, scan.missing_root
-
-    def _state(
-        self,
-        name: str,
-        routing: Routing,
-        loaded: dict[int, LoadedModel],
-        refused: dict[tuple[str, int], str],
-    ) -> ModelState:
-        mine = {v: why for (n, v), why in refused.items() if n == name}
-        default = routing.production
-        if default is None:  # the alias could not be read or written (database down)
-            why = "its production alias could not be read from the database"
-            return ModelState(name, 0, False, why, mine)
-        reason = None
-        if name in self._unloaded:
-            reason = "it was unloaded on request; load it to serve it again"
-            return ModelState(name, default, False, reason, mine, unloaded=True)
-        if default not in loaded:
-            why = mine.get(default, "it is not on disk")
-            reason = f"its production version {default} cannot be served: {why}"
-        return ModelState(name, default, reason is None, reason, mine)
-
-    @staticmethod
-    def _folder(name: str, version: int, scan: Scan) -> Path:
-        for artifact in scan.artifacts:
-            if artifact.key == (name, version):
-                return artifact.folder
-        return Path(name) / str(version)
-
-    def _load(self, artifact: Artifact) -> _Attempt:
-        try:
-            manifest, module = self.repository.load(artifact, self.device)
-            model = LoadedModel(manifest, module, self.device, artifact.folder)
-            model.warm_up()
-        except (ArtifactError, RuntimeError) as exc:
-            return _Attempt(artifact.stamp, None, str(exc))
-        log.info("loaded %s v%d on %s", model.name, model.version, self.device)
-        return _Attempt(artifact.stamp, model, None)
+            self._models, self._states, self._routing = found.models, found.states, routing
+            self.failures, self.problem = found.failures, scan.missing_root
 
     def get(self, name: str, version: int | None = None) -> LoadedModel:
         """The model ``name`` at ``version`` (``None`` = its production version)."""
@@ -352,8 +248,3 @@ class ModelRegistry:
     def __len__(self) -> int:
         with self._lock:
             return sum(len(v) for v in self._models.values())
-
-
-def _key_of(path: str) -> tuple[str, int]:
-    folder = Path(path)
-    return (folder.parent.name, int(folder.name))

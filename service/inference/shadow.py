@@ -23,7 +23,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from service.errors import ServiceError
-from service.inference.registry import LoadedModel
+from service.inference.loaded import LoadedModel
 from service.metrics import VersionMetrics
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,15 @@ from service.inference.device import resolve_device
 from tests.conftest import make_settings
 
 
-def test_auto_picks_cuda_when_available_else_cpu() -> None:
-    """``auto`` resolves to CUDA exactly when torch sees a CUDA device."""
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
+@pytest.mark.parametrize(("cuda", "expected"), [(True, "cuda"), (False, "cpu")])
+def test_auto_picks_cuda_when_available_else_cpu(
+    cuda: bool, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``auto`` resolves to CUDA on a machine with a CUDA device and to the CPU without one
+    (the machine's answer is set here, so both cases run on any machine)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(cuda))
+    assert resolve_device("auto") == torch.device(expected)
 
 
 def test_explicit_cpu_is_honoured() -> None:

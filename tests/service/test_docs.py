@@ -6,11 +6,19 @@ The pages themselves are driven in a real browser in ``test_docs_page.py``.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from service.http.routes.docs import ASSETS, STATIC
+
+ROOT = Path(__file__).resolve().parents[2]
+IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -42,10 +50,27 @@ def test_docs_assets_serve_only_the_listed_files(client: TestClient, name: str) 
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_vendored_assets_keep_their_licences() -> None:
-    """Each vendored package ships its licence beside its files."""
-    for folder in {folder for folder, _ in ASSETS.values()}:
-        assert (STATIC / folder / "LICENSE").stat().st_size > 0, folder
+def test_the_wheel_ships_the_docs_assets_and_their_licences(tmp_path: Path) -> None:
+    """A wheel of the project (what ``pip install`` puts on a server) holds every file /docs
+    and /redoc serve, byte for byte, and each vendored package's licence beside them."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("service", "training"):
+        shutil.copytree(ROOT / package, source / package, ignore=IGNORED)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    static = STATIC.relative_to(ROOT).as_posix()
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name: archive.read(name) for name in archive.namelist()}
+    for name, (folder, _media_type) in ASSETS.items():
+        assert shipped.get(f"{static}/{folder}/{name}") == (STATIC / folder / name).read_bytes()
+        assert shipped.get(f"{static}/{folder}/LICENSE"), f"no licence for {folder}"
 
 
 def test_every_operation_has_a_written_summary(client: TestClient) -> None:

@@ -1,4 +1,5 @@
-"""``python -m training``: end to end into a temporary folder, and its option errors."""
+"""``python -m training``: end to end into a temporary folder, where versions go and how they
+are numbered, and its option errors."""
 
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ def test_cli_fits_and_exports_every_family(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A few iterations of all three families end with 0, valid artifacts and a summary table."""
-    code = main(
-        ["--iterations", "3", "--models-dir", str(tmp_path), "--no-progress", "--seed", "1"]
-    )
+    code = main(["--iterations", "3", *_into(tmp_path), "--no-progress", "--seed", "1"])
     assert code == 0
     table = capsys.readouterr().out
     for family in ("logistic", "fnn", "cnn"):
@@ -37,25 +36,57 @@ def test_cli_fits_and_exports_every_family(
 def test_cli_exports_one_family_under_a_chosen_name(tmp_path: Path) -> None:
     """--name puts the single family's model under that name with the lecture recipe."""
     argv = ["--family", "cnn", "--recipe", "lecture", "--iterations", "2", "--name", "cnn-lecture"]
-    assert main([*argv, "--models-dir", str(tmp_path), "--no-progress"]) == 0
+    assert main([*argv, *_into(tmp_path), "--no-progress"]) == 0
     manifest, _ = load_artifact(tmp_path / "cnn-lecture" / "1")
     assert (manifest.family, manifest.recipe) == ("cnn", "lecture")
     assert manifest.hyperparameters["optimizer"] == "sgd"
 
 
-def test_cli_numbers_after_another_folder(tmp_path: Path) -> None:
-    """--number-after: a version exported beside a folder holding v1..v3 of the same name is
-    v4, so the two folders never hold the same version (``make train`` into var/models)."""
+def _into(folder: Path) -> list[str]:
+    """Options that make ``folder`` both the runtime and the shipped folder (one sequence)."""
+    return ["--models-dir", str(folder), "--shipped-dir", str(folder)]
+
+
+def _versions(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_cli_writes_to_the_runtime_folder_numbered_after_the_shipped_one(tmp_path: Path) -> None:
+    """By default a new version goes to the runtime folder, numbered after every version of
+    the name in the shipped folder too, and the shipped folder is left as it was."""
+    shipped, runtime = tmp_path / "models", tmp_path / "var" / "models"
     for version in (1, 3):
-        (tmp_path / "shipped" / "fnn" / str(version)).mkdir(parents=True)
+        (shipped / "fnn" / str(version)).mkdir(parents=True)
+    (runtime / "fnn" / "2").mkdir(parents=True)
     argv = ["--family", "fnn", "--iterations", "2", "--no-progress"]
-    runtime = tmp_path / "runtime"
-    assert (
-        main([*argv, "--models-dir", str(runtime), "--number-after", str(tmp_path / "shipped")])
-        == 0
-    )
-    assert [p.name for p in (runtime / "fnn").iterdir()] == ["4"]
+    assert main([*argv, "--models-dir", str(runtime), "--shipped-dir", str(shipped)]) == 0
+    assert _versions(runtime / "fnn") == ["2", "4"]
+    assert _versions(shipped / "fnn") == ["1", "3"]
     assert load_artifact(runtime / "fnn" / "4")[0].version == 4
+
+
+def test_cli_ships_only_when_asked_numbered_after_the_runtime_folder(tmp_path: Path) -> None:
+    """--ship writes into the shipped folder, numbered after the runtime folder's versions,
+    so a job's version and a shipped one never share a number."""
+    shipped, runtime = tmp_path / "models", tmp_path / "var" / "models"
+    (shipped / "fnn" / "1").mkdir(parents=True)
+    (runtime / "fnn" / "2").mkdir(parents=True)
+    argv = ["--family", "fnn", "--iterations", "2", "--no-progress", "--ship"]
+    assert main([*argv, "--models-dir", str(runtime), "--shipped-dir", str(shipped)]) == 0
+    assert _versions(shipped / "fnn") == ["1", "3"]
+    assert _versions(runtime / "fnn") == ["2"]
+
+
+def test_cli_writes_to_var_models_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a checkout with no folder options, the export lands in var/models/ and the
+    shipped models/ is not touched."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "logistic" / "1").mkdir(parents=True)
+    assert main(["--family", "logistic", "--iterations", "2", "--no-progress"]) == 0
+    assert _versions(tmp_path / "var" / "models" / "logistic") == ["2"]
+    assert _versions(tmp_path / "models" / "logistic") == ["1"]
 
 
 @pytest.mark.parametrize(

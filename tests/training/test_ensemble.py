@@ -89,7 +89,8 @@ def test_cli_exports_a_calibrated_ensemble_listing_its_members(tmp_path: Path) -
     """``--family ensemble``: one module, its manifest lists the members, records the
     validation rows, the temperature and ECE, and a reliability diagram sits beside it."""
     argv = ["--family", "ensemble", "--members", "fnn", "logistic", "--iterations", "5"]
-    assert main([*argv, "--models-dir", str(tmp_path), "--no-progress", "--seed", "2"]) == 0
+    folders = ["--models-dir", str(tmp_path), "--shipped-dir", str(tmp_path)]
+    assert main([*argv, *folders, "--no-progress", "--seed", "2"]) == 0
     folder = tmp_path / "ensemble" / "1"
     manifest, module = load_artifact(folder)
     assert manifest.family == "ensemble"

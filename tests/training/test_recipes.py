@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from training.models import FAMILIES
-from training.recipes import LECTURE, LECTURE_REPORTED, LECTURE_ROWS, preset
+from training.recipes import LECTURE, preset
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -16,11 +16,6 @@ def test_lecture_recipe_is_full_batch_sgd_at_lr_0_001_momentum_0_9(family: str) 
     assert chosen.recipe.batch_size is None
     assert (chosen.recipe.lr, chosen.recipe.momentum) == (0.001, 0.9)
     assert chosen.spec.input_scale == 1.0
-
-
-def test_every_lecture_row_has_a_reported_figure() -> None:
-    """Each reproduced row has the lecture's reported accuracy to compare with."""
-    assert set(LECTURE_ROWS) == set(LECTURE_REPORTED)
 
 
 def test_preset_names_what_exists_for_an_unknown_recipe() -> None:

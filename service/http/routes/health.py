@@ -24,9 +24,9 @@ async def live() -> dict[str, str]:
     responses={503: {"description": "starting, or no model can answer; the body says why"}},
 )
 async def ready(registry: StartedRegistryDep) -> JSONResponse:
-    """200 while at least one model can answer (``degraded`` when some cannot), 503 while
-    starting or when none can; each model's state and every refused folder, with why.
-    Recomputed at each call, as models come and go."""
+    """200 while at least one model can answer (``degraded`` when some cannot or a model
+    folder is refused, with the reason), 503 while starting or when none can; each model's
+    state and every refused folder, with why. Recomputed at each call, as models come and go."""
     if registry is None:
         return JSONResponse({"status": "not_ready", "reason": "starting"}, status_code=503)
     states = [registry.state(name) for name in registry.names()]
@@ -40,8 +40,13 @@ async def ready(registry: StartedRegistryDep) -> JSONResponse:
         for s in states
     }
     servable = sum(s.ready for s in states)
-    status = "ready" if servable == len(states) else "degraded" if servable else "not_ready"
-    body: dict[str, Any] = {"status": status, "models": models, "failures": registry.failures}
+    failures = registry.failures
+    whole = 0 < servable == len(states) and not failures
+    status = "ready" if whole else "degraded" if servable else "not_ready"
+    body: dict[str, Any] = {"status": status, "models": models, "failures": failures}
     if not states:
         body["reason"] = registry.problem or "no model on disk"
+    elif status == "degraded":
+        unready = [f"{s.name}: {s.reason}" for s in states if not s.ready]
+        body["reason"] = "; ".join(unready + [f"refused {p}: {why}" for p, why in failures.items()])
     return JSONResponse(body, status_code=200 if servable else 503)

@@ -157,7 +157,6 @@ def progress(job: JobRecord) -> Progress:
 
 def job_view(job: JobRecord, curve: Curve) -> JobView:
     """The JSON view of ``job`` with its thinned loss curve and its accuracy curve."""
-    base = f"/train/{job.id}"
     loss = thin(curve.losses)
     model = (
         PublishedModel(name=job.model_name, version=job.model_version)
@@ -189,13 +188,18 @@ def job_view(job: JobRecord, curve: Curve) -> JobView:
         model=model,
         error=job.error,
         cancel_requested=job.cancel_requested,
-        links={
-            "self": base,
-            "events": f"{base}/events",
-            "curve": f"{base}/curve.json",
-            "plot": f"{base}/curve.png",
-        },
+        links=_links(f"/train/{job.id}"),
     )
+
+
+def _links(base: str) -> dict[str, str]:
+    """Where a job's own resources are, from its URL ``base``."""
+    return {
+        "self": base,
+        "events": f"{base}/events",
+        "curve": f"{base}/curve.json",
+        "plot": f"{base}/curve.png",
+    }
 
 
 def progress_event(job: JobRecord, new: Curve, first_iteration: int) -> dict[str, Any]:

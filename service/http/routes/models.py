@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from service.http.deps import DataPlaneDep
 from service.http.schemas import ModelInfo, ModelList, ModelVersion, ShadowView, Traffic
 from service.inference.dataplane import DataPlane
+from service.rollout.aliases import Routing
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -37,7 +38,6 @@ def _info(dataplane: DataPlane, name: str) -> ModelInfo:
     registry = dataplane.registry
     state = registry.state(name)
     routing = registry.routing(name)
-    stats, dropped = dataplane.shadow.stats(name)
     by_version: dict[int, list[str]] = {}
     for alias, version in sorted(routing.aliases.items()):
         by_version.setdefault(version, []).append(alias)
@@ -45,21 +45,7 @@ def _info(dataplane: DataPlane, name: str) -> ModelInfo:
         name=name,
         default_version=state.default_version,
         aliases=routing.aliases,
-        traffic=Traffic(
-            weights=routing.weights,
-            shadow=routing.shadow,
-            shadow_stats=[
-                ShadowView(
-                    version=s.version,
-                    shadow_version=s.shadow,
-                    compared=s.compared,
-                    agreed=s.agreed,
-                    agreement_rate=s.agreement,
-                )
-                for s in stats
-            ],
-            shadow_dropped=dropped,
-        ),
+        traffic=_traffic(dataplane, name, routing),
         ready=state.ready,
         reason=state.reason,
         device=str(registry.device),
@@ -73,4 +59,24 @@ def _info(dataplane: DataPlane, name: str) -> ModelInfo:
             )
             for m in registry.versions(name)
         ],
+    )
+
+
+def _traffic(dataplane: DataPlane, name: str, routing: Routing) -> Traffic:
+    """The canary weights and shadow of ``name``, with the shadow agreement so far."""
+    stats, dropped = dataplane.shadow.stats(name)
+    return Traffic(
+        weights=routing.weights,
+        shadow=routing.shadow,
+        shadow_stats=[
+            ShadowView(
+                version=s.version,
+                shadow_version=s.shadow,
+                compared=s.compared,
+                agreed=s.agreed,
+                agreement_rate=s.agreement,
+            )
+            for s in stats
+        ],
+        shadow_dropped=dropped,
     )
