@@ -38,6 +38,8 @@ _IMPORT_ALONE = textwrap.dedent(
     sys.meta_path.insert(0, Block())
     package = importlib.import_module(target)
     for info in pkgutil.walk_packages(getattr(package, "__path__", []), target + "."):
+        if info.name.endswith(".migrations.env"):
+            continue  # Alembic's script: Alembic runs it with its context, nobody imports it
         importlib.import_module(info.name)
     """
 )
