@@ -19,6 +19,8 @@ Tree::
     ├── Overloaded             429 overloaded
     ├── Unauthorized           401 unauthorized
     ├── Forbidden              403 forbidden
+    │   └── CrossSite          403 cross_site (a browser's cross-site write)
+    ├── InvalidHost            400 invalid_host (a Host not in DIGITS_ALLOWED_HOSTS)
     ├── ModelNotReady          503 not_ready
     │   └── ModelUnloaded      503 model_unloaded (unloaded on request, until loaded again)
     ├── StoreUnavailable       503 store_unavailable
@@ -140,6 +142,19 @@ class Unauthorized(ServiceError):
 class Forbidden(ServiceError):
     status_code = 403
     code = "forbidden"
+
+
+class CrossSite(Forbidden):
+    """A request a browser sent from another site's page to a route that changes state."""
+
+    code = "cross_site"
+
+
+class InvalidHost(ServiceError):
+    """A ``Host`` header the service does not answer to (DNS rebinding, a stray proxy)."""
+
+    status_code = 400
+    code = "invalid_host"
 
 
 class ModelNotReady(ServiceError):

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from service.errors import ServiceError, StoreUnavailable
-from service.http.access import RouteTable
+from service.http.policy import RouteTable
 
 log = logging.getLogger(__name__)
 

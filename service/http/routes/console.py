@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 
 from service.errors import CurvesNotFound
 from service.http.deps import RegistryDep
+from service.http.policy import OPEN, READ, needs
 from training.export import CURVES_JSON
 
 CONSOLE = Path(__file__).resolve().parents[2] / "static" / "console"
@@ -34,6 +35,7 @@ curves_router = APIRouter(tags=["models"])
 
 
 @router.get("/")
+@needs(OPEN)
 async def console() -> FileResponse:
     """The console page (revalidated on each load, so a new release shows at once)."""
     return FileResponse(
@@ -42,6 +44,7 @@ async def console() -> FileResponse:
 
 
 @router.get(ASSETS_PATH + "/{name}")
+@needs(OPEN)
 async def asset(name: str) -> FileResponse:
     """One of the console's files in ``ASSETS`` (revalidated by ETag on each load)."""
     if name not in ASSETS:
@@ -56,6 +59,7 @@ async def asset(name: str) -> FileResponse:
     summary="The loss and accuracy curves of a model version",
     responses={404: {"description": "no such model or version, or it has no curves file"}},
 )
+@needs(READ)
 async def version_curves(name: str, version: int, registry: RegistryDep) -> FileResponse:
     """``{"loss": [per iteration], "accuracy": [{"iteration", "train", "test"}, ...]}``, as
     written at export (``curves.json`` beside the manifest)."""

@@ -12,6 +12,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
+from service.http.policy import OPEN, needs
+
 STATIC = Path(__file__).resolve().parents[2] / "static"
 ASSETS_PATH = "/docs/assets"
 
@@ -71,6 +73,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/docs")
+@needs(OPEN)
 async def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI on this service's OpenAPI document, from local files."""
     root = request.scope.get("root_path", "")
@@ -85,6 +88,7 @@ async def swagger_ui(request: Request) -> HTMLResponse:
 
 
 @router.get("/redoc")
+@needs(OPEN)
 async def redoc(request: Request) -> HTMLResponse:
     """ReDoc on this service's OpenAPI document, from local files, without web fonts."""
     root = request.scope.get("root_path", "")
@@ -98,6 +102,7 @@ async def redoc(request: Request) -> HTMLResponse:
 
 
 @router.get(ASSETS_PATH + "/{name}")
+@needs(OPEN)
 async def asset(name: str) -> FileResponse:
     """One of the vendored files in ``ASSETS`` (a day's browser cache: they change by release)."""
     if name not in ASSETS:

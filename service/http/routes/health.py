@@ -8,11 +8,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.http.deps import StartedRegistryDep
+from service.http.policy import OPEN, needs
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("/live", summary="Liveness: the process is up")
+@needs(OPEN)
 async def live() -> dict[str, str]:
     """The process is up (always 200)."""
     return {"status": "ok"}
@@ -23,6 +25,7 @@ async def live() -> dict[str, str]:
     summary="Readiness: which models can answer, and why not",
     responses={503: {"description": "starting, or no model can answer; the body says why"}},
 )
+@needs(OPEN)
 async def ready(registry: StartedRegistryDep) -> JSONResponse:
     """200 while at least one model can answer (``degraded`` when some cannot), 503 while
     starting or when none can; each model's state and every refused folder, with why.
