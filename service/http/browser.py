@@ -104,7 +104,7 @@ _POLICY = (
 )
 
 
-def page_headers(html: bytes, *, inline_styles: bool = False) -> dict[str, str]:
+def page_headers(html: bytes = b"", *, inline_styles: bool = False) -> dict[str, str]:
     """The security headers of an HTML page: a Content-Security-Policy admitting the
     service's own files and the page's inline scripts by hash (none in the console; Swagger
     UI's start-up script), inline styles only when asked (ReDoc and Swagger UI set them from
