@@ -34,6 +34,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+#: What a client is told of a database that cannot be reached (never its host or user).
+DATABASE_UNAVAILABLE = "database unavailable"
+
 
 class ServiceError(Exception):
     """Base class: carries the HTTP status, a stable code and a human message."""
@@ -190,3 +195,14 @@ class GateRefused(ServiceError):
 
     status_code = 409
     code = "gate_refused"
+
+
+def public_message(exc: BaseException) -> str:
+    """What a failure may show over HTTP (a job's ``error``): its type and message, but only
+    what failed for a database error, whose text names hosts, ports, users and SQL; the
+    full error goes to the log."""
+    if isinstance(exc, OperationalError):
+        return DATABASE_UNAVAILABLE
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"

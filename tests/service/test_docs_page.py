@@ -106,9 +106,11 @@ def offline_page(**context_options: Any) -> Iterator[OfflinePage]:
         violations: list[str] = []
         page.on(
             "console",
-            lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text
-            else None,
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
         )
         try:
             yield OfflinePage(page, blocked, violations)
