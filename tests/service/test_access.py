@@ -4,7 +4,9 @@ key}, whatever serves the route."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -250,3 +252,39 @@ def test_service_refuses_to_start_exposed_without_a_key(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "DIGITS_ADMIN_API_KEY" in result.stderr
     assert "DIGITS_ALLOW_UNAUTHENTICATED=1" in result.stderr
+
+
+def test_open_readiness_says_why_without_paths_the_read_key_sees_them(
+    tmp_path: Path, tiny_models: Path
+) -> None:
+    """With a read key set, ``/health/ready`` without it says ready or not and why, with no
+    folder path or checksum; with the read key, the refused folder and its reason."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    broken = models / "cnn" / "9"
+    shutil.copytree(models / "cnn" / "1", broken)
+    (broken / "model.pt").write_bytes(b"not the model the manifest's sha256 names")
+    settings = make_settings(models, read_api_key=READ_KEY, admin_api_key=ADMIN_KEY)
+    with TestClient(create_app(settings)) as client:
+        anonymous = client.get("/health/ready")
+        keyed = client.get("/health/ready", headers={"X-API-Key": READ_KEY})
+    assert anonymous.status_code == keyed.status_code == 200
+    assert str(tmp_path) not in anonymous.text
+    assert "sha256" not in anonymous.text
+    assert anonymous.json()["refused_folders"] == 1
+    assert anonymous.json()["models"]["cnn"] == {"ready": True, "reason": None}
+    assert str(broken) in keyed.json()["failures"]
+
+
+def test_opting_out_of_keys_is_said_at_start_and_on_readiness(
+    models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``DIGITS_ALLOW_UNAUTHENTICATED=1`` on an exposed address: a warning in the log at
+    start, and on ``/health/ready`` for as long as it runs."""
+    settings = make_settings(models_dir, host="0.0.0.0", allow_unauthenticated=True)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+        warning = client.get("/health/ready").json()["warning"]
+    assert "DIGITS_ALLOW_UNAUTHENTICATED=1" in warning
+    assert any("DIGITS_ALLOW_UNAUTHENTICATED=1" in r.getMessage() for r in caplog.records)
+    with TestClient(create_app(make_settings(models_dir))) as client:
+        assert "warning" not in client.get("/health/ready").json()
