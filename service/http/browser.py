@@ -75,10 +75,8 @@ def cross_site(fetch_site: bytes | None, origin: bytes | None, host: bytes | Non
         return fetch_site not in (b"same-origin", b"none")
     if origin is None:
         return False
-    if origin == b"null" or not host:
-        return True
-    netloc = origin.partition(b"://")[2]
-    return hostname(netloc) != hostname(host)
+    netloc = origin.partition(b"://")[2]  # empty for "null"
+    return not host or hostname(netloc) != hostname(host)
 
 
 def media_type_accepted(content_type: bytes, accepted: tuple[bytes, ...]) -> bool:
