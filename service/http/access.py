@@ -254,6 +254,7 @@ def document(schema: dict[str, Any], table: RouteTable, keys: Keys) -> dict[str,
     )
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            _document_browser_checks(method.upper(), operation.setdefault("responses", {}))
             access = table.access(method.upper(), path)
             if access is OPEN:
                 operation["security"] = []
@@ -263,3 +264,11 @@ def document(schema: dict[str, Any], table: RouteTable, keys: Keys) -> dict[str,
             note = f"Needs the {access.value} key when one is set (see the README, Settings)."
             operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
     return schema
+
+
+def _document_browser_checks(method: str, responses: dict[str, Any]) -> None:
+    """The answers of ``AccessControl``'s browser checks, on the operations they apply to."""
+    responses.setdefault("400", {"description": "a Host not in DIGITS_ALLOWED_HOSTS"})
+    if method not in browser.SAFE_METHODS:
+        responses.setdefault("403", {"description": "a browser's cross-site request"})
+        responses.setdefault("415", {"description": "a body of a media type not taken here"})
