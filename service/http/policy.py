@@ -77,6 +77,7 @@ class RouteTable:
     def __init__(self, by_path: dict[str, dict[str, Rule]]) -> None:
         self.exact = {p: m for p, m in by_path.items() if "{" not in p}
         self.templates = [_Template(compile_path(p)[0], m) for p, m in by_path.items() if "{" in p]
+        self._seen: dict[str, dict[str, Rule]] = {}
 
     @classmethod
     def of(cls, routes: Iterable[BaseRoute]) -> RouteTable:
@@ -104,12 +105,17 @@ class RouteTable:
         return cls(by_path)
 
     def methods(self, path: str) -> dict[str, Rule] | None:
-        """The methods served at ``path`` and what each needs; ``None`` for an unknown path."""
-        found = self.exact.get(path)
+        """The methods served at ``path`` and what each needs; ``None`` for an unknown path.
+        Templated paths found are remembered (``/models/cnn/predict`` is asked on every
+        request), up to ``_CACHED`` of them: a scanner's paths cannot grow the cache."""
+        found = self.exact.get(path) or self._seen.get(path)
         if found is not None:
             return found
         for template in self.templates:
             if template.regex.match(path):
+                if len(self._seen) >= _CACHED:
+                    self._seen.clear()
+                self._seen[path] = template.methods
                 return template.methods
         return None
 
@@ -127,3 +133,5 @@ class RouteTable:
 
 
 _UNKNOWN_SAFE, _UNKNOWN_UNSAFE = Rule(READ), Rule(ADMIN)
+#: Most templated paths ``RouteTable.methods`` remembers.
+_CACHED = 1024
