@@ -28,6 +28,7 @@ from service.http.access import (
     Keys,
     allowed_hosts,
     document,
+    is_loopback,
     unauthenticated_warning,
 )
 from service.http.deadlines import RequestDeadline
@@ -152,6 +153,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         warning = unauthenticated_warning(settings)
         if warning is not None:
             log.warning("%s", warning)
+        if settings.allowed_hosts is None and not is_loopback(settings.host):
+            log.info("DIGITS_ALLOWED_HOSTS unset on %s: any Host is answered", settings.host)
         log.info("started: %d model version(s) on %s", len(registry), registry.device)
         yield
         app.state.started = False
