@@ -20,6 +20,8 @@ Tree::
     ├── Overloaded             429 overloaded
     ├── Unauthorized           401 unauthorized
     ├── Forbidden              403 forbidden
+    │   └── CrossSite          403 cross_site (a browser's cross-site write)
+    ├── InvalidHost            400 invalid_host (a Host not in DIGITS_ALLOWED_HOSTS)
     ├── ModelNotReady          503 not_ready
     │   └── ModelUnloaded      503 model_unloaded (unloaded on request, until loaded again)
     ├── StoreUnavailable       503 store_unavailable
@@ -32,6 +34,11 @@ Domain code raises these; only ``app.py`` turns them into HTTP responses.
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+#: What a client is told of a database that cannot be reached (never its host or user).
+DATABASE_UNAVAILABLE = "database unavailable"
 
 
 class ServiceError(Exception):
@@ -143,6 +150,19 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
+class CrossSite(Forbidden):
+    """A request a browser sent from another site's page to a route that changes state."""
+
+    code = "cross_site"
+
+
+class InvalidHost(ServiceError):
+    """A ``Host`` header the service does not answer to (DNS rebinding, a stray proxy)."""
+
+    status_code = 400
+    code = "invalid_host"
+
+
 class ModelNotReady(ServiceError):
     status_code = 503
     code = "not_ready"
@@ -183,3 +203,14 @@ class AliasChanged(ServiceError):
 
     status_code = 409
     code = "alias_changed"
+
+
+def public_message(exc: BaseException) -> str:
+    """What a failure may show over HTTP (a job's ``error``): its type and message, but only
+    what failed for a database error, whose text names hosts, ports, users and SQL; the
+    full error goes to the log."""
+    if isinstance(exc, OperationalError):
+        return DATABASE_UNAVAILABLE
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {exc}"

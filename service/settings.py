@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     """Broker of the celery backend."""
 
-    # --- access (service/http/access.py holds the route -> key table) -------------------------
+    # --- access (each route declares its key: service/http/policy.py) ---------------------
     admin_api_key: SecretStr | None = None
     """Key of the routes that change things (``POST /train``, ``DELETE /train/{id}``)."""
     admin_api_key_file: Path | None = None
@@ -106,7 +106,16 @@ class Settings(BaseSettings):
     read_api_key_file: Path | None = None
     """File holding the read key; instead of ``read_api_key``."""
     allow_unauthenticated: bool = False
-    """Start on a non-loopback address without an admin key (refused otherwise)."""
+    """Start on a non-loopback address without an admin key (refused otherwise); logged as a
+    warning at start and shown on ``/health/ready``."""
+    admin_api_key_name: str = Field(default="admin", pattern=r"^[A-Za-z0-9._@-]{1,40}$")
+    """Name of the admin key in the records of who changed what (``actor``); never the key."""
+    read_api_key_name: str = Field(default="read", pattern=r"^[A-Za-z0-9._@-]{1,40}$")
+    """Name of the read key in the records of who changed what."""
+    allowed_hosts: str | None = None
+    """Comma-separated ``Host`` names the service answers (``*.example.com`` for a domain,
+    ``*`` for any); other names get 400. Default: ``localhost,127.0.0.1,[::1]`` when bound
+    to loopback, any (``*``) when exposed: then name the public names here."""
 
     # --- job limits ------------------------------------------------------------------
     max_job_macs: int = Field(default=2 * 10**12, gt=0)

@@ -98,6 +98,8 @@ def make_settings(models_dir: Path, **overrides: object) -> Settings:
         # Hundreds of apps share the test process: frozen objects are never collected, so
         # cyclic garbage of earlier tests would pile up. Tested on its own (test_dataplane).
         "freeze_heap": False,
+        # TestClient's and httpx's test hosts (``Host: testserver``, ``http://test``).
+        "allowed_hosts": "testserver,test,localhost,127.0.0.1",
         **overrides,
     }
     return Settings(models_dir=models_dir, _env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init-only option

@@ -1,105 +1,50 @@
-"""Access control: one policy table, enforced by one ASGI layer that every request passes.
+"""Access control: each route declares what it needs; one ASGI layer, which every request
+passes, enforces it with the browser checks of ``service/http/browser.py``.
 
-``POLICY`` maps each route the app serves (``"METHOD /path/{template}"``) to the key it
-needs: ``OPEN`` (none), ``READ`` (the read key or the admin key) or ``ADMIN`` (the admin key).
-``AccessControl`` sits in the middleware stack, outside every router and route, so no route,
-router or fast path can skip it; a test walks every route of the app against this table, so a
-new route cannot be added without saying what it needs.
+Each route declares what it needs (``@needs(OPEN | READ | ADMIN)``, ``service/http/policy.py``);
+the app does not start with a route that does not. ``AccessControl`` sits in the middleware stack,
+outside every router and route, so no route, router or fast path can skip it.
 
 Keys come from the settings (``DIGITS_READ_API_KEY`` / ``DIGITS_ADMIN_API_KEY``, or their
 ``*_FILE`` variants): sent as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``,
 compared with ``secrets.compare_digest``. With no read key the ``READ`` routes are open; with
 no admin key the ``ADMIN`` routes need what the ``READ`` routes need (and binding a
-non-loopback address without an admin key is refused at start, see ``exposure_problem``).
-A request for a path or method not in the table needs ``READ`` (``GET``/``HEAD``) or
-``ADMIN`` (any other method): unknown routes are closed, not open.
+non-loopback address without an admin key, or with a short one, is refused at start, see
+``exposure_problem``). A request for a path or method no route serves needs ``READ``
+(``GET``/``HEAD``) or ``ADMIN`` (any other method): unknown routes are closed, not open.
 
-Missing key: 401 with ``WWW-Authenticate: Bearer``, naming the key the route needs; wrong
-key: 403. Both in the service's JSON error envelope.
+In order, before any route runs: a ``Host`` not allowed is a 400; a browser's cross-site
+request with a method that changes state a 403 (``cross_site``), whether keys are set or
+not; a missing key a 401 with ``WWW-Authenticate: Bearer``, naming the key the route needs;
+a wrong key a 403; a body of a media type the route does not take a 415. All in the
+service's JSON error envelope.
 
-The key that passed is named, for the records of who changed what (alias moves), by a
-non-secret id: its role and the first 12 hex digits of its sha256 (``admin:3f2a...``), put in
-the ASGI scope under ``ACTOR`` (``anonymous`` when no key is configured or sent).
+The key that passed is named, for the records of who changed what (alias moves), by the
+name configured with it (``DIGITS_ADMIN_API_KEY_NAME``, default ``admin``; the read key's
+``read``), which says nothing about the key; put in the ASGI scope under ``ACTOR``
+(``anonymous`` when no key is configured or sent).
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import ipaddress
-import re
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import Forbidden, ServiceError, Unauthorized
+from service.errors import (
+    CrossSite,
+    Forbidden,
+    InvalidHost,
+    ServiceError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from service.http import browser
 from service.http.middleware import send_error
+from service.http.policy import ADMIN, OPEN, READ, Access, RouteTable
 from service.settings import Settings
-
-
-class Access(enum.Enum):
-    """What a route needs."""
-
-    OPEN = "open"
-    READ = "read"
-    ADMIN = "admin"
-
-
-OPEN, READ, ADMIN = Access.OPEN, Access.READ, Access.ADMIN
-
-#: Every route the app serves and what it needs. ``HEAD`` follows ``GET``.
-POLICY: dict[str, Access] = {
-    # probes and scraping: orchestrators and Prometheus carry no key
-    "GET /health/live": OPEN,
-    "GET /health/ready": OPEN,
-    "GET /metrics": OPEN,
-    # the API's description: no data, and Swagger UI must load it before a key is entered
-    "GET /openapi.json": OPEN,
-    "GET /docs": OPEN,
-    "GET /docs/assets/{name}": OPEN,
-    "GET /redoc": OPEN,
-    # the web console's page and files: no data (its API calls carry the key typed into it)
-    "GET /": OPEN,
-    "GET /console/assets/{name}": OPEN,
-    # inference and what is served
-    "POST /predict": READ,
-    "POST /models/{name}/predict": READ,
-    "POST /predict/image": READ,
-    "POST /models/{name}/predict/image": READ,
-    "GET /models": READ,
-    "GET /models/{name}": READ,
-    # the Open Inference Protocol (/v2): probes as the other probes, the rest as above;
-    # loading and unloading models changes what is served: ADMIN, as is the index beside them
-    "GET /v2/health/live": OPEN,
-    "GET /v2/health/ready": OPEN,
-    "GET /v2/models/{name}/ready": OPEN,
-    "GET /v2/models/{name}/versions/{version}/ready": OPEN,
-    "GET /v2": READ,
-    "GET /v2/models/{name}": READ,
-    "GET /v2/models/{name}/versions/{version}": READ,
-    "POST /v2/models/{name}/infer": READ,
-    "POST /v2/models/{name}/versions/{version}/infer": READ,
-    "POST /v2/repository/index": ADMIN,
-    "POST /v2/repository/models/{name}/load": ADMIN,
-    "POST /v2/repository/models/{name}/unload": ADMIN,
-    "GET /models/{name}/versions/{version}/curves.json": READ,
-    # rollout: reading the record is READ, moving aliases and traffic is ADMIN
-    "GET /models/{name}/history": READ,
-    "PUT /models/{name}/aliases/{alias}": ADMIN,
-    "POST /models/{name}/aliases/{alias}/rollback": ADMIN,
-    "PUT /models/{name}/traffic": ADMIN,
-    # training jobs: reading them is READ, starting and stopping them is ADMIN
-    "GET /train": READ,
-    "GET /train/{job_id}": READ,
-    "GET /train/{job_id}/events": READ,
-    "GET /train/{job_id}/curve.json": READ,
-    "GET /train/{job_id}/curve.{fmt}": READ,
-    "POST /train": ADMIN,
-    "DELETE /train/{job_id}": ADMIN,
-}
 
 KEY_HINT = "Authorization: Bearer <key> or X-API-Key: <key>"
 #: ASGI scope key of the id of the key a request passed with.
@@ -107,51 +52,8 @@ ACTOR = "digits.actor"
 ANONYMOUS = "anonymous"
 
 
-def key_id(role: str, key: bytes) -> str:
-    """A non-secret id of a key: its role and a sha256 prefix."""
-    return f"{role}:{hashlib.sha256(key).hexdigest()[:12]}"
-
-
-@dataclass(frozen=True)
-class _Template:
-    regex: re.Pattern[str]
-    methods: dict[str, Access]
-
-
-class RouteTable:
-    """``POLICY`` compiled for lookups: exact paths in a dict, templated ones as regexes."""
-
-    def __init__(self, policy: dict[str, Access]) -> None:
-        by_path: dict[str, dict[str, Access]] = {}
-        for key, access in policy.items():
-            method, _, path = key.partition(" ")
-            by_path.setdefault(path, {})[method] = access
-            if method == "GET":
-                by_path[path]["HEAD"] = access
-        self.exact = {p: m for p, m in by_path.items() if "{" not in p}
-        self.templates = [_Template(compile_path(p)[0], m) for p, m in by_path.items() if "{" in p]
-
-    def methods(self, path: str) -> dict[str, Access] | None:
-        """The methods served at ``path`` and what each needs; ``None`` for an unknown path."""
-        found = self.exact.get(path)
-        if found is not None:
-            return found
-        for template in self.templates:
-            if template.regex.match(path):
-                return template.methods
-        return None
-
-    def access(self, method: str, path: str) -> Access:
-        """What a request needs; unknown routes need READ (GET, HEAD) or ADMIN (others)."""
-        methods = self.methods(path) or {}
-        known = methods.get(method)
-        if known is not None:
-            return known
-        return READ if method in ("GET", "HEAD", "OPTIONS") else ADMIN
-
-
 class Keys:
-    """The configured keys: which ones each access level accepts."""
+    """The configured keys: which ones each access level accepts, and their names."""
 
     def __init__(self, settings: Settings) -> None:
         read, admin = settings.read_api_key, settings.admin_api_key
@@ -161,21 +63,28 @@ class Keys:
         )
         self.admin = [admin.get_secret_value().encode()] if admin is not None else self.read
         self.any = bool(self.read or self.admin)
-        #: The id of each key (``key_id``), recorded as who made a change.
-        self.ids: dict[bytes, str] = {}
-        for role, key in (("read", read), ("admin", admin)):
+        #: The name of each key, recorded as who made a change: it says nothing of the key.
+        self.names: dict[bytes, str] = {}
+        for name, key in ((settings.read_api_key_name, read), (settings.admin_api_key_name, admin)):
             if key is not None:
-                secret = key.get_secret_value().encode()
-                self.ids[secret] = key_id(role, secret)
+                self.names[key.get_secret_value().encode()] = name
 
     def required(self, access: Access) -> bool:
         """Whether a route of this access level needs a key with these settings."""
         return access is not OPEN and bool(self.admin if access is ADMIN else self.read)
 
+    def reads(self, presented: bytes | None) -> bool:
+        """Whether a request with this key may call the READ routes."""
+        try:
+            self.check(READ, presented)
+        except ServiceError:
+            return False
+        return True
+
     def check(self, access: Access, presented: bytes | None) -> str:
         """Raise ``Unauthorized`` (no key) or ``Forbidden`` (wrong key) unless it passes;
-        the id of the key that passed (``anonymous`` when none was needed or sent)."""
-        known = self.ids.get(presented, ANONYMOUS) if presented else ANONYMOUS
+        the name of the key that passed (``anonymous`` when none was needed or sent)."""
+        known = self.names.get(presented, ANONYMOUS) if presented else ANONYMOUS
         if not self.required(access):
             return known
         accepted = self.admin if access is ADMIN else self.read
@@ -193,43 +102,108 @@ class Keys:
         return known
 
 
+class _Headers:
+    """The headers the checks read, from one pass over a request's headers."""
+
+    __slots__ = ("content_type", "fetch_site", "host", "key", "origin")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.host = self.origin = self.fetch_site = self.content_type = None
+        self.key = bearer = None
+        for name, value in headers:
+            if name == b"host":
+                self.host = value
+            elif name == b"content-type":
+                self.content_type = value
+            elif name == b"origin":
+                self.origin = value
+            elif name == b"sec-fetch-site":
+                self.fetch_site = value.lower()
+            elif name == b"authorization":
+                scheme, _, credentials = value.partition(b" ")
+                if scheme.lower() == b"bearer" and credentials.strip():
+                    bearer = credentials.strip()
+            elif name == b"x-api-key" and value:
+                self.key = value
+        self.key = bearer or self.key  # ``Authorization: Bearer`` first, else ``X-API-Key``
+
+
 def presented_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """The key a request carries: ``Authorization: Bearer <key>``, else ``X-API-Key``."""
-    header_key = None
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, credentials = value.partition(b" ")
-            if scheme.lower() == b"bearer" and credentials.strip():
-                return credentials.strip()
-        elif name == b"x-api-key" and value:
-            header_key = value
-    return header_key
+    return _Headers(headers).key
 
 
 class AccessControl:
-    """ASGI middleware: answer 401/403 before any route runs, per ``POLICY``."""
+    """ASGI middleware: answer 400/403/415/401 before any route runs (module docstring)."""
 
-    def __init__(self, app: ASGIApp, keys: Keys, table: RouteTable) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: Keys, table: RouteTable, hosts: browser.HostCheck
+    ) -> None:
         self.app = app
         self.keys = keys
         self.table = table
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.keys.any:
-            access = self.table.access(scope["method"], scope["path"])
+        if scope["type"] == "http":
             try:
-                scope[ACTOR] = self.keys.check(access, presented_key(scope["headers"]))
+                self._check(scope)
             except ServiceError as error:
                 await send_error(send, error)
                 return
         await self.app(scope, receive, send)
 
+    def _check(self, scope: Scope) -> None:
+        seen = _Headers(scope["headers"])
+        if not self.hosts.allows(seen.host):
+            name = browser.hostname(seen.host) if seen.host else "(none)"
+            raise InvalidHost(
+                f"Host {name!r} is not a name this service answers to",
+                expected=f"one of: {self.hosts.described} (DIGITS_ALLOWED_HOSTS)",
+            )
+        method = scope["method"]
+        unsafe = method not in browser.SAFE_METHODS
+        if not (unsafe or self.keys.any):
+            return
+        rule = self.table.rule(method, scope["path"])
+        if unsafe and browser.cross_site(seen.fetch_site, seen.origin, seen.host):
+            raise CrossSite(
+                f"{method} from another site's page is refused: a browser marked it cross-site",
+                expected="the request from this service's own pages, or from a client that "
+                "is no browser (curl, httpx, tritonclient)",
+            )
+        if self.keys.any:
+            scope[ACTOR] = self.keys.check(rule.access, seen.key)
+        media = seen.content_type
+        if unsafe and media is not None and not browser.media_type_accepted(media, rule.accepts):
+            types = ", ".join(a.decode() for a in rule.accepts)
+            raise UnsupportedMediaType(
+                f"Content-Type {media.decode('latin-1')!r} is not taken here",
+                expected=f"Content-Type: {types}, or none",
+            )
+
+
+#: Shortest key accepted on an exposed address: a short key falls to guessing.
+MIN_KEY_LENGTH = 16
+
 
 def exposure_problem(settings: Settings) -> str | None:
-    """Why the settings must not start: a non-loopback bind without an admin key."""
-    if settings.admin_api_key is not None or settings.allow_unauthenticated:
+    """Why the settings must not start: a non-loopback bind without an admin key, or with
+    a key shorter than ``MIN_KEY_LENGTH``."""
+    if is_loopback(settings.host):
         return None
-    if _is_loopback(settings.host):
+    for variable, key in (
+        ("DIGITS_ADMIN_API_KEY", settings.admin_api_key),
+        ("DIGITS_READ_API_KEY", settings.read_api_key),
+    ):
+        if key is not None and len(key.get_secret_value()) < MIN_KEY_LENGTH:
+            return (
+                f"refusing to listen on {settings.host} with a {variable} of "
+                f"{len(key.get_secret_value())} characters: a key of an exposed service needs "
+                f"at least {MIN_KEY_LENGTH} (e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')."
+            )
+    if settings.admin_api_key is not None or settings.allow_unauthenticated:
         return None
     return (
         f"refusing to listen on {settings.host} without an admin key: anyone who reaches the "
@@ -239,7 +213,27 @@ def exposure_problem(settings: Settings) -> str | None:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def unauthenticated_warning(settings: Settings) -> str | None:
+    """What ``/health/ready`` and the start-up log say while the service runs exposed
+    without an admin key by ``DIGITS_ALLOW_UNAUTHENTICATED=1``."""
+    if not settings.allow_unauthenticated or settings.admin_api_key is not None:
+        return None
+    if is_loopback(settings.host):
+        return None
+    return (
+        f"DIGITS_ALLOW_UNAUTHENTICATED=1: listening on {settings.host} without an admin key; "
+        "anyone who reaches the port can train, publish and move models"
+    )
+
+
+def allowed_hosts(settings: Settings) -> browser.HostCheck:
+    """The ``Host`` values answered: ``DIGITS_ALLOWED_HOSTS``, else ``browser.default_hosts``."""
+    if settings.allowed_hosts is not None:
+        return browser.HostCheck(settings.allowed_hosts.split(","))
+    return browser.HostCheck(browser.default_hosts(settings.host, is_loopback(settings.host)))
+
+
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -260,6 +254,7 @@ def document(schema: dict[str, Any], table: RouteTable, keys: Keys) -> dict[str,
     )
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            _document_browser_checks(method.upper(), operation.setdefault("responses", {}))
             access = table.access(method.upper(), path)
             if access is OPEN:
                 operation["security"] = []
@@ -269,3 +264,11 @@ def document(schema: dict[str, Any], table: RouteTable, keys: Keys) -> dict[str,
             note = f"Needs the {access.value} key when one is set (see the README, Settings)."
             operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
     return schema
+
+
+def _document_browser_checks(method: str, responses: dict[str, Any]) -> None:
+    """The answers of ``AccessControl``'s browser checks, on the operations they apply to."""
+    responses.setdefault("400", {"description": "a Host not in DIGITS_ALLOWED_HOSTS"})
+    if method not in browser.SAFE_METHODS:
+        responses.setdefault("403", {"description": "a browser's cross-site request"})
+        responses.setdefault("415", {"description": "a body of a media type not taken here"})

@@ -22,12 +22,21 @@ import torch
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import Engine
+from starlette.routing import Route
 
 from service.db import open_database
 from service.http import handlers
-from service.http.access import POLICY, AccessControl, Keys, RouteTable, document
+from service.http.access import (
+    AccessControl,
+    Keys,
+    allowed_hosts,
+    document,
+    is_loopback,
+    unauthenticated_warning,
+)
 from service.http.deadlines import RequestDeadline
 from service.http.middleware import BodyLimit, RequestMetrics
+from service.http.policy import OPEN, RouteTable, needs
 from service.http.routes import (
     console,
     docs,
@@ -82,8 +91,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
-    routes = RouteTable(POLICY)  # the one policy table: access, Allow headers, OpenAPI
+    # FastAPI's own route, /openapi.json, declared here where FastAPI declares it: open, as
+    # Swagger UI must load it before a key is entered.
+    for route in app.routes:
+        if isinstance(route, Route) and route.path == app.openapi_url:
+            needs(OPEN)(route.endpoint)
+    # The table of what each route declared (access, Allow headers, OpenAPI); an undeclared
+    # route stops the start here.
+    routes = RouteTable.of(app.routes)
     keys = Keys(settings)
+    app.state.keys = keys
     _add_middleware(app, settings, routes, keys)
     handlers.install(app, routes)
     _document_access(app, routes, keys)
@@ -102,7 +119,7 @@ def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: 
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
     )
-    app.add_middleware(AccessControl, keys=keys, table=routes)
+    app.add_middleware(AccessControl, keys=keys, table=routes, hosts=allowed_hosts(settings))
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
 
 
@@ -140,6 +157,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         app.state.started = True
         registry = app.state.registry
+        warning = unauthenticated_warning(settings)
+        if warning is not None:
+            log.warning("%s", warning)
+        if settings.allowed_hosts is None and not is_loopback(settings.host):
+            log.info("DIGITS_ALLOWED_HOSTS unset on %s: any Host is answered", settings.host)
         log.info("started: %d model version(s) on %s", len(registry), registry.device)
         yield
         app.state.started = False

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,13 +12,31 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
-from service.errors import ServiceError, StoreUnavailable
-from service.http.access import RouteTable
+from service.errors import DATABASE_UNAVAILABLE, ServiceError, StoreUnavailable
+from service.http.policy import RouteTable
 
 log = logging.getLogger(__name__)
 
 #: ``Retry-After`` of a 503 while the job store cannot be read or written.
 STORE_RETRY_AFTER_S = 10
+#: While the job store stays down with the same error, it is logged once per this many s.
+STORE_LOG_EVERY_S = 60.0
+
+
+class _Outage:
+    """When to log the job store's error: once, then again when it changes or after
+    ``STORE_LOG_EVERY_S``; not once per request (an outage meets every request)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[str, float] | None = None
+
+    def due(self, error: str) -> bool:
+        now = time.monotonic()
+        last = self.last
+        if last is not None and last[0] == error and now - last[1] < STORE_LOG_EVERY_S:
+            return False
+        self.last = (error, now)
+        return True
 
 
 def install(app: FastAPI, routes: RouteTable) -> None:
@@ -25,6 +44,25 @@ def install(app: FastAPI, routes: RouteTable) -> None:
 
     async def handle_http_error(request: Request, exc: HTTPException) -> Response:
         return http_error(request, exc, routes)
+
+    outage = _Outage()
+
+    async def handle_store_error(request: Request, exc: OperationalError) -> JSONResponse:
+        """The job store failed (database down, connection lost, disk full): a 503 that says
+        what failed and when to retry, never where the database is (the log says)."""
+        if outage.due(str(exc.orig)):
+            log.warning(
+                "job store unavailable (first seen on %s %s; logged again after %g s or "
+                "when it changes): %s",
+                *(request.method, request.url.path, STORE_LOG_EVERY_S, exc.orig),
+            )
+        return error_response(
+            StoreUnavailable(
+                f"{DATABASE_UNAVAILABLE}: the job store cannot serve this request now",
+                expected=f"retry after {STORE_RETRY_AFTER_S} s",
+                headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+            )
+        )
 
     app.add_exception_handler(ServiceError, handle_service_error)  # type: ignore[arg-type]  # starlette types handlers loosely
     app.add_exception_handler(RequestValidationError, handle_validation_error)  # type: ignore[arg-type]  # same
@@ -36,19 +74,6 @@ def install(app: FastAPI, routes: RouteTable) -> None:
 async def handle_service_error(request: Request, exc: ServiceError) -> JSONResponse:
     """Render a domain error in the service's JSON envelope."""
     return error_response(exc)
-
-
-async def handle_store_error(request: Request, exc: OperationalError) -> JSONResponse:
-    """The job store failed (database down, connection lost, disk full): a 503 that says
-    why and when to retry, on every route that reads or writes it."""
-    log.warning("job store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
-    return error_response(
-        StoreUnavailable(
-            f"the job store cannot serve this request now: {exc.orig}".strip(),
-            expected=f"retry after {STORE_RETRY_AFTER_S} s",
-            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
-        )
-    )
 
 
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

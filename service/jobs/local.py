@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.errors import JobNotCancellable
+from service.errors import JobNotCancellable, public_message
 from service.jobs.store import WORKER_LOST, JobStore, new_owner
 
 # ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
@@ -215,9 +215,7 @@ class LocalLauncher:
                 broken.shutdown(wait=False, cancel_futures=True)
         except Exception as exc:  # e.g. the job could not be sent to the worker
             log.exception("job %s could not run", job_id)
-            await asyncio.to_thread(
-                self.store.fail, job_id, f"{type(exc).__name__}: {exc}", owner=self.owner
-            )
+            await asyncio.to_thread(self.store.fail, job_id, public_message(exc), owner=self.owner)
         finally:
             slot.job_id = None
             self._wake.set()

@@ -119,7 +119,8 @@ class Jobs:
             await self.launcher.launch(job.id)
         except Exception as exc:  # broker errors vary by transport; the job says why
             log.exception("could not launch job %s", job.id)
-            message = f"could not queue the job on the broker: {type(exc).__name__}: {exc}"
+            # The broker's own error names its host: the log has it, the job says what failed.
+            message = f"broker unavailable: could not queue the job ({type(exc).__name__})"
             await asyncio.to_thread(self.store.fail, job.id, message)
             return await self.get(job.id)
         return job

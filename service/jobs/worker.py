@@ -28,6 +28,7 @@ import torch
 from sqlalchemy.exc import OperationalError
 
 from service.db import make_engine
+from service.errors import DATABASE_UNAVAILABLE, public_message
 from service.inference.repository import ModelRepository
 from service.inference.validation import stored_accuracy
 from service.jobs.records import JobRecord, JobStatus
@@ -167,7 +168,8 @@ class ProgressRecorder:
                 )
             )
         except OperationalError as exc:
-            self.store_error = f"the job store could not record progress: {exc.orig}"
+            log.warning("job %s: the job store could not record progress: %s", self.job_id, exc)
+            self.store_error = f"{DATABASE_UNAVAILABLE}: the job store could not record progress"
             self.stopped = True
             return
         self.written = (len(self.losses), len(self.accuracy))
@@ -279,7 +281,7 @@ def run_job(
                 status = _fit_and_publish(store, job, owner, repository, progress_interval)
             except Exception as exc:  # the one catch-all: any failure of a fit fails its job
                 log.exception("job %s failed", job_id)
-                error = f"{type(exc).__name__}: {exc}"
+                error = public_message(exc)
                 store.finish(job_id, owner, JobStatus.FAILED, error=error)
                 return JobStatus.FAILED.value
         return status.value

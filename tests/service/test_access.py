@@ -1,9 +1,12 @@
-"""Access: every route the app serves is in the one policy table, and the table holds for
-every route x {no key, read key, admin key, wrong key}, whatever serves the route."""
+"""Access: every route the app serves declares what it needs (the app does not start
+otherwise), and the declarations hold for every route x {no key, read key, admin key, wrong
+key}, whatever serves the route."""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,8 +17,10 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from service.http.access import ADMIN, OPEN, POLICY, READ, Access, exposure_problem
+from service.http.access import exposure_problem
 from service.http.app import create_app
+from service.http.policy import ADMIN, OPEN, READ, Access, RouteTable, UndeclaredRoute
+from service.http.routes import metrics
 from service.settings import Settings
 from tests.conftest import make_settings
 
@@ -45,10 +50,51 @@ def keyed(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterat
         yield client
 
 
-def test_every_served_route_is_in_the_policy_table(keyed: TestClient) -> None:
-    """A route cannot be added without saying what key it needs, and the table names no
-    route that is not served."""
-    assert served_routes(keyed.app) == sorted(POLICY)  # type: ignore[arg-type]
+def declared(app: FastAPI) -> dict[str, Access]:
+    """What each served route declares (``METHOD /path`` -> access)."""
+    table = RouteTable.of(app.routes)
+    return {route: table.access(*route.split(" ", 1)) for route in served_routes(app)}
+
+
+#: The routes that take a body but change nothing: inference. Every other route that is not
+#: a GET changes state and must need the admin key.
+INFERENCE = {
+    "POST /predict",
+    "POST /models/{name}/predict",
+    "POST /predict/image",
+    "POST /models/{name}/predict/image",
+    "POST /v2/models/{name}/infer",
+    "POST /v2/models/{name}/versions/{version}/infer",
+}
+
+
+def test_every_route_that_changes_state_needs_the_admin_key(keyed: TestClient) -> None:
+    """Declared on the routes themselves: inference needs the read key, everything else that
+    is not a GET the admin key; the probes, docs and console page are open."""
+    levels = declared(keyed.app)  # type: ignore[arg-type]
+    writes = {r: a for r, a in levels.items() if not r.startswith("GET ") and r not in INFERENCE}
+    assert set(writes.values()) == {ADMIN}
+    assert {levels[r] for r in INFERENCE} == {READ}
+    opened = {r.removeprefix("GET ") for r, a in levels.items() if a is OPEN}
+    assert opened == {
+        "/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready",
+        "/v2/models/{name}/ready", "/v2/models/{name}/versions/{version}/ready", "/metrics",
+        "/docs", "/docs/assets/{name}", "/redoc", "/openapi.json", "/", "/console/assets/{name}",
+    }  # fmt: skip
+
+
+def test_a_route_without_a_declaration_stops_the_start(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A route added without ``@needs`` is named, and the app is not built."""
+
+    async def undeclared() -> dict[str, str]:
+        return {}
+
+    monkeypatch.setattr(metrics.router, "routes", list(metrics.router.routes))
+    metrics.router.add_api_route("/undeclared", undeclared, methods=["POST"])
+    with pytest.raises(UndeclaredRoute, match="POST /undeclared"):
+        create_app(make_settings(models_dir))
 
 
 def _call(client: TestClient, route: str, headers: dict[str, str]) -> int:
@@ -72,9 +118,9 @@ def test_every_route_answers_its_key_as_the_table_says(keyed: TestClient, case: 
     """Walks every served route with one kind of key: 401, 403, or past the guard."""
     headers, expected = CASES[case]
     wrong = {}
-    for route in served_routes(keyed.app):  # type: ignore[arg-type]
+    for route, access in declared(keyed.app).items():  # type: ignore[arg-type]
         status = _call(keyed, route, headers)
-        want = expected[POLICY[route]]
+        want = expected[access]
         passed = status not in (401, 403)
         if (want == "pass" and not passed) or (want != "pass" and status != want):
             wrong[route] = (status, want)
@@ -173,7 +219,12 @@ def test_bad_key_files_are_refused(
         pytest.param("::1", {}, False, id="ipv6-loopback"),
         pytest.param("localhost", {}, False, id="localhost"),
         pytest.param("0.0.0.0", {}, True, id="all-interfaces"),
-        pytest.param("0.0.0.0", {"admin_api_key": "k"}, False, id="with-admin-key"),
+        pytest.param("0.0.0.0", {"admin_api_key": "k" * 16}, False, id="with-admin-key"),
+        pytest.param("0.0.0.0", {"admin_api_key": "k" * 15}, True, id="short-admin-key"),
+        pytest.param(
+            "0.0.0.0", {"admin_api_key": "k" * 16, "read_api_key": "r" * 15}, True, id="short-read"
+        ),
+        pytest.param("127.0.0.1", {"admin_api_key": "k"}, False, id="short-key-on-loopback"),
         pytest.param("0.0.0.0", {"allow_unauthenticated": True}, False, id="opted-out"),
         pytest.param("0.0.0.0", {"admin_api_key": " "}, True, id="blank-key-is-no-key"),
     ],
@@ -181,7 +232,8 @@ def test_bad_key_files_are_refused(
 def test_exposed_without_admin_key_is_refused(
     host: str, extra: dict[str, object], refused: bool
 ) -> None:
-    """Binding beyond loopback needs an admin key or an explicit opt-out."""
+    """Binding beyond loopback needs an admin key of at least 16 characters (a shorter one
+    falls to guessing), or an explicit opt-out."""
     settings = Settings(host=host, _env_file=None, **extra)  # type: ignore[arg-type]
     assert (exposure_problem(settings) is not None) is refused
 
@@ -200,3 +252,39 @@ def test_service_refuses_to_start_exposed_without_a_key(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "DIGITS_ADMIN_API_KEY" in result.stderr
     assert "DIGITS_ALLOW_UNAUTHENTICATED=1" in result.stderr
+
+
+def test_open_readiness_says_why_without_paths_the_read_key_sees_them(
+    tmp_path: Path, tiny_models: Path
+) -> None:
+    """With a read key set, ``/health/ready`` without it says ready or not and why, with no
+    folder path or checksum; with the read key, the refused folder and its reason."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    broken = models / "cnn" / "9"
+    shutil.copytree(models / "cnn" / "1", broken)
+    (broken / "model.pt").write_bytes(b"not the model the manifest's sha256 names")
+    settings = make_settings(models, read_api_key=READ_KEY, admin_api_key=ADMIN_KEY)
+    with TestClient(create_app(settings)) as client:
+        anonymous = client.get("/health/ready")
+        keyed = client.get("/health/ready", headers={"X-API-Key": READ_KEY})
+    assert anonymous.status_code == keyed.status_code == 200
+    assert str(tmp_path) not in anonymous.text
+    assert "sha256" not in anonymous.text
+    assert anonymous.json()["refused_folders"] == 1
+    assert anonymous.json()["models"]["cnn"] == {"ready": True, "reason": None}
+    assert str(broken) in keyed.json()["failures"]
+
+
+def test_opting_out_of_keys_is_said_at_start_and_on_readiness(
+    models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``DIGITS_ALLOW_UNAUTHENTICATED=1`` on an exposed address: a warning in the log at
+    start, and on ``/health/ready`` for as long as it runs."""
+    settings = make_settings(models_dir, host="0.0.0.0", allow_unauthenticated=True)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+        warning = client.get("/health/ready").json()["warning"]
+    assert "DIGITS_ALLOW_UNAUTHENTICATED=1" in warning
+    assert any("DIGITS_ALLOW_UNAUTHENTICATED=1" in r.getMessage() for r in caplog.records)
+    with TestClient(create_app(make_settings(models_dir))) as client:
+        assert "warning" not in client.get("/health/ready").json()

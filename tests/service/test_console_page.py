@@ -168,6 +168,7 @@ def test_a_drawn_test_row_is_read_by_every_model(
     (ARTIFACTS / "figures.txt").write_text(figures + "\n")
     sys.stdout.write(f"\n{figures}\n")  # shown with pytest -s; reported, not asserted
     assert offline.blocked == []
+    assert offline.csp_violations == []  # the page works under its Content-Security-Policy
 
 
 def test_random_test_digit_shows_its_row_and_label(live: LiveService, offline: OfflinePage) -> None:

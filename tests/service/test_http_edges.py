@@ -35,7 +35,7 @@ def test_predict_refuses_bodies_that_are_not_json(client: TestClient, content_ty
     assert response.status_code == 415
     error = response.json()["error"]
     assert error["code"] == "unsupported_media_type"
-    assert error["expected"] == "Content-Type: application/json"
+    assert error["expected"].startswith("Content-Type: application/json")
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_a_body_that_stops_arriving_is_dropped_with_408(settings: Settings) -> N
         conn.settimeout(10)
         start = time.monotonic()
         conn.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Content-Length: 1000\r\n\r\n" + b'{"pixels":'
         )
         answer = b""

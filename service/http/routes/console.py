@@ -15,7 +15,9 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 from service.errors import CurvesNotFound
+from service.http.browser import ASSET_HEADERS, page_headers
 from service.http.deps import RegistryDep
+from service.http.policy import OPEN, READ, needs
 from training.export import CURVES_JSON
 
 CONSOLE = Path(__file__).resolve().parents[2] / "static" / "console"
@@ -29,26 +31,28 @@ ASSETS: dict[str, str] = {
     "test-digits.json": "application/json",
 }
 
+#: The page has no inline script or style: its Content-Security-Policy admits only its files.
+_PAGE_HEADERS = {"Cache-Control": "no-cache", **page_headers()}
+_ASSET_HEADERS = {"Cache-Control": "no-cache", **ASSET_HEADERS}
+
 router = APIRouter(include_in_schema=False)
 curves_router = APIRouter(tags=["models"])
 
 
 @router.get("/")
+@needs(OPEN)
 async def console() -> FileResponse:
     """The console page (revalidated on each load, so a new release shows at once)."""
-    return FileResponse(
-        CONSOLE / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
-    )
+    return FileResponse(CONSOLE / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
 
 
 @router.get(ASSETS_PATH + "/{name}")
+@needs(OPEN)
 async def asset(name: str) -> FileResponse:
     """One of the console's files in ``ASSETS`` (revalidated by ETag on each load)."""
     if name not in ASSETS:
         raise HTTPException(status_code=404, detail=f"no console asset {name!r}")
-    return FileResponse(
-        CONSOLE / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"}
-    )
+    return FileResponse(CONSOLE / name, media_type=ASSETS[name], headers=_ASSET_HEADERS)
 
 
 @curves_router.get(
@@ -56,6 +60,7 @@ async def asset(name: str) -> FileResponse:
     summary="The loss and accuracy curves of a model version",
     responses={404: {"description": "no such model or version, or it has no curves file"}},
 )
+@needs(READ)
 async def version_curves(name: str, version: int, registry: RegistryDep) -> FileResponse:
     """``{"loss": [per iteration], "accuracy": [{"iteration", "train", "test"}, ...]}``, as
     written at export (``curves.json`` beside the manifest)."""

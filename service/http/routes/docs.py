@@ -12,6 +12,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
+from service.http.browser import ASSET_HEADERS, page_headers
+from service.http.policy import OPEN, needs
+
 STATIC = Path(__file__).resolve().parents[2] / "static"
 ASSETS_PATH = "/docs/assets"
 
@@ -71,33 +74,47 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/docs")
+@needs(OPEN)
 async def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI on this service's OpenAPI document, from local files."""
     root = request.scope.get("root_path", "")
-    return get_swagger_ui_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - Swagger UI",
-        swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
-        swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
-        oauth2_redirect_url=None,
+    return _secured(
+        get_swagger_ui_html(
+            openapi_url=f"{root}{request.app.openapi_url}",
+            title=f"{request.app.title} - Swagger UI",
+            swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
+            oauth2_redirect_url=None,
+        )
     )
 
 
 @router.get("/redoc")
+@needs(OPEN)
 async def redoc(request: Request) -> HTMLResponse:
     """ReDoc on this service's OpenAPI document, from local files, without web fonts."""
     root = request.scope.get("root_path", "")
-    return get_redoc_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{root}{ASSETS_PATH}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
-        with_google_fonts=False,
+    return _secured(
+        get_redoc_html(
+            openapi_url=f"{root}{request.app.openapi_url}",
+            title=f"{request.app.title} - ReDoc",
+            redoc_js_url=f"{root}{ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
+            with_google_fonts=False,
+        )
     )
 
 
+def _secured(page: HTMLResponse) -> HTMLResponse:
+    """The security headers of a docs page: its inline start-up script admitted by hash,
+    and the inline styles Swagger UI and ReDoc set from their scripts."""
+    page.headers.update(page_headers(bytes(page.body), inline_styles=True))
+    return page
+
+
 @router.get(ASSETS_PATH + "/{name}")
+@needs(OPEN)
 async def asset(name: str) -> FileResponse:
     """One of the vendored files in ``ASSETS`` (a day's browser cache: they change by release)."""
     if name not in ASSETS:
@@ -106,5 +123,5 @@ async def asset(name: str) -> FileResponse:
     return FileResponse(
         STATIC / folder / name,
         media_type=media_type,
-        headers={"Cache-Control": "public, max-age=86400"},
+        headers={"Cache-Control": "public, max-age=86400", **ASSET_HEADERS},
     )

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from service.errors import InvalidInput, UnsupportedMediaType
 from service.http.deps import get_dataplane, get_settings
+from service.http.policy import READ, needs
 from service.http.routes.predict import (
     ROUTING_PARAMS,
     encode,
@@ -29,6 +30,8 @@ from service.inference.digit_image import ImageLimits, reduce_image
 
 router = APIRouter(tags=["predict"])
 
+#: The body media types the image routes take (declared with their access).
+IMAGE_TYPES = ("image/*", "multipart/form-data")
 EXPECTED_TYPES = "Content-Type: image/png, image/jpeg, or multipart/form-data with a 'file' part"
 
 
@@ -70,6 +73,7 @@ _BODY = {
     responses=_ERRORS,
     openapi_extra={**_BODY, "parameters": ROUTING_PARAMS},
 )
+@needs(READ, accepts=IMAGE_TYPES)
 async def predict_image_default(request: Request) -> Response:
     """Reduce a PNG or JPEG to load_digits' 8x8 values and classify it (default model)."""
     dataplane = get_dataplane(request)
@@ -83,6 +87,7 @@ async def predict_image_default(request: Request) -> Response:
     responses=_ERRORS,
     openapi_extra={**_BODY, "parameters": ROUTING_PARAMS},
 )
+@needs(READ, accepts=IMAGE_TYPES)
 async def predict_image(name: str, request: Request) -> Response:
     """Reduce a PNG or JPEG to load_digits' 8x8 values and classify it with model ``name``."""
     return await _predict_image(request, get_dataplane(request), name)

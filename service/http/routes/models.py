@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.http.deps import DataPlaneDep
+from service.http.policy import READ, needs
 from service.http.schemas import ModelInfo, ModelList, ModelVersion, ShadowView, Traffic
 from service.inference.dataplane import DataPlane
 from service.rollout.aliases import Routing
@@ -14,6 +15,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("", summary="List the models served and their versions")
+@needs(READ)
 async def list_models(dataplane: DataPlaneDep) -> ModelList:
     """Every model with its loaded versions, their manifests, aliases and traffic."""
     registry = dataplane.registry
@@ -28,6 +30,7 @@ async def list_models(dataplane: DataPlaneDep) -> ModelList:
     summary="Show one model",
     responses={404: {"description": "no such model; lists those that exist"}},
 )
+@needs(READ)
 async def get_model(name: str, dataplane: DataPlaneDep) -> ModelInfo:
     """One model: its versions, their manifests (metrics, input spec, sha256), its aliases,
     traffic split and the shadow agreement so far."""

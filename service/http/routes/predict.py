@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.errors import InvalidInput, ServiceError, UnsupportedMediaType
 from service.http.deps import get_dataplane
 from service.http.handlers import error_response
+from service.http.policy import READ, needs
 from service.http.schemas import PredictResponse, decode_rows, predict_openapi
 from service.inference.dataplane import DataPlane, InferenceResult
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
@@ -138,6 +139,7 @@ ROUTING_PARAMS = [VERSION_PARAM, ALIAS_PARAM, REQUEST_ID_PARAM]
     responses=_ERRORS,
     openapi_extra={**predict_openapi(), "parameters": ROUTING_PARAMS},
 )
+@needs(READ)
 async def predict_default(request: Request) -> Response:
     """Classify digits with the default model (DIGITS_DEFAULT_MODEL)."""
     dataplane = get_dataplane(request)
@@ -151,6 +153,7 @@ async def predict_default(request: Request) -> Response:
     responses=_ERRORS,
     openapi_extra={**predict_openapi(), "parameters": [_NAME, *ROUTING_PARAMS]},
 )
+@needs(READ)
 async def predict(request: Request) -> Response:
     """Classify digits with model ``name`` (its production version unless ``version`` or
     ``alias`` is given, or a canary split is set)."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.errors import GateRefused, InvalidInput
 from service.http.access import ACTOR, ANONYMOUS
 from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
+from service.http.policy import ADMIN, READ, needs
 from service.inference.validation import stored_accuracy
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
 from service.rollout.gate import Gate, Verdict
@@ -82,7 +83,9 @@ class HistoryEntry(BaseModel):
     kind: str = Field(description="initial | move | promote | rollback")
     from_version: int | None
     to_version: int
-    actor: str = Field(description="id of the key that moved it (role:sha256 prefix) or job")
+    actor: str = Field(
+        description="name of the key that moved it (DIGITS_ADMIN_API_KEY_NAME) or job:<id>"
+    )
     reason: str
 
 
@@ -98,6 +101,7 @@ class TrafficView(BaseModel):
 
 
 @router.put("/{name}/aliases/{alias}", summary="Move an alias", responses=_NOT_FOUND)
+@needs(ADMIN)
 async def move_alias(
     name: str,
     alias: AliasName,
@@ -140,6 +144,7 @@ _ROLLBACK_EXAMPLES = {"reason": {"value": {"reason": "v3 misreads 7s as 1s in th
     summary="Move an alias back to its previous version",
     responses={**_NOT_FOUND, 409: {"description": "no earlier version to roll back to"}},
 )
+@needs(ADMIN)
 async def rollback_alias(
     name: str,
     alias: AliasName,
@@ -161,6 +166,7 @@ async def rollback_alias(
 
 
 @router.get("/{name}/history", summary="Every move of a model's aliases", responses=_NOT_FOUND)
+@needs(READ)
 async def history(
     name: str,
     registry: RegistryDep,
@@ -200,6 +206,7 @@ _TRAFFIC_EXAMPLES = {
     summary="Split or shadow a model's unpinned traffic",
     responses={**_NOT_FOUND, 422: {"description": "bad weights or an unknown alias"}},
 )
+@needs(ADMIN)
 async def set_traffic(
     name: str,
     registry: RegistryDep,

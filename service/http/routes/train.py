@@ -18,6 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.errors import InvalidInput
 from service.http.deps import JobsDep, PlotterDep, SettingsDep
+from service.http.policy import ADMIN, READ, needs
 from service.http.routes.job_views import (
     AccuracyCurve,
     FullCurve,
@@ -43,6 +44,7 @@ _JOB_RESPONSES: dict[int | str, dict[str, str]] = {404: {"description": "no such
     status_code=status.HTTP_202_ACCEPTED,
     responses={429: {"description": "queue full; see Retry-After"}},
 )
+@needs(ADMIN)
 async def submit(
     spec: JobSpec, jobs: JobsDep, settings: SettingsDep, response: Response
 ) -> JobView:
@@ -75,6 +77,7 @@ def _check_cost(spec: JobSpec, settings: Settings) -> None:
 
 
 @router.get("", summary="List training jobs, newest first")
+@needs(READ)
 async def list_jobs(
     jobs: JobsDep,
     request: Request,
@@ -98,6 +101,7 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", summary="Show a job: status, progress, curves", responses=_JOB_RESPONSES)
+@needs(READ)
 async def get_job(job_id: str, jobs: JobsDep) -> JobView:
     """Status, progress, loss curve (at most 1,000 points), accuracy, metrics, model."""
     job = await jobs.get(job_id)
@@ -113,6 +117,7 @@ async def get_job(job_id: str, jobs: JobsDep) -> JobView:
         **_JOB_RESPONSES,
     },
 )
+@needs(ADMIN)
 async def cancel(job_id: str, jobs: JobsDep, response: Response) -> JobView:
     """Cancel a queued job (200, ``cancelled``) or stop a running one (202; it stops
     within a second); 409 for a job that has already ended."""
@@ -125,6 +130,7 @@ async def cancel(job_id: str, jobs: JobsDep, response: Response) -> JobView:
 @router.get(
     "/{job_id}/curve.json", summary="Every loss and accuracy point (JSON)", responses=_JOB_RESPONSES
 )
+@needs(READ)
 async def curve_json(job_id: str, jobs: JobsDep) -> FullCurve:
     """Every loss (iteration i at index i - 1) and every accuracy point, unthinned."""
     curve = await jobs.curve(job_id)
@@ -146,6 +152,7 @@ def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: 
     responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}, **_JOB_RESPONSES},
     response_class=Response,
 )
+@needs(READ)
 async def curve_plot(
     job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep, plotter: PlotterDep
 ) -> Response:
@@ -165,6 +172,7 @@ async def curve_plot(
     responses=_JOB_RESPONSES,
     response_class=EventSourceResponse,
 )
+@needs(READ)
 async def events(job_id: str, jobs: JobsDep) -> EventSourceResponse:
     """Server-sent events: ``state`` (the job so far), ``progress`` while it runs, ``final``."""
     await jobs.get(job_id)  # 404 before the stream starts

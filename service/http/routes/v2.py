@@ -29,6 +29,7 @@ from service.errors import (
     VersionNotFound,
 )
 from service.http.deps import get_dataplane, get_registry, get_started_registry
+from service.http.policy import OPEN, READ, needs
 from service.http.routes.predict import Endpoint, RawRoute, read_body
 from service.http.v2_codec import MODEL_INPUTS, MODEL_OUTPUTS, decode_infer, encode_infer
 from service.inference.registry import ModelRegistry
@@ -37,6 +38,8 @@ EXTENSIONS = ["binary_tensor_data", "model_repository"]
 PLATFORM = "pytorch_torchscript"
 HEADER_LENGTH = b"inference-header-content-length"
 _MEDIA_TYPES = (b"application/json", b"application/octet-stream")
+#: The body media types the infer routes take: JSON, or binary tensor data.
+INFER_TYPES = ("application/json", "application/octet-stream")
 #: The status of a readiness answer that is false: the protocol's health APIs say true with
 #: 200 and false with a 4xx, and Triton answers 400 (``tritonclient`` reads any non-200 as
 #: false; a Kubernetes probe fails on it as on a 5xx).
@@ -123,6 +126,7 @@ _INFER_OPENAPI = {
 
 
 @router.get("", summary="Server metadata: name, version, extensions")
+@needs(READ)
 async def server_metadata(request: Request) -> Response:
     """The server's name, version and protocol extensions."""
     app = request.app
@@ -130,6 +134,7 @@ async def server_metadata(request: Request) -> Response:
 
 
 @router.get("/health/live", summary="Liveness: the process is up")
+@needs(OPEN)
 async def server_live(request: Request) -> Response:
     """200 while the process is up."""
     return json_response({"live": True})
@@ -144,6 +149,7 @@ async def server_live(request: Request) -> Response:
         }
     },
 )
+@needs(OPEN)
 async def server_ready(request: Request) -> Response:
     """200 once started and every model not unloaded on request can answer (at least one);
     else 400 (``NOT_READY``). ``/health/ready`` says which model is not, and why."""
@@ -160,6 +166,7 @@ async def server_ready(request: Request) -> Response:
 @router.get(
     "/models/{name}/versions/{version}", summary="Model version metadata", responses=_ERRORS
 )
+@needs(READ)
 async def model_metadata(request: Request) -> Response:
     """The model's versions, platform and tensors (the default version's unless one is given)."""
     registry = get_registry(request)
@@ -185,6 +192,7 @@ async def model_metadata(request: Request) -> Response:
     summary="Model version ready",
     responses=_READY_RESPONSES,
 )
+@needs(OPEN)
 async def model_ready(request: Request) -> Response:
     """200 with ``ready: true`` when the model (version) can answer, else 400 (``NOT_READY``)."""
     registry = get_registry(request)
@@ -208,6 +216,7 @@ async def model_ready(request: Request) -> Response:
     responses=_ERRORS,
     openapi_extra=_INFER_OPENAPI,
 )
+@needs(READ, accepts=INFER_TYPES)
 async def infer(request: Request) -> Response:
     """Classify the rows of input ``pixels`` (FP32 ``[N, 64]``, raw pixels 0..16); outputs
     ``probabilities`` and ``label``, as JSON or binary data as the request asks."""

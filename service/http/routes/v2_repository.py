@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 
 from service.errors import InvalidInput, ModelNotReady
 from service.http.deps import get_dataplane, get_registry
+from service.http.policy import ADMIN, needs
 from service.http.routes.predict import read_body
 from service.http.routes.v2 import V2Route, check_media_type, json_response
 from service.inference.registry import ModelRegistry
@@ -34,6 +35,7 @@ _NO_BODY: dict[str, Any] = {"description": "done; no body", "content": {}}
 
 
 @router.post("/index", summary="Every model in the repository and its state", responses=_ERRORS)
+@needs(ADMIN)
 async def index(request: Request) -> Response:
     """Each version of each model: ``READY`` or ``UNAVAILABLE`` with the reason (an unloaded
     model is one entry); ``{"ready": true}`` lists only the ready ones."""
@@ -50,6 +52,7 @@ async def index(request: Request) -> Response:
     response_class=Response,
     responses={200: _NO_BODY, **_ERRORS},
 )
+@needs(ADMIN)
 async def load(request: Request) -> Response:
     """Load every version of the model from disk again (after an unload, or to reload it)."""
     body = await _body(request)
@@ -76,6 +79,7 @@ async def load(request: Request) -> Response:
     response_class=Response,
     responses={200: _NO_BODY, **_ERRORS},
 )
+@needs(ADMIN)
 async def unload(request: Request) -> Response:
     """Stop serving the model in this process until it is loaded again."""
     await _body(request)
