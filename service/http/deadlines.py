@@ -10,13 +10,13 @@ A context variable, not an argument: the request's task, and only it, sees its o
 from __future__ import annotations
 
 import asyncio
-import math
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import InvalidInput, ServiceError
+from service.errors import ServiceError
 from service.http.middleware import send_error
+from service.http.numbers import parse_number
 
 HEADER = b"x-request-timeout-ms"
 #: The current request's deadline in event-loop time (``loop.time()``); None: no deadline.
@@ -53,14 +53,5 @@ class RequestDeadline:
 
     def _asked(self, value: bytes) -> float:
         """The timeout a client asked for, capped by the service's own (when it has one)."""
-        try:
-            asked = float(value)
-        except ValueError:
-            asked = math.nan
-        if not (math.isfinite(asked) and asked > 0):
-            raise InvalidInput(
-                f"X-Request-Timeout-Ms: {value.decode(errors='replace')!r} is not a positive "
-                "number of milliseconds",
-                expected="X-Request-Timeout-Ms: a number > 0, e.g. 250",
-            )
+        asked = parse_number(value, "X-Request-Timeout-Ms")
         return min(asked, self.timeout_ms) if self.timeout_ms > 0 else asked

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 
 from service.errors import CurvesNotFound
 from service.http.deps import RegistryDep
+from service.http.numbers import PlainInt
 from training.export import CURVES_JSON
 
 CONSOLE = Path(__file__).resolve().parents[2] / "static" / "console"
@@ -56,7 +57,7 @@ async def asset(name: str) -> FileResponse:
     summary="The loss and accuracy curves of a model version",
     responses={404: {"description": "no such model or version, or it has no curves file"}},
 )
-async def version_curves(name: str, version: int, registry: RegistryDep) -> FileResponse:
+async def version_curves(name: str, version: PlainInt, registry: RegistryDep) -> FileResponse:
     """``{"loss": [per iteration], "accuracy": [{"iteration", "train", "test"}, ...]}``, as
     written at export (``curves.json`` beside the manifest)."""
     path = registry.get(name, version).folder / CURVES_JSON
