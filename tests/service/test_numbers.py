@@ -41,7 +41,7 @@ bad_numbers = st.one_of(
     st.tuples(st.integers(0, 99), st.text(st.sampled_from(FOREIGN_DIGITS), min_size=1)).map(
         lambda t: f"{t[0]}{t[1]}"
     ),
-    st.sampled_from(["1_0", "+", "0x10", "1e3", "٣.٥", "-" + "0" * 5000]),
+    st.sampled_from(["1_0", "+", "0x10", "1e3", "\u0663.\u0665", "-" + "0" * 5000]),
 )
 
 
@@ -119,7 +119,14 @@ def test_a_bad_number_is_a_4xx_naming_the_parameter(client: TestClient, raw: str
 
 @pytest.mark.parametrize(
     ("raw", "value"),
-    [("7", 7), (" 7 ", 7), ("+7", 7), ("0", 0), (b"12", 12), ("9" * MAX_DIGITS, 10**MAX_DIGITS - 1)],
+    [
+        ("7", 7),
+        (" 7 ", 7),
+        ("+7", 7),
+        ("0", 0),
+        (b"12", 12),
+        ("9" * MAX_DIGITS, 10**MAX_DIGITS - 1),
+    ],
 )
 def test_ascii_integers_parse(raw: str | bytes, value: int) -> None:
     """ASCII digits with an optional sign parse, up to ``MAX_DIGITS`` digits."""
@@ -127,7 +134,18 @@ def test_ascii_integers_parse(raw: str | bytes, value: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["9" * (MAX_DIGITS + 1), "١٢٣", "１２", "1_0", "1.0", "", "-1", "0x1", "1e3"]
+    "raw",
+    [
+        "9" * (MAX_DIGITS + 1),
+        "\u0661\u0662\u0663",
+        "\uff11\uff12",
+        "1_0",
+        "1.0",
+        "",
+        "-1",
+        "0x1",
+        "1e3",
+    ],
 )
 def test_other_integers_are_refused_naming_the_parameter(raw: str) -> None:
     """Too many digits, other scripts, underscores, fractions, below the minimum: 422."""
@@ -136,7 +154,7 @@ def test_other_integers_are_refused_naming_the_parameter(raw: str) -> None:
     assert refused.value.details == {"parameter": "count"}
 
 
-@pytest.mark.parametrize("raw", ["nan", "inf", "1e3", "-5", "0", "0.0", "١", "9" * 20])
+@pytest.mark.parametrize("raw", ["nan", "inf", "1e3", "-5", "0", "0.0", "\u0661", "9" * 20])
 def test_a_millisecond_count_is_a_plain_positive_decimal(raw: str) -> None:
     """``X-Request-Timeout-Ms`` takes ``250`` or ``2.5``, never an exponent, nan or inf."""
     assert parse_number("2.5", "t") == 2.5

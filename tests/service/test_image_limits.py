@@ -1,0 +1,101 @@
+"""An image's cost is bounded by its pixel count and a cap on each side, checked from the
+header before any pixel is decoded: the 16 KB PNG of 16,777,216 x 1 pixels that took 6 GB
+is a 413 in milliseconds, against a real ``python -m service``."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.errors import InvalidInput, PayloadTooLarge
+from service.inference.digit_image import MAX_ASPECT, ImageLimits, reduce_grey, reduce_image
+from tests.service.live import LiveService, running_service
+
+LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=4096 * 4096, max_side=8192)
+THIN = [(16_777_216, 1), (1, 16_777_216)]
+
+
+def white_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("size", "error", "says"),
+    [
+        pytest.param(
+            (16_777_216, 1), PayloadTooLarge, "16777216x1, over the limit max_image_side", id="wide"
+        ),
+        pytest.param((1, 16_777_216), PayloadTooLarge, "1x16777216, over the limit", id="tall"),
+        pytest.param((8193, 600), PayloadTooLarge, "max_image_side = 8192", id="side"),
+        pytest.param((4100, 4100), PayloadTooLarge, "max_image_pixels = 16777216", id="pixels"),
+        pytest.param(
+            (1700, 100), InvalidInput, f"ratio over the limit of {MAX_ASPECT}:1", id="aspect"
+        ),
+    ],
+)
+def test_a_size_past_a_limit_is_refused_naming_it(
+    size: tuple[int, int], error: type[Exception], says: str
+) -> None:
+    """Over the side cap or the pixel count: 413; a side over 16 times the other: 422."""
+    with pytest.raises(error, match=says):
+        reduce_image(white_png(*size), LIMITS)
+
+
+def test_the_longest_side_allowed_reduces_exactly() -> None:
+    """An 8192 x 512 image (the cap, at the widest aspect) of 8 vertical bands reduces to
+    the bands' values: the reduction works in chunks, exactly as on a small image."""
+    values = np.arange(8) * 2  # 0, 2, ..., 14 per column block
+    band = np.repeat(np.rint(values * 255 / 16).astype(np.uint8), 1024)  # (8192,) light ink
+    grey = np.tile(band, (512, 1))  # light ink on a dark ground (border mean < 128)
+    np.testing.assert_array_equal(reduce_grey(grey), np.tile(values, 8))
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[LiveService]:
+    import shutil
+
+    root = tmp_path_factory.mktemp("image-limits")
+    shutil.copytree(tiny_models, root / "models")
+    with running_service(root / "models", root) as service:
+        yield service
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+def test_thin_images_cost_no_memory_and_no_time(live: LiveService) -> None:
+    """The 16,777,216 x 1 and 1 x 16,777,216 PNGs (16 and 32 KB) raise the server's peak
+    memory by under 50 MB and are answered (413 naming the side cap) within 1 s each."""
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        warm = client.post("/predict/image", content=white_png(64, 64), headers=_PNG)
+        assert warm.status_code == 200  # Pillow imported, the reduction run once
+        before = peak_rss_mb(live.process.pid)
+        for width, height in THIN:
+            body = white_png(width, height)
+            assert len(body) < 100_000  # far under max_image_bytes: the side cap answers
+            start = time.perf_counter()
+            answer = client.post("/predict/image", content=body, headers=_PNG)
+            elapsed = time.perf_counter() - start
+            assert answer.status_code == 413, answer.text
+            assert "max_image_side" in answer.json()["error"]["message"]
+            assert elapsed < 1.0, f"{width}x{height} answered in {elapsed:.2f} s"
+        grown = peak_rss_mb(live.process.pid) - before
+    assert grown < 50, f"peak RSS grew by {grown:.0f} MB"
+    assert "Traceback" not in live.output()
+
+
+_PNG = {"Content-Type": "image/png"}
