@@ -4,7 +4,7 @@ not, the answer is never a 5xx and the service logs no traceback.
 
 ``/train`` has its own, stricter fuzz test (tests/service/jobs/test_train_fuzz.py; here jobs
 would train). Repository unload is left out: it takes a model out of this process on purpose,
-after which that model's routes answer 503 ``model_unloaded`` as documented.
+after which that model's routes answer 503 ``model_unavailable`` as documented.
 """
 
 from __future__ import annotations
