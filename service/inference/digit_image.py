@@ -44,6 +44,9 @@ EXPECTED_IMAGE = "a PNG or JPEG of one digit, dark on light (or light on dark), 
 #: The longest side may be at most this many times the shortest (422 beyond): a digit is
 #: taller than wide, a few times at most; 16,777,216 x 1 is no digit.
 MAX_ASPECT = 16
+#: Most bytes one PNG text chunk or ICC profile may inflate to, and all text chunks together.
+TEXT_CHUNK_BYTES = 256 * 1024
+TEXT_MEMORY_BYTES = 1024 * 1024
 #: Rows of the image are reduced this many pixels at a time: float64 temporaries of 8 MB.
 CHUNK_PIXELS = 1 << 20
 
@@ -105,8 +108,13 @@ def _weights(length: int) -> np.ndarray:
 def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:
     """Step 1: Pillow reads the header, the size and mode are checked before any pixel is
     decoded, then grey (the first frame of an animated PNG)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+    # PNG text chunks (zTXt, iTXt, and the iCCP profile) are inflated when the file is opened:
+    # a 200 KB PNG of them took 84 MB under Pillow's own bounds (1 MB a chunk, 64 MB in all).
+    # A digit needs none: bounded here, Pillow's documented knobs (a ValueError past them).
+    PngImagePlugin.MAX_TEXT_CHUNK = min(PngImagePlugin.MAX_TEXT_CHUNK, TEXT_CHUNK_BYTES)
+    PngImagePlugin.MAX_TEXT_MEMORY = min(PngImagePlugin.MAX_TEXT_MEMORY, TEXT_MEMORY_BYTES)
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

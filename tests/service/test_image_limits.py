@@ -5,7 +5,9 @@ is a 413 in milliseconds, against a real ``python -m service``."""
 from __future__ import annotations
 
 import io
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,21 @@ from tests.service.live import LiveService, running_service
 
 LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=4096 * 4096, max_side=8192)
 THIN = [(16_777_216, 1), (1, 16_777_216)]
+
+
+def text_bomb() -> bytes:
+    """An 8x8 PNG carrying 200 zTXt chunks of 1,000,000 zeros each (200 KB in all): Pillow
+    inflated 64 MB of them before refusing (84 MB peak)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    text = zlib.compress(b"\0" * 1_000_000, 9)
+    chunks = b"".join(chunk(b"zTXt", b"k%d\0\0" % i + text) for i in range(200))
+    png = white_png(8, 8)
+    return png[:33] + chunks + png[33:]  # after the signature and IHDR
 
 
 def white_png(width: int, height: int) -> bytes:
@@ -79,7 +96,8 @@ def peak_rss_mb(pid: int) -> float:
 
 def test_thin_images_cost_no_memory_and_no_time(live: LiveService) -> None:
     """The 16,777,216 x 1 and 1 x 16,777,216 PNGs (16 and 32 KB) raise the server's peak
-    memory by under 50 MB and are answered (413 naming the side cap) within 1 s each."""
+    memory by under 50 MB and are answered (413 naming the side cap) within 1 s each; so
+    does a PNG of compressed text chunks (422)."""
     with httpx.Client(base_url=live.url, timeout=30) as client:
         warm = client.post("/predict/image", content=white_png(64, 64), headers=_PNG)
         assert warm.status_code == 200  # Pillow imported, the reduction run once
@@ -93,6 +111,9 @@ def test_thin_images_cost_no_memory_and_no_time(live: LiveService) -> None:
             assert answer.status_code == 413, answer.text
             assert "max_image_side" in answer.json()["error"]["message"]
             assert elapsed < 1.0, f"{width}x{height} answered in {elapsed:.2f} s"
+        answer = client.post("/predict/image", content=text_bomb(), headers=_PNG)
+        assert answer.status_code == 422, answer.text
+        assert "MAX_TEXT" in answer.json()["error"]["message"]  # the limit Pillow met
         grown = peak_rss_mb(live.process.pid) - before
     assert grown < 50, f"peak RSS grew by {grown:.0f} MB"
     assert "Traceback" not in live.output()
