@@ -4,6 +4,7 @@ is a 413 in milliseconds, against a real ``python -m service``."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
 import time
@@ -120,3 +121,28 @@ def test_thin_images_cost_no_memory_and_no_time(live: LiveService) -> None:
 
 
 _PNG = {"Content-Type": "image/png"}
+
+
+def test_concurrent_large_images_are_decoded_two_at_a_time(live: LiveService) -> None:
+    """8 uploads at once of a 2048x2048 RGBA PNG (~48 MB each to decode) raise the server's
+    peak memory by under 250 MB: decodes wait their turn (``DECODES_AT_ONCE``), so the
+    memory is bounded by the decodes, not by the requests (8 at once took ~520 MB)."""
+    grey = np.full((2048, 2048), 255, dtype=np.uint8)
+    grey[400:1600, 700:1300] = 0  # a "1"
+    buffer = io.BytesIO()
+    Image.fromarray(grey).convert("RGBA").save(buffer, format="PNG")
+    body = buffer.getvalue()
+
+    async def send_all() -> list[int]:
+        async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
+            answers = await asyncio.gather(
+                *(client.post("/predict/image", content=body, headers=_PNG) for _ in range(8))
+            )
+        return [a.status_code for a in answers]
+
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        assert client.post("/predict/image", content=white_png(64, 64), headers=_PNG).is_success
+    before = peak_rss_mb(live.process.pid)
+    assert asyncio.run(send_all()) == [200] * 8
+    grown = peak_rss_mb(live.process.pid) - before
+    assert grown < 250, f"peak RSS grew by {grown:.0f} MB"  # ~130 MB; unbounded: ~520 MB

@@ -29,6 +29,10 @@ from service.inference.digit_image import ImageLimits, reduce_image
 
 router = APIRouter(tags=["predict"])
 
+#: Images decoded at once (``app.state.image_decodes``); the others wait holding only their
+#: encoded bytes. A decode peaks at ~12 bytes a pixel (a 4096x4096 RGBA PNG: 192 MB), so
+#: the bound, not the number of requests, sets the memory images may take.
+DECODES_AT_ONCE = 2
 EXPECTED_TYPES = "Content-Type: image/png, image/jpeg, or multipart/form-data with a 'file' part"
 
 
@@ -103,8 +107,9 @@ async def _predict_image(request: Request, dataplane: DataPlane, name: str) -> R
         settings.max_image_bytes, settings.max_image_pixels, settings.max_image_side
     )
     data = await _image_bytes(request)
-    # Decoding a large image takes milliseconds: off the event loop.
-    pixels = await run_in_threadpool(reduce_image, data, limits)  # (64,) float32
+    # Decoding a large image takes milliseconds to a second: off the event loop.
+    async with request.app.state.image_decodes:
+        pixels = await run_in_threadpool(reduce_image, data, limits)  # (64,) float32
     result = await infer(request, dataplane, name, pixels.reshape(1, -1), version, alias)
     content = encode(result, pixels=[int(v) for v in pixels])
     return Response(content, media_type="application/json")
