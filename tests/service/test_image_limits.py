@@ -19,7 +19,7 @@ from PIL import Image
 
 from service.errors import InvalidInput, PayloadTooLarge
 from service.inference.digit_image import MAX_ASPECT, ImageLimits, reduce_grey, reduce_image
-from tests.service.live import LiveService, running_service
+from tests.service.live import LiveService, running_copy
 
 LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=4096 * 4096, max_side=8192)
 THIN = [(16_777_216, 1), (1, 16_777_216)]
@@ -79,11 +79,7 @@ def test_the_longest_side_allowed_reduces_exactly() -> None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[LiveService]:
-    import shutil
-
-    root = tmp_path_factory.mktemp("image-limits")
-    shutil.copytree(tiny_models, root / "models")
-    with running_service(root / "models", root) as service:
+    with running_copy(tiny_models, tmp_path_factory.mktemp("image-limits")) as service:
         yield service
 
 

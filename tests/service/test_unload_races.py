@@ -7,7 +7,6 @@ cannot answer"."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.live import LiveService, running_service
+from tests.service.live import LiveService, running_copy
 
 MODEL = "logistic"
 ROUNDS = 12  # unload/load cycles per churning client
@@ -25,9 +24,7 @@ V2_BODY = {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[LiveService]:
-    root = tmp_path_factory.mktemp("unload-races")
-    shutil.copytree(tiny_models, root / "models")
-    with running_service(root / "models", root) as service:
+    with running_copy(tiny_models, tmp_path_factory.mktemp("unload-races")) as service:
         yield service
 
 
