@@ -134,7 +134,7 @@ def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:
         check_mode(image.mode)
         try:
             return to_grey(image)
-        except (OSError, ValueError) as exc:  # truncated or corrupt pixel data
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow: corrupt, truncated
             raise InvalidInput(
                 f"the image could not be decoded ({exc})", expected=EXPECTED_IMAGE
             ) from None

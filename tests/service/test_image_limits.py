@@ -8,6 +8,7 @@ import asyncio
 import io
 import struct
 import time
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.errors import InvalidInput, PayloadTooLarge
+from service.errors import InvalidInput, PayloadTooLarge, ServiceError
 from service.inference.digit_image import MAX_ASPECT, ImageLimits, reduce_grey, reduce_image
 from tests.service.live import LiveService, running_copy
 
@@ -75,6 +76,54 @@ def test_the_longest_side_allowed_reduces_exactly() -> None:
     band = np.repeat(np.rint(values * 255 / 16).astype(np.uint8), 1024)  # (8192,) light ink
     grey = np.tile(band, (512, 1))  # light ink on a dark ground (border mean < 128)
     np.testing.assert_array_equal(reduce_grey(grey), np.tile(values, 8))
+
+
+def seeds() -> list[bytes]:
+    """A small image in each encoding the fuzz test starts from."""
+    grey = np.full((48, 48), 255, dtype=np.uint8)
+    grey[8:40, 18:30] = 0
+    image = Image.fromarray(grey)
+    frames = {"save_all": True, "append_images": [Image.new("L", (48, 48))]}
+    encodings: list[tuple[Image.Image, str, dict[str, object]]] = [
+        (image, "PNG", {}),
+        (image, "PNG", frames),
+        (image.convert("RGBA"), "PNG", {}),
+        (image.convert("P"), "PNG", {"transparency": 0}),
+        (Image.fromarray(grey.astype(np.uint16) * 257), "PNG", {}),
+        (image, "JPEG", {}),
+        (image.convert("RGB"), "JPEG", {"progressive": True}),
+        (image.convert("CMYK"), "JPEG", {}),
+    ]
+    out = []
+    for picture, fmt, options in encodings:
+        buffer = io.BytesIO()
+        picture.save(buffer, format=fmt, **options)
+        out.append(buffer.getvalue())
+    return out
+
+
+SEEDS = seeds()
+
+
+@pytest.mark.parametrize("seed", range(len(SEEDS)))
+def test_a_corrupted_image_is_a_4xx_never_an_exception(seed: int) -> None:
+    """Each of the first 160 bytes of a PNG or JPEG (every mode above: signature, header,
+    chunk lengths and types, JPEG markers) set to 0 and to 255 in turn: the answer is an
+    image's values or a 4xx ``ServiceError``, never another exception (a 500 and a
+    traceback: Pillow's ``SyntaxError`` for a broken PNG chunk was one)."""
+    original = SEEDS[seed]
+    for position in range(min(160, len(original))):
+        for value in (0, 255):
+            data = bytearray(original)
+            data[position] = value
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow warns of corrupt EXIF, and goes on
+                status = 200
+                try:
+                    reduce_image(bytes(data), LIMITS)
+                except ServiceError as error:
+                    status = error.status_code
+            assert status in (200, 413, 415, 422), (position, value)
 
 
 @pytest.fixture(scope="module")
