@@ -22,6 +22,7 @@ from service.errors import InvalidInput
 
 #: Every integer the service takes fits in an int64 (19 digits); the bounds do the rest.
 MAX_DIGITS = 19
+INT64_MAX = 2**63 - 1
 #: A decimal number: ASCII digits, at most one point, no exponent, no sign.
 _DECIMAL = re.compile(rb"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INTEGER = re.compile(rb"[+-]?[0-9]+")
@@ -73,8 +74,11 @@ def _plain_int(value: object) -> object:
     if not isinstance(value, str):
         return value
     number = _integer(value)
-    if number is None:
-        raise ValueError(f"{shown(value)} is not an integer in at most {MAX_DIGITS} ASCII digits")
+    if number is None or abs(number) > INT64_MAX:
+        raise ValueError(
+            f"{shown(value)} is not an integer in at most {MAX_DIGITS} ASCII digits, "
+            f"from -{INT64_MAX} to {INT64_MAX}"
+        )
     return number
 
 
