@@ -23,7 +23,8 @@ Tree::
     │   └── CrossSite          403 cross_site (a browser's cross-site write)
     ├── InvalidHost            400 invalid_host (a Host not in DIGITS_ALLOWED_HOSTS)
     ├── ModelNotReady          503 not_ready
-    │   └── ModelUnloaded      503 model_unloaded (unloaded on request, until loaded again)
+    │   └── ModelUnavailable   503 model_unavailable, Retry-After (unloaded or reloading)
+    │       └── ModelUnloaded  (unloaded on request, until loaded again)
     ├── StoreUnavailable       503 store_unavailable
     └── DeadlineExceeded       504 deadline_exceeded
 
@@ -168,10 +169,20 @@ class ModelNotReady(ServiceError):
     code = "not_ready"
 
 
-class ModelUnloaded(ModelNotReady):
-    """The model was unloaded on request (``POST /v2/repository/models/{name}/unload``)."""
+class ModelUnavailable(ModelNotReady):
+    """The model is unloaded, or was reloaded or unloaded while the request waited for its
+    forward: the service runs, retry (``Retry-After``: ``RETRY_AFTER_S``)."""
 
-    code = "model_unloaded"
+    code = "model_unavailable"
+    RETRY_AFTER_S: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, expected: str | None = None, **details: Any) -> None:
+        headers = {"Retry-After": str(self.RETRY_AFTER_S)}
+        super().__init__(message, expected=expected, headers=headers, **details)
+
+
+class ModelUnloaded(ModelUnavailable):
+    """The model was unloaded on request (``POST /v2/repository/models/{name}/unload``)."""
 
 
 class StoreUnavailable(ServiceError):

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     """Largest encoded image ``/predict/image`` takes (413 beyond)."""
     max_image_pixels: int = Field(default=4096 * 4096, ge=64)
     """Most pixels (width x height) of an image ``/predict/image`` decodes (413 beyond)."""
+    max_image_side: int = Field(default=8192, ge=8)
+    """Longest side (width or height) of an image ``/predict/image`` decodes (413 beyond)."""
     body_read_timeout_s: float = Field(default=10.0, gt=0)
     """A request body that stops arriving for this long is dropped with a 408."""
     reload_interval_s: float = Field(default=2.0, ge=0)

@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.started = False
+    app.state.image_decodes = asyncio.Semaphore(image.DECODES_AT_ONCE)
     routers = (
         *(predict.router, image.router, models.router, rollout.router, train.router),
         health.router,

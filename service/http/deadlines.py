@@ -11,12 +11,12 @@ must not import HTTP.
 from __future__ import annotations
 
 import asyncio
-import math
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import InvalidInput, ServiceError
+from service.errors import ServiceError
 from service.http.middleware import send_error
+from service.http.numbers import parse_number
 from service.inference.deadline import REQUEST_DEADLINE
 
 HEADER = b"x-request-timeout-ms"
@@ -52,14 +52,5 @@ class RequestDeadline:
 
     def _asked(self, value: bytes) -> float:
         """The timeout a client asked for, capped by the service's own (when it has one)."""
-        try:
-            asked = float(value)
-        except ValueError:
-            asked = math.nan
-        if not (math.isfinite(asked) and asked > 0):
-            raise InvalidInput(
-                f"X-Request-Timeout-Ms: {value.decode(errors='replace')!r} is not a positive "
-                "number of milliseconds",
-                expected="X-Request-Timeout-Ms: a number > 0, e.g. 250",
-            )
+        asked = parse_number(value, "X-Request-Timeout-Ms")
         return min(asked, self.timeout_ms) if self.timeout_ms > 0 else asked

@@ -17,7 +17,8 @@ import orjson
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge, RequestTimeout, ServiceError
+from service.errors import InvalidInput, PayloadTooLarge, RequestTimeout, ServiceError
+from service.http.numbers import parse_int
 from service.metrics import ServiceMetrics
 
 UNMATCHED = "<unmatched>"
@@ -176,8 +177,8 @@ def _content_length(scope: Scope) -> int | None:
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
-                return int(value)
-            except ValueError:
+                return parse_int(value, "Content-Length", minimum=0)
+            except InvalidInput:
                 return None
     return None
 

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 Forward = Callable[[np.ndarray], np.ndarray]
 BatchObserver = Callable[[int, float, list[float]], None]
+#: What the callers of a closed batcher get: a fresh error each (never one shared instance).
+Closed = Callable[[], ModelNotReady]
 #: ``Retry-After`` of a request refused because the queue is full.
 OVERLOAD_RETRY_AFTER_S = 1
 
@@ -90,13 +92,13 @@ class MicroBatcher:
         self._queued_rows = 0
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._closed = False
+        self._closed: Closed | None = None  # what callers get once closed
 
     async def submit(self, rows: np.ndarray, deadline: float | None = None) -> np.ndarray:
         """Probabilities (n, 10) for ``rows`` (n, 64), computed in some batch; ``deadline``:
         the event-loop time after which the rows are no longer worth running."""
-        if self._closed:
-            raise ModelNotReady("the service is shutting down", expected="retry shortly")
+        if self._closed is not None:
+            raise self._closed()
         limit = self.max_queued_rows
         if limit is not None and self._queue and self._queued_rows + len(rows) > limit:
             raise Overloaded(
@@ -119,9 +121,10 @@ class MicroBatcher:
         self._wakeup.set()
         return await pending.future
 
-    async def aclose(self) -> None:
-        """Stop the worker; requests still queued get ``ModelNotReady``."""
-        self._closed = True
+    async def aclose(self, reason: Closed | None = None) -> None:
+        """Stop the worker; requests still queued or running, and later ones, get
+        ``reason()`` (by default: the service is shutting down)."""
+        self._closed = reason or _shutting_down
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -132,7 +135,7 @@ class MicroBatcher:
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
-                pending.future.set_exception(ModelNotReady("the service is shutting down"))
+                pending.future.set_exception(self._closed())
 
     def _take(self, limit: int) -> list[_Pending]:
         """Live queued requests from the head totalling at most ``limit`` rows (at least one
@@ -175,7 +178,7 @@ class MicroBatcher:
                 else:
                     probabilities = await loop.run_in_executor(self.executor, self.forward, rows)
             except asyncio.CancelledError:
-                _fail(batch, ModelNotReady("the service is shutting down"))
+                _fail(batch, (self._closed or _shutting_down)())
                 raise
             except Exception as exc:  # a failed forward fails its callers, not the worker
                 log.exception("forward of %d rows failed", len(rows))
@@ -190,6 +193,10 @@ class MicroBatcher:
                 if not pending.future.done():  # the caller may have gone away
                     pending.future.set_result(probabilities[start:end])
                 start = end
+
+
+def _shutting_down() -> ModelNotReady:
+    return ModelNotReady("the service is shutting down", expected="retry on another replica")
 
 
 def _expire(pending: _Pending) -> None:

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, ModelNotReady, ModelUnavailable
 from service.inference.batcher import Forward, MicroBatcher
 from service.inference.deadline import REQUEST_DEADLINE
 from service.inference.loaded import LoadedModel
+from service.inference.model_state import ModelState
 from service.inference.registry import ModelRegistry
 from service.inference.shadow import ShadowScorer
 from service.metrics import ServiceMetrics
@@ -91,6 +92,7 @@ class DataPlane:
         self._batchers: dict[tuple[str, int], tuple[LoadedModel, MicroBatcher]] = {}
         self._retired: list[MicroBatcher] = []  # replaced ones, closed at shutdown
         self._uncalibrated: list[tuple[LoadedModel, MicroBatcher]] = []  # inline_rows unset
+        self._changing = asyncio.Lock()  # repository loads and unloads, one at a time
         self.shadow = ShadowScorer(
             metrics.versions,
             lambda model, rows: self._batcher(model).submit(rows),
@@ -153,26 +155,37 @@ class DataPlane:
     async def unload(self, name: str) -> None:
         """Stop serving ``name`` until ``load(name)``: its versions leave the registry, and
         their batchers are closed so the models leave memory (a request still queued in one
-        gets ``ModelNotReady``)."""
-        await asyncio.to_thread(self.registry.unload, name)
-        await self._sync_and_close()
+        gets 503 ``ModelUnavailable``). Loads and unloads run one at a time."""
+        async with self._changing:
+            await asyncio.to_thread(self.registry.unload, name)
+            await self._sync_and_close(name, "unloaded")
 
-    async def load(self, name: str) -> list[LoadedModel]:
+    async def load(self, name: str) -> ModelState:
         """Load (or reload) every version of ``name`` from disk, each with a warmed batcher;
-        the batchers of the versions replaced are closed."""
-        loaded = await asyncio.to_thread(self.registry.load, name)
-        await self._sync_and_close()
-        await self.warm_up()
-        return loaded
+        the batchers of the versions replaced are closed. The model's state once loaded
+        (no unload can come between: loads and unloads run one at a time)."""
+        async with self._changing:
+            await asyncio.to_thread(self.registry.load, name)
+            await self._sync_and_close(name, "reloaded")
+            await self.warm_up()
+            return self.registry.state(name)
 
-    async def _sync_and_close(self) -> None:
+    async def _sync_and_close(self, name: str, what: str) -> None:
         """``sync``, then close the batchers it retired instead of keeping them to shutdown:
-        repeated unloads and loads must not pile up models in memory."""
+        repeated unloads and loads must not pile up models in memory. Their callers get a
+        503 ``model_unavailable`` with ``Retry-After``: the service runs."""
         kept = len(self._retired)
         self.sync()
         retired, self._retired = self._retired[kept:], self._retired[:kept]
+
+        def reason() -> ModelNotReady:
+            return ModelUnavailable(
+                f"model {name!r} was {what} while the request waited for its forward",
+                expected=f"retry after {ModelUnavailable.RETRY_AFTER_S} s",
+            )
+
         for batcher in retired:
-            await batcher.aclose()
+            await batcher.aclose(reason)
 
     async def warm_up(self) -> None:
         """Start the forward thread, and time each new model's forward (in that thread) to set

@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from service.errors import InvalidInput, PayloadTooLarge
-
-if TYPE_CHECKING:  # Pillow is imported at the first image (~0.2 s of start-up otherwise)
-    from PIL import Image
+from service.inference.image_modes import check_mode, to_grey
 
 #: Formats Pillow may open: the ones the console and the docs promise, nothing more.
 FORMATS = ("PNG", "JPEG")
@@ -44,12 +41,24 @@ BLOCK = 4  # 4x4 pixels of the 32x32 bitmap per result value
 EXPECTED_IMAGE = "a PNG or JPEG of one digit, dark on light (or light on dark), filling the frame"
 
 
+#: The longest side may be at most this many times the shortest (422 beyond): a digit is
+#: taller than wide, a few times at most; 16,777,216 x 1 is no digit.
+MAX_ASPECT = 16
+#: Most bytes one PNG text chunk or ICC profile may inflate to, and all text chunks together.
+TEXT_CHUNK_BYTES = 256 * 1024
+TEXT_MEMORY_BYTES = 1024 * 1024
+#: Rows of the image are reduced this many pixels at a time: float64 temporaries of 8 MB.
+CHUNK_PIXELS = 1 << 20
+
+
 @dataclass(frozen=True)
 class ImageLimits:
-    """What an uploaded image may be: at most ``max_bytes`` encoded, ``max_pixels`` decoded."""
+    """What an uploaded image may be: at most ``max_bytes`` encoded, ``max_pixels`` decoded,
+    ``max_side`` pixels on its longest side."""
 
     max_bytes: int
     max_pixels: int
+    max_side: int = 8192
 
 
 def reduce_image(data: bytes, limits: ImageLimits) -> np.ndarray:
@@ -60,17 +69,25 @@ def reduce_image(data: bytes, limits: ImageLimits) -> np.ndarray:
             f"the image is {len(data)} bytes, over the limit max_image_bytes = {limits.max_bytes}",
             expected=f"an image of at most {limits.max_bytes} bytes",
         )
-    grey = _decode(data, limits.max_pixels)  # (H, W) uint8
+    grey = _decode(data, limits)  # (H, W) uint8
     return reduce_grey(grey)
 
 
 def reduce_grey(grey: np.ndarray) -> np.ndarray:
-    """Steps 2-4 on an (H, W) uint8 grey image: 64 values 0..16 as float32."""
-    values = grey.astype(np.float64)
-    border = np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
-    ink = 255.0 - values if border.mean() >= 128 else values
-    height, width = ink.shape
-    sums = _weights(height) @ ink @ _weights(width).T  # (8, 8) ink sums per block
+    """Steps 2-4 on an (H, W) uint8 grey image: 64 values 0..16 as float32. Memory: the
+    (H, 8) row sums and float64 chunks of ``CHUNK_PIXELS``, whatever the image's shape."""
+    height, width = grey.shape
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    light = border.astype(np.float64).mean() >= 128
+    across = _weights(width).T  # (W, 8)
+    row_sums = np.empty((height, SIDE))  # each row's ink summed into the 8 column blocks
+    step = max(1, CHUNK_PIXELS // width)
+    for top in range(0, height, step):
+        ink = grey[top : top + step].astype(np.float64)
+        if light:
+            np.subtract(255.0, ink, out=ink)
+        row_sums[top : top + step] = ink @ across
+    sums = _weights(height) @ row_sums  # (8, 8) ink sums per block
     area = (height / SIDE) * (width / SIDE)
     counts = np.floor(sums * 16 / (area * 255) + 0.5)
     result: np.ndarray = np.clip(counts, 0, BLOCK * BLOCK).astype(np.float32)
@@ -78,7 +95,8 @@ def reduce_grey(grey: np.ndarray) -> np.ndarray:
 
 
 def _weights(length: int) -> np.ndarray:
-    """(8, length): how much of pixel ``i`` lies in eighth ``j`` of a side of ``length``."""
+    """(8, length): how much of pixel ``i`` lies in eighth ``j`` of a side of ``length``
+    (``length`` is at most ``max_side``: checked before decoding)."""
     edges = np.arange(SIDE + 1) * (length / SIDE)  # block j covers [edges[j], edges[j + 1])
     pixels = np.arange(length)
     low = np.maximum(pixels[None, :], edges[:-1, None])
@@ -87,18 +105,24 @@ def _weights(length: int) -> np.ndarray:
     return overlap
 
 
-def _decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """Step 1: Pillow decodes, the pixel count is checked before any pixel is, then grey."""
-    from PIL import Image, UnidentifiedImageError
+def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:
+    """Step 1: Pillow reads the header, the size and mode are checked before any pixel is
+    decoded, then grey (the first frame of an animated PNG)."""
+    from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+    # PNG text chunks (zTXt, iTXt, and the iCCP profile) are inflated when the file is opened:
+    # a 200 KB PNG of them took 84 MB under Pillow's own bounds (1 MB a chunk, 64 MB in all).
+    # A digit needs none: bounded here, Pillow's documented knobs (a ValueError past them).
+    PngImagePlugin.MAX_TEXT_CHUNK = min(PngImagePlugin.MAX_TEXT_CHUNK, TEXT_CHUNK_BYTES)
+    PngImagePlugin.MAX_TEXT_MEMORY = min(PngImagePlugin.MAX_TEXT_MEMORY, TEXT_MEMORY_BYTES)
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's own guard (MAX_IMAGE_PIXELS) fires at open, before anything is decoded.
         raise PayloadTooLarge(
             f"the image is a decompression bomb ({exc}); the limit is max_image_pixels = "
-            f"{max_pixels}",
-            expected=f"an image of at most {max_pixels} pixels",
+            f"{limits.max_pixels}",
+            expected=f"an image of at most {limits.max_pixels} pixels",
         ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InvalidInput(
@@ -106,27 +130,33 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
             expected=EXPECTED_IMAGE,
         ) from None
     with image:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise PayloadTooLarge(
-                f"the image is {width}x{height} = {width * height} pixels, over the limit "
-                f"max_image_pixels = {max_pixels}",
-                expected=f"an image of at most {max_pixels} pixels",
-            )
+        check_size(image.size, limits)
+        check_mode(image.mode)
         try:
-            return _to_grey(image)
-        except (OSError, ValueError) as exc:  # truncated or corrupt pixel data
+            return to_grey(image)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow: corrupt, truncated
             raise InvalidInput(
                 f"the image could not be decoded ({exc})", expected=EXPECTED_IMAGE
             ) from None
 
 
-def _to_grey(image: Image.Image) -> np.ndarray:
-    """(H, W) uint8: transparency over white, then Pillow's ``L`` conversion."""
-    from PIL import Image
-
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.uint8)
+def check_size(size: tuple[int, int], limits: ImageLimits) -> None:
+    """413 over ``max_side`` or ``max_pixels``, 422 past ``MAX_ASPECT``: from the header."""
+    width, height = size
+    shape = f"{width}x{height}"
+    if max(width, height) > limits.max_side:
+        raise PayloadTooLarge(
+            f"the image is {shape}, over the limit max_image_side = {limits.max_side}",
+            expected=f"an image of at most {limits.max_side} pixels on each side",
+        )
+    if width * height > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"the image is {shape} = {width * height} pixels, over the limit "
+            f"max_image_pixels = {limits.max_pixels}",
+            expected=f"an image of at most {limits.max_pixels} pixels",
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InvalidInput(
+            f"the image is {shape}, an aspect ratio over the limit of {MAX_ASPECT}:1",
+            expected=f"{EXPECTED_IMAGE}, no side over {MAX_ASPECT} times the other",
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,3 +94,13 @@ def running_service(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def running_copy(
+    models_dir: Path, workdir: Path, settings: dict[str, str] | None = None
+) -> Iterator[LiveService]:
+    """``running_service`` on a copy of ``models_dir`` in ``workdir`` (the test may change it)."""
+    shutil.copytree(models_dir, workdir / "models")
+    with running_service(workdir / "models", workdir, settings) as service:
+        yield service

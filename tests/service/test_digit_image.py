@@ -50,6 +50,14 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def broken_chunk(png: bytes) -> bytes:
+    """``png`` with its IDAT chunk's length set to 0: the data is then read as the next
+    chunk's header, and Pillow raises ``SyntaxError`` while decoding (a 500 once)."""
+    data = bytearray(png)
+    data[png.index(b"IDAT") - 1] = 0
+    return bytes(data)
+
+
 def test_every_scaled_up_test_row_reduces_to_itself(split: Split) -> None:
     """Each of the 360 test rows drawn at 256x256 (one grey square per value) comes back as
     its own 64 values, dark on light and light on dark."""
@@ -155,6 +163,14 @@ def _error(response: object) -> tuple[int, str, str]:
             "invalid_input",
             "could not be decoded",
             id="truncated",
+        ),
+        pytest.param(
+            broken_chunk(encoded(Image.new("L", (64, 64)))),
+            "image/png",
+            422,
+            "invalid_input",
+            "could not be decoded (broken PNG file",
+            id="broken-chunk",
         ),
         pytest.param(
             b"{}", "application/json", 415, "unsupported_media_type", "not an image", id="json"

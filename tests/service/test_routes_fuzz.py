@@ -4,12 +4,11 @@ not, the answer is never a 5xx and the service logs no traceback.
 
 ``/train`` has its own, stricter fuzz test (tests/service/jobs/test_train_fuzz.py; here jobs
 would train). Repository unload is left out: it takes a model out of this process on purpose,
-after which that model's routes answer 503 ``model_unloaded`` as documented.
+after which that model's routes answer 503 ``model_unavailable`` as documented.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import Case
 from schemathesis.checks import not_a_server_error
 
-from tests.service.live import LiveService, running_service
+from tests.service.live import LiveService, running_copy
 
 ADMIN = "fuzz-admin-key"
 LEFT_OUT = r"^/train|/unload$"
@@ -28,9 +27,9 @@ LEFT_OUT = r"^/train|/unload$"
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[LiveService]:
-    root = tmp_path_factory.mktemp("fuzz-routes")
-    shutil.copytree(tiny_models, root / "models")
-    with running_service(root / "models", root, {"DIGITS_ADMIN_API_KEY": ADMIN}) as service:
+    with running_copy(
+        tiny_models, tmp_path_factory.mktemp("fuzz-routes"), {"DIGITS_ADMIN_API_KEY": ADMIN}
+    ) as service:
         yield service
 
 

@@ -174,7 +174,8 @@ def test_unload_then_load(
         assert "unloaded" in unloaded.value.message()
         predict = httpx.post(f"{live.url}/models/logistic/predict", json={"pixels": [0] * 64})
         assert predict.status_code == 503
-        assert predict.json()["error"]["code"] == "model_unloaded"
+        assert predict.json()["error"]["code"] == "model_unavailable"
+        assert predict.headers["retry-after"] == "1"
         index = {e["name"]: e for e in client.get_model_repository_index()}
         assert index["logistic"]["state"] == "UNAVAILABLE"
         assert index["logistic"]["reason"] == "unloaded"

@@ -266,7 +266,7 @@ BINARY_CASES = [
     ),
     pytest.param(
         {"content": request(), "headers": {"Inference-Header-Content-Length": "ten"}},
-        "Inference-Header-Content-Length must be a byte count, got 'ten'",
+        "Inference-Header-Content-Length: 'ten' is not an integer",
         id="header-length-text",
     ),
 ]

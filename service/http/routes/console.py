@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 from service.errors import CurvesNotFound
 from service.http.browser import ASSET_HEADERS, page_headers
 from service.http.deps import RegistryDep
+from service.http.numbers import PlainInt
 from service.http.policy import OPEN, READ, needs
 from training.export import CURVES_JSON
 
@@ -61,7 +62,7 @@ async def asset(name: str) -> FileResponse:
     responses={404: {"description": "no such model or version, or it has no curves file"}},
 )
 @needs(READ)
-async def version_curves(name: str, version: int, registry: RegistryDep) -> FileResponse:
+async def version_curves(name: str, version: PlainInt, registry: RegistryDep) -> FileResponse:
     """``{"loss": [per iteration], "accuracy": [{"iteration", "train", "test"}, ...]}``, as
     written at export (``curves.json`` beside the manifest)."""
     path = registry.get(name, version).folder / CURVES_JSON

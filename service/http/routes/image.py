@@ -32,6 +32,10 @@ router = APIRouter(tags=["predict"])
 
 #: The body media types the image routes take (declared with their access).
 IMAGE_TYPES = ("image/*", "multipart/form-data")
+#: Images decoded at once (``app.state.image_decodes``); the others wait holding only their
+#: encoded bytes. A decode peaks at ~12 bytes a pixel (a 4096x4096 RGBA PNG: 192 MB), so
+#: the bound, not the number of requests, sets the memory images may take.
+DECODES_AT_ONCE = 2
 EXPECTED_TYPES = "Content-Type: image/png, image/jpeg, or multipart/form-data with a 'file' part"
 
 
@@ -43,9 +47,15 @@ class ImagePredictResponse(PredictResponse):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown model or version"},
-    413: {"description": "over max_image_bytes, max_image_pixels, or a decompression bomb"},
+    413: {
+        "description": "over max_image_bytes, max_image_pixels or max_image_side, or a "
+        "decompression bomb (from the header, before decoding)"
+    },
     415: {"description": "not image/png, image/jpeg or multipart/form-data"},
-    422: {"description": "not a PNG or JPEG Pillow can read, or no 'file' part"},
+    422: {
+        "description": "not a PNG or JPEG Pillow can read, a pixel mode without a fixed grey "
+        "range (I, F), a side over 16 times the other, or no 'file' part"
+    },
 }
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _BODY = {
@@ -98,10 +108,13 @@ async def _predict_image(request: Request, dataplane: DataPlane, name: str) -> R
     it is, plus the ``pixels`` the image was reduced to."""
     version, alias = requested_target(request)
     settings = get_settings(request)
-    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+    limits = ImageLimits(
+        settings.max_image_bytes, settings.max_image_pixels, settings.max_image_side
+    )
     data = await _image_bytes(request)
-    # Decoding a large image takes milliseconds: off the event loop.
-    pixels = await run_in_threadpool(reduce_image, data, limits)  # (64,) float32
+    # Decoding a large image takes milliseconds to a second: off the event loop.
+    async with request.app.state.image_decodes:
+        pixels = await run_in_threadpool(reduce_image, data, limits)  # (64,) float32
     result = await infer(request, dataplane, name, pixels.reshape(1, -1), version, alias)
     content = encode(result, pixels=[int(v) for v in pixels])
     return Response(content, media_type="application/json")

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.errors import InvalidInput, ServiceError, UnsupportedMediaType
 from service.http.deps import get_dataplane
 from service.http.handlers import error_response
+from service.http.numbers import parse_int
 from service.http.policy import READ, needs
 from service.http.schemas import PredictResponse, decode_rows, predict_openapi
 from service.inference.dataplane import DataPlane, InferenceResult
@@ -227,31 +228,8 @@ def _check_content_type(request: Request) -> None:
 
 
 def parse_version(raw: str | None) -> int | None:
-    """The ``version`` query parameter: ASCII digits, at least 1 (pydantic's errors)."""
-    if raw is None:
-        return None
-    loc = ("query", "version")
-    # ASCII digits only: int() would also take "1_0" (as 10) and other scripts' digits.
-    if not (raw.isascii() and raw.strip().lstrip("+-").isdigit()):
-        message = "Input should be a valid integer, unable to parse string as an integer"
-        raise RequestValidationError(
-            [{"type": "int_parsing", "loc": loc, "msg": message, "input": raw}]
-        )
-    version = int(raw)
-    if version < 1:
-        message = "Input should be greater than or equal to 1"
-        raise RequestValidationError(
-            [
-                {
-                    "type": "greater_than_equal",
-                    "loc": loc,
-                    "msg": message,
-                    "input": raw,
-                    "ctx": {"ge": 1},
-                }
-            ]
-        )
-    return version
+    """The ``version`` query parameter: an integer >= 1 (``service.http.numbers``)."""
+    return None if raw is None else parse_int(raw, "query.version", minimum=1)
 
 
 def encode(result: InferenceResult, **extra: Any) -> bytes:

@@ -29,6 +29,7 @@ from service.errors import (
     VersionNotFound,
 )
 from service.http.deps import get_dataplane, get_registry, get_started_registry
+from service.http.numbers import parse_int, shown
 from service.http.policy import OPEN, READ, needs
 from service.http.routes.predict import Endpoint, RawRoute, read_body
 from service.http.v2_codec import MODEL_INPUTS, MODEL_OUTPUTS, decode_infer, encode_infer
@@ -245,10 +246,13 @@ def _target(request: Request, registry: ModelRegistry) -> tuple[str, int | None]
     raw: str | None = request.path_params.get("version")
     if raw is None:
         return name, None
-    if raw.isascii() and raw.isdigit() and int(raw) >= 1:
-        return name, int(raw)
-    known = ", ".join(str(m.version) for m in registry.versions(name)) or "(none)"
-    raise VersionNotFound(f"model {name!r} has no version {raw!r}", expected=f"one of: {known}")
+    try:
+        return name, parse_int(raw, "version", minimum=1)
+    except InvalidInput:  # as Triton, a version that names none is unknown: 404
+        known = ", ".join(str(m.version) for m in registry.versions(name)) or "(none)"
+        raise VersionNotFound(
+            f"model {name!r} has no version {shown(raw)}", expected=f"one of: {known}"
+        ) from None
 
 
 def _header_length(request: Request) -> int | None:
@@ -257,13 +261,7 @@ def _header_length(request: Request) -> int | None:
     length = None
     for key, value in request.scope["headers"]:
         if key == HEADER_LENGTH:
-            if not (value.isascii() and value.isdigit()):
-                raise InvalidInput(
-                    "Inference-Header-Content-Length must be a byte count, "
-                    f"got {value.decode('latin-1')!r}",
-                    expected="the length of the JSON header in bytes",
-                )
-            length = int(value)
+            length = parse_int(value, "Inference-Header-Content-Length", minimum=0)
         elif key == b"content-type":
             check_media_type(value)
     return length

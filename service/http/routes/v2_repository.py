@@ -66,9 +66,8 @@ async def load(request: Request) -> Response:
         )
     name: str = request.path_params["name"]
     dataplane = get_dataplane(request)
-    await dataplane.load(name)
-    state = dataplane.registry.state(name)
-    if not state.ready:
+    state = await dataplane.load(name)
+    if not state.ready:  # no version of it can be served (checked before any other change)
         raise ModelNotReady(f"model {name!r} was loaded but cannot answer: {state.reason}")
     return Response(status_code=200)
 
