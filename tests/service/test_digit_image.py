@@ -173,7 +173,7 @@ def _error(response: object) -> tuple[int, str, str]:
             id="broken-chunk",
         ),
         pytest.param(
-            b"{}", "application/json", 415, "unsupported_media_type", "not an image", id="json"
+            b"{}", "application/json", 415, "unsupported_media_type", "is not taken here", id="json"
         ),
         pytest.param(
             b"x" * 20_001,
