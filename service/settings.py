@@ -100,10 +100,11 @@ class Settings(BaseSettings):
     """Start on a non-loopback address without an admin key (refused otherwise)."""
 
     # --- job limits ------------------------------------------------------------------
-    max_job_macs: int = Field(default=2 * 10**12, gt=0)
-    """Largest estimated multiply-accumulates of a whole fit (``service/jobs/cost.py``);
-    ``POST /train`` refuses a costlier job with 422. The default admits every recipe at
-    twice its iterations (at most ~2.4e11) and the default CNN at 20,000 steps (~1.2e12)."""
+    max_job_seconds_estimate: float = Field(default=600.0, gt=0)
+    """Longest estimated fit of a job, in seconds (``service/jobs/cost.py``, calibrated on one
+    torch thread of the development machine: ``bench/job_cost.py``); ``POST /train`` refuses
+    a longer one with 422 naming the estimate and this limit. The default (10 minutes) admits
+    every recipe at twice its iterations and the default CNN at 20,000 steps."""
     max_job_activation_mb: int = Field(default=256, gt=0)
     """Largest estimated activation memory of one training step, in MiB; a job over it is
     refused with 422 (the recipes need at most ~7 MiB)."""

@@ -58,19 +58,19 @@ async def submit(
 def _check_cost(spec: JobSpec, settings: Settings) -> None:
     """``InvalidInput`` (422) naming the limit when the job's estimated cost exceeds it."""
     cost = estimate(*spec.resolve())
-    expected = "fewer iterations, a smaller batch_size, or fewer or narrower layers"
-    if cost.macs > settings.max_job_macs:
+    if cost.seconds > settings.max_job_seconds_estimate:
         raise InvalidInput(
-            f"this job would take about {cost.macs:.2g} multiply-accumulates, over the "
-            f"limit max_job_macs = {settings.max_job_macs:.2g}",
-            expected=expected,
+            f"this job's fit is estimated at {cost.seconds:,.0f} s, over the limit "
+            f"max_job_seconds_estimate = {settings.max_job_seconds_estimate:,.0f} s",
+            expected="fewer iterations, a larger acc_step (fewer evaluations over every row), "
+            "or fewer or narrower layers",
         )
     limit_bytes = settings.max_job_activation_mb * 2**20
     if cost.activation_bytes > limit_bytes:
         raise InvalidInput(
             f"one training step would hold about {cost.activation_bytes / 2**20:.0f} MiB of "
             f"activations, over the limit max_job_activation_mb = {settings.max_job_activation_mb}",
-            expected=expected,
+            expected="a smaller batch_size, or fewer or narrower layers",
         )
 
 
