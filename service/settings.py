@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     max_job_activation_mb: int = Field(default=256, gt=0)
     """Largest estimated activation memory of one training step, in MiB; a job over it is
     refused with 422 (the recipes need at most ~7 MiB)."""
+    max_queued_plots: int = Field(default=16, ge=1)
+    """Plots (``curve.png``/``curve.svg``) waiting for the one drawing thread or being drawn;
+    one more gets 429 ``overloaded`` with ``Retry-After``. A plot whose client has gone by its
+    turn is not drawn."""
+    max_event_followers: int = Field(default=1000, ge=1)
+    """Open ``GET /train/{id}/events`` streams in all; one more gets 429 with
+    ``Retry-After``. Followers of one job share one poll of the store."""
+    max_event_followers_per_job: int = Field(default=500, ge=1)
+    """Open event streams of one job; one more gets 429 with ``Retry-After``."""
     job_time_limit_s: float = Field(default=3600.0, gt=0)
     """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``."""
 

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -25,6 +24,7 @@ from service.http import handlers
 from service.http.access import POLICY, AccessControl, Keys, RouteTable, document
 from service.http.deadlines import RequestDeadline
 from service.http.middleware import BodyLimit, RequestMetrics
+from service.http.plots import PlotQueue
 from service.http.routes import (
     console,
     docs,
@@ -128,9 +128,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         # Plots are drawn in their own thread, never on the default executor that every
         # database call goes through: a burst of plot requests must not delay job calls.
-        app.state.plotter = stack.enter_context(
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
-        )
+        app.state.plotter = PlotQueue(settings.max_queued_plots)
+        stack.callback(app.state.plotter.close)
         app.state.started = True
         registry = app.state.registry
         log.info("started: %d model version(s) on %s", len(registry), registry.device)

@@ -6,11 +6,11 @@ them; the predict endpoints, which take the raw ``Request``, call ``get_dataplan
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.http.plots import PlotQueue
 from service.inference.dataplane import DataPlane
 from service.inference.registry import ModelRegistry
 from service.jobs import Jobs
@@ -45,9 +45,9 @@ def get_jobs(request: Request) -> Jobs:
     return jobs
 
 
-def get_plotter(request: Request) -> Executor:
+def get_plotter(request: Request) -> PlotQueue:
     """The one thread that draws plots (matplotlib's Agg is not safe across threads)."""
-    plotter: Executor = request.app.state.plotter
+    plotter: PlotQueue = request.app.state.plotter
     return plotter
 
 
@@ -68,4 +68,4 @@ JobsDep = Annotated[Jobs, Depends(get_jobs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AliasesDep = Annotated[AliasStore, Depends(get_aliases)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
-PlotterDep = Annotated[Executor, Depends(get_plotter)]
+PlotterDep = Annotated[PlotQueue, Depends(get_plotter)]

@@ -7,6 +7,7 @@ runner, the store and the worker processes do the work. See ``docs/train.md``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
 from collections.abc import AsyncIterator
@@ -147,15 +148,19 @@ def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: 
     response_class=Response,
 )
 async def curve_plot(
-    job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep, plotter: PlotterDep
+    job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep, plotter: PlotterDep, request: Request
 ) -> Response:
     """The loss and accuracy curves drawn by ``training.export.plot_curves``, in the app's
-    one plotting thread (never on the executor that database calls go through)."""
+    one plotting thread (never on the executor that database calls go through); 429 with
+    ``Retry-After`` when ``DIGITS_MAX_QUEUED_PLOTS`` plots are already waiting."""
     job = await jobs.get(job_id)
     curve = await jobs.curve(job_id)
     title = f"job {job_id[:8]}: {job.name} ({job.family}), {job.status}"
-    loop = asyncio.get_running_loop()
-    body = await loop.run_in_executor(plotter, _draw, curve.losses, curve.accuracy, title, fmt)
+    body = await plotter.draw(
+        request, functools.partial(_draw, curve.losses, curve.accuracy, title, fmt)
+    )
+    if body is None:  # the client has gone: nobody reads this
+        return Response(status_code=499)
     return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 
