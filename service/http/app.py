@@ -43,6 +43,7 @@ from service.inference.device import resolve_device
 from service.inference.registry import ModelRegistry
 from service.inference.repository import ModelRepository
 from service.jobs import open_job_runner
+from service.jobs.feeds import JobFeeds
 from service.metrics import ServiceMetrics
 from service.rollout.aliases import AliasStore
 from service.settings import Settings
@@ -130,6 +131,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # database call goes through: a burst of plot requests must not delay job calls.
         app.state.plotter = PlotQueue(settings.max_queued_plots)
         stack.callback(app.state.plotter.close)
+        app.state.feeds = JobFeeds(
+            app.state.jobs.events,
+            per_job=settings.max_event_followers_per_job,
+            total=settings.max_event_followers,
+        )
+        stack.push_async_callback(app.state.feeds.aclose)
         app.state.started = True
         registry = app.state.registry
         log.info("started: %d model version(s) on %s", len(registry), registry.device)

@@ -14,6 +14,7 @@ from service.http.plots import PlotQueue
 from service.inference.dataplane import DataPlane
 from service.inference.registry import ModelRegistry
 from service.jobs import Jobs
+from service.jobs.feeds import JobFeeds
 from service.metrics import ServiceMetrics
 from service.rollout.aliases import AliasStore
 from service.settings import Settings
@@ -51,6 +52,12 @@ def get_plotter(request: Request) -> PlotQueue:
     return plotter
 
 
+def get_feeds(request: Request) -> JobFeeds:
+    """The shared, bounded polls behind the job event streams."""
+    feeds: JobFeeds = request.app.state.feeds
+    return feeds
+
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -69,3 +76,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 AliasesDep = Annotated[AliasStore, Depends(get_aliases)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 PlotterDep = Annotated[PlotQueue, Depends(get_plotter)]
+FeedsDep = Annotated[JobFeeds, Depends(get_feeds)]

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.errors import InvalidInput
-from service.http.deps import JobsDep, PlotterDep, SettingsDep
+from service.http.deps import FeedsDep, JobsDep, PlotterDep, SettingsDep
 from service.http.routes.job_views import (
     AccuracyCurve,
     FullCurve,
@@ -167,15 +167,17 @@ async def curve_plot(
 @router.get(
     "/{job_id}/events",
     summary="Follow a job live (server-sent events)",
-    responses=_JOB_RESPONSES,
+    responses={429: {"description": "too many followers; see Retry-After"}, **_JOB_RESPONSES},
     response_class=EventSourceResponse,
 )
-async def events(job_id: str, jobs: JobsDep) -> EventSourceResponse:
-    """Server-sent events: ``state`` (the job so far), ``progress`` while it runs, ``final``."""
+async def events(job_id: str, jobs: JobsDep, feeds: FeedsDep) -> EventSourceResponse:
+    """Server-sent events: ``state`` (the job so far), ``progress`` while it runs, ``final``;
+    429 past ``DIGITS_MAX_EVENT_FOLLOWERS_PER_JOB`` or ``DIGITS_MAX_EVENT_FOLLOWERS``."""
     await jobs.get(job_id)  # 404 before the stream starts
+    followed = feeds.follow(job_id)  # 429 before it starts
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for event in jobs.events(job_id):
+        async for event in followed:
             if event.kind == "progress":
                 data = progress_event(event.job, event.curve, event.first_iteration)
             else:
