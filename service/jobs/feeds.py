@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
@@ -56,6 +57,10 @@ class Feed:
         finally:
             self.ended = True
             await self._wake()
+
+    def beyond(self, seen: int) -> bool:
+        """Whether there is news for a follower that has seen ``seen`` progress events."""
+        return len(self.progress) > seen or self.final is not None
 
     async def _wake(self) -> None:
         async with self.changed:
@@ -114,7 +119,7 @@ class JobFeeds:
             seen = len(feed.progress)
             yield _snapshot(feed.state)
             while True:
-                await feed.wait(lambda n=seen: len(feed.progress) > n or feed.final is not None)
+                await feed.wait(functools.partial(feed.beyond, seen))
                 if feed.final is None and len(feed.progress) == seen:
                     return  # the poll ended without a final event
                 for event in feed.progress[seen:]:

@@ -74,7 +74,7 @@ async def test_a_plot_whose_client_has_gone_is_not_drawn() -> None:
     gone = asyncio.create_task(queue.draw(_Client(gone=True), lambda: draw("gone")))
     kept = asyncio.create_task(queue.draw(_Client(), lambda: draw("kept")))
     release.set()
-    assert await asyncio.gather(first, gone, kept) == [b"first", None, b"kept"]
+    assert list(await asyncio.gather(first, gone, kept)) == [b"first", None, b"kept"]
     assert drawn == ["first", "kept"]
     queue.close()
 
