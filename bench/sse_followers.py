@@ -1,6 +1,7 @@
 """``GET /train`` latency with many SSE followers of a running job (not a test).
 
     .venv/bin/python bench/sse_followers.py [--followers 300] [--requests 200] [--code DIR]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/EMPTY_DB]
 
 Starts ``python -m service`` (from ``--code``, default this checkout: point it at another
 checkout to compare), submits a long CNN job, and measures ``GET /train`` (p50 and p90 of
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--port", type=int, default=8131)
     parser.add_argument("--code", type=Path, default=ROOT)
+    parser.add_argument("--database-url", help="job store (default: SQLite in a temp folder)")
     args = parser.parse_args()
     api = f"http://127.0.0.1:{args.port}"
     folder = Path(tempfile.mkdtemp())
@@ -78,7 +80,7 @@ def main() -> None:
         "PYTHONPATH": str(args.code),
         "DIGITS_MODELS_DIR": str(ROOT / "models"),
         "DIGITS_VERSIONS_DIR": str(folder / "versions"),
-        "DIGITS_DATABASE_URL": f"sqlite:///{folder}/jobs.db",
+        "DIGITS_DATABASE_URL": args.database_url or f"sqlite:///{folder}/jobs.db",
         "DIGITS_LOG_LEVEL": "warning",
     }
     cmd = [sys.executable, "-m", "service", "--port", str(args.port), "--device", "cpu"]
@@ -100,7 +102,7 @@ def main() -> None:
             time.sleep(0.2)
         time.sleep(2)  # a few progress events to every follower
         busy = latencies(api, args.requests)
-        print(f"code: {args.code}")
+        print(f"code: {args.code}; store: {env['DIGITS_DATABASE_URL'].split(':')[0]}")
         print(f"GET /train p50 {idle[0]:.1f} ms, p90 {idle[1]:.1f} ms with no follower")
         print(
             f"GET /train p50 {busy[0]:.1f} ms, p90 {busy[1]:.1f} ms with {opened.value} "
