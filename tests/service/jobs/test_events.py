@@ -88,9 +88,10 @@ async def test_followers_past_the_bounds_get_429_with_retry_after(
             return task
 
         held = [await follow(running, 1), await follow(running, 2)]
-        per_job = await client.get(f"/train/{running}/events", timeout=10)
+        # A refusal comes at once; a stream would not end before the job (hence wait_for).
+        per_job = await asyncio.wait_for(client.get(f"/train/{running}/events"), 10)
         held.append(await follow(queued, 3))
-        in_all = await client.get(f"/train/{queued}/events", timeout=10)
+        in_all = await asyncio.wait_for(client.get(f"/train/{queued}/events"), 10)
         for job_id in (queued, running):
             await client.delete(f"/train/{job_id}")
         streams = await asyncio.gather(*held)
