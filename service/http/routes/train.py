@@ -144,7 +144,11 @@ def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: 
 @router.get(
     "/{job_id}/curve.{fmt}",
     summary="Loss and accuracy curves drawn as PNG or SVG",
-    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}, **_JOB_RESPONSES},
+    responses={
+        200: {"content": {"image/png": {}, "image/svg+xml": {}}},
+        429: {"description": "plot queue full; see Retry-After"},
+        **_JOB_RESPONSES,
+    },
     response_class=Response,
 )
 async def curve_plot(
