@@ -47,7 +47,8 @@ def get_jobs(request: Request) -> Jobs:
 
 
 def get_plotter(request: Request) -> PlotQueue:
-    """The one thread that draws plots (matplotlib's Agg is not safe across threads)."""
+    """The bounded queue of the one thread that draws plots (matplotlib's Agg is not safe
+    across threads)."""
     plotter: PlotQueue = request.app.state.plotter
     return plotter
 
