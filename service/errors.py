@@ -127,8 +127,8 @@ class QueueFull(ServiceError):
 
 
 class Overloaded(ServiceError):
-    """A model's queue of rows waiting for a forward is full: shed load now rather than
-    answer late."""
+    """A queue is full (a model's rows waiting for a forward, plots waiting to be drawn, job
+    followers): shed load now rather than answer late."""
 
     status_code = 429
     code = "overloaded"

@@ -120,13 +120,23 @@ class Settings(BaseSettings):
     to loopback, any (``*``) when exposed: then name the public names here."""
 
     # --- job limits ------------------------------------------------------------------
-    max_job_macs: int = Field(default=2 * 10**12, gt=0)
-    """Largest estimated multiply-accumulates of a whole fit (``service/jobs/cost.py``);
-    ``POST /train`` refuses a costlier job with 422. The default admits every recipe at
-    twice its iterations (at most ~2.4e11) and the default CNN at 20,000 steps (~1.2e12)."""
+    max_job_seconds_estimate: float = Field(default=600.0, gt=0)
+    """Longest estimated fit of a job, in seconds (``service/jobs/cost.py``, calibrated on one
+    torch thread of the development machine: ``bench/job_cost.py``); ``POST /train`` refuses
+    a longer one with 422 naming the estimate and this limit. The default (10 minutes) admits
+    every recipe at twice its iterations and the default CNN at 20,000 steps."""
     max_job_activation_mb: int = Field(default=256, gt=0)
     """Largest estimated activation memory of one training step, in MiB; a job over it is
     refused with 422 (the recipes need at most ~7 MiB)."""
+    max_queued_plots: int = Field(default=16, ge=1)
+    """Plots (``curve.png``/``curve.svg``) waiting for the one drawing thread or being drawn;
+    one more gets 429 ``overloaded`` with ``Retry-After``. A plot whose client has gone by its
+    turn is not drawn."""
+    max_event_followers: int = Field(default=1000, ge=1)
+    """Open ``GET /train/{id}/events`` streams in all; one more gets 429 with
+    ``Retry-After``. Followers of one job share one poll of the store."""
+    max_event_followers_per_job: int = Field(default=500, ge=1)
+    """Open event streams of one job; one more gets 429 with ``Retry-After``."""
     job_time_limit_s: float = Field(default=3600.0, gt=0)
     """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``."""
 

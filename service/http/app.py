@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -36,6 +35,7 @@ from service.http.access import (
 )
 from service.http.deadlines import RequestDeadline
 from service.http.middleware import BodyLimit, RequestMetrics
+from service.http.plots import PlotQueue
 from service.http.policy import OPEN, RouteTable, needs
 from service.http.routes import (
     console,
@@ -55,6 +55,7 @@ from service.inference.device import resolve_device
 from service.inference.registry import ModelRegistry
 from service.inference.repository import ModelRepository
 from service.jobs import open_job_runner
+from service.jobs.feeds import JobFeeds
 from service.metrics import ServiceMetrics
 from service.rollout.aliases import AliasStore
 from service.settings import Settings
@@ -153,9 +154,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         # Plots are drawn in their own thread, never on the default executor that every
         # database call goes through: a burst of plot requests must not delay job calls.
-        app.state.plotter = stack.enter_context(
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot")
+        app.state.plotter = PlotQueue(settings.max_queued_plots)
+        stack.callback(app.state.plotter.close)
+        app.state.feeds = JobFeeds(
+            app.state.jobs.events,
+            per_job=settings.max_event_followers_per_job,
+            total=settings.max_event_followers,
         )
+        stack.push_async_callback(app.state.feeds.aclose)
         app.state.started = True
         registry = app.state.registry
         warning = unauthenticated_warning(settings)

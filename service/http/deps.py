@@ -6,14 +6,15 @@ them; the predict endpoints, which take the raw ``Request``, call ``get_dataplan
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.http.plots import PlotQueue
 from service.inference.dataplane import DataPlane
 from service.inference.registry import ModelRegistry
 from service.jobs import Jobs
+from service.jobs.feeds import JobFeeds
 from service.metrics import ServiceMetrics
 from service.rollout.aliases import AliasStore
 from service.settings import Settings
@@ -45,10 +46,17 @@ def get_jobs(request: Request) -> Jobs:
     return jobs
 
 
-def get_plotter(request: Request) -> Executor:
-    """The one thread that draws plots (matplotlib's Agg is not safe across threads)."""
-    plotter: Executor = request.app.state.plotter
+def get_plotter(request: Request) -> PlotQueue:
+    """The bounded queue of the one thread that draws plots (matplotlib's Agg is not safe
+    across threads)."""
+    plotter: PlotQueue = request.app.state.plotter
     return plotter
+
+
+def get_feeds(request: Request) -> JobFeeds:
+    """The shared, bounded polls behind the job event streams."""
+    feeds: JobFeeds = request.app.state.feeds
+    return feeds
 
 
 def get_settings(request: Request) -> Settings:
@@ -68,4 +76,5 @@ JobsDep = Annotated[Jobs, Depends(get_jobs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AliasesDep = Annotated[AliasStore, Depends(get_aliases)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
-PlotterDep = Annotated[Executor, Depends(get_plotter)]
+PlotterDep = Annotated[PlotQueue, Depends(get_plotter)]
+FeedsDep = Annotated[JobFeeds, Depends(get_feeds)]

@@ -7,6 +7,7 @@ runner, the store and the worker processes do the work. See ``docs/train.md``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.errors import InvalidInput
-from service.http.deps import JobsDep, PlotterDep, SettingsDep
+from service.http.deps import FeedsDep, JobsDep, PlotterDep, SettingsDep
 from service.http.numbers import PlainInt
 from service.http.policy import ADMIN, READ, needs
 from service.http.routes.job_views import (
@@ -61,19 +62,19 @@ async def submit(
 def _check_cost(spec: JobSpec, settings: Settings) -> None:
     """``InvalidInput`` (422) naming the limit when the job's estimated cost exceeds it."""
     cost = estimate(*spec.resolve())
-    expected = "fewer iterations, a smaller batch_size, or fewer or narrower layers"
-    if cost.macs > settings.max_job_macs:
+    if cost.seconds > settings.max_job_seconds_estimate:
         raise InvalidInput(
-            f"this job would take about {cost.macs:.2g} multiply-accumulates, over the "
-            f"limit max_job_macs = {settings.max_job_macs:.2g}",
-            expected=expected,
+            f"this job's fit is estimated at {cost.seconds:,.0f} s, over the limit "
+            f"max_job_seconds_estimate = {settings.max_job_seconds_estimate:,.0f} s",
+            expected="fewer iterations, a larger acc_step (fewer evaluations over every row), "
+            "or fewer or narrower layers",
         )
     limit_bytes = settings.max_job_activation_mb * 2**20
     if cost.activation_bytes > limit_bytes:
         raise InvalidInput(
             f"one training step would hold about {cost.activation_bytes / 2**20:.0f} MiB of "
             f"activations, over the limit max_job_activation_mb = {settings.max_job_activation_mb}",
-            expected=expected,
+            expected="a smaller batch_size, or fewer or narrower layers",
         )
 
 
@@ -150,36 +151,46 @@ def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: 
 @router.get(
     "/{job_id}/curve.{fmt}",
     summary="Loss and accuracy curves drawn as PNG or SVG",
-    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}, **_JOB_RESPONSES},
+    responses={
+        200: {"content": {"image/png": {}, "image/svg+xml": {}}},
+        429: {"description": "plot queue full; see Retry-After"},
+        **_JOB_RESPONSES,
+    },
     response_class=Response,
 )
 @needs(READ)
 async def curve_plot(
-    job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep, plotter: PlotterDep
+    job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep, plotter: PlotterDep, request: Request
 ) -> Response:
     """The loss and accuracy curves drawn by ``training.export.plot_curves``, in the app's
-    one plotting thread (never on the executor that database calls go through)."""
+    one plotting thread (never on the executor that database calls go through); 429 with
+    ``Retry-After`` when ``DIGITS_MAX_QUEUED_PLOTS`` plots are already waiting."""
     job = await jobs.get(job_id)
     curve = await jobs.curve(job_id)
     title = f"job {job_id[:8]}: {job.name} ({job.family}), {job.status}"
-    loop = asyncio.get_running_loop()
-    body = await loop.run_in_executor(plotter, _draw, curve.losses, curve.accuracy, title, fmt)
+    body = await plotter.draw(
+        request, functools.partial(_draw, curve.losses, curve.accuracy, title, fmt)
+    )
+    if body is None:  # the client has gone: nobody reads this
+        return Response(status_code=499)
     return Response(body, media_type="image/png" if fmt == "png" else "image/svg+xml")
 
 
 @router.get(
     "/{job_id}/events",
     summary="Follow a job live (server-sent events)",
-    responses=_JOB_RESPONSES,
+    responses={429: {"description": "too many followers; see Retry-After"}, **_JOB_RESPONSES},
     response_class=EventSourceResponse,
 )
 @needs(READ)
-async def events(job_id: str, jobs: JobsDep) -> EventSourceResponse:
-    """Server-sent events: ``state`` (the job so far), ``progress`` while it runs, ``final``."""
+async def events(job_id: str, jobs: JobsDep, feeds: FeedsDep) -> EventSourceResponse:
+    """Server-sent events: ``state`` (the job so far), ``progress`` while it runs, ``final``;
+    429 past ``DIGITS_MAX_EVENT_FOLLOWERS_PER_JOB`` or ``DIGITS_MAX_EVENT_FOLLOWERS``."""
     await jobs.get(job_id)  # 404 before the stream starts
+    followed = feeds.follow(job_id)  # 429 before it starts
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for event in jobs.events(job_id):
+        async for event in followed:
             if event.kind == "progress":
                 data = progress_event(event.job, event.curve, event.first_iteration)
             else:

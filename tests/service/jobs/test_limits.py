@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from service.http.app import create_app
 from service.jobs.cost import estimate
+from service.jobs.request import JobSpec
 from service.settings import Settings
 from tests.service.jobs.conftest import LONG_CNN, job_settings, wait_job
 from training.recipes import PRESETS
@@ -29,7 +32,7 @@ def test_every_recipe_fits_the_default_limits_at_up_to_twice_its_iterations(fact
         for preset in presets.values():
             recipe = replace(preset.recipe, iterations=preset.recipe.iterations * factor)
             cost = estimate(preset.spec, recipe)
-            assert cost.macs <= defaults["max_job_macs"].default, preset
+            assert cost.seconds <= defaults["max_job_seconds_estimate"].default, preset
             assert cost.activation_bytes <= defaults["max_job_activation_mb"].default * 2**20
 
 
@@ -37,8 +40,68 @@ def test_a_job_over_the_cost_limit_is_422_naming_the_limit(client: TestClient) -
     """The huge CNN is refused before it is queued, and the answer names the limit."""
     refused = client.post("/train", json=HUGE_CNN)
     assert refused.status_code == 422
-    assert "max_job_macs" in refused.json()["error"]["message"]
+    assert "max_job_seconds_estimate" in refused.json()["error"]["message"]
     assert client.get("/train").json()["total"] == 0
+
+
+#: Issue 21's spec: within every field's bound, accepted with an ETA of 7 hours, because the
+#: estimate ignored the evaluation over every row after each (``acc_step`` 1) iteration.
+EVALUATING_CNN = {
+    "family": "cnn",
+    "hyperparameters": {
+        "channels": [256] * 4,
+        "batch_size": 1,
+        "acc_step": 1,
+        "iterations": 5800,
+    },
+}
+
+
+def seconds(body: dict[str, Any]) -> float:
+    """The estimated fit seconds of a ``POST /train`` body, resolved as the route does."""
+    return estimate(*JobSpec.model_validate(body).resolve()).seconds
+
+
+def test_evaluating_every_step_is_refused_naming_the_estimate_and_the_limit(
+    client: TestClient,
+) -> None:
+    """The 422 says how long the estimate is and what the limit is; nothing is queued."""
+    refused = client.post("/train", json=EVALUATING_CNN)
+    assert refused.status_code == 422
+    message = refused.json()["error"]["message"]
+    assert f"{seconds(EVALUATING_CNN):,.0f} s" in message
+    assert "max_job_seconds_estimate = 600 s" in message
+    assert client.get("/train").json()["total"] == 0
+
+
+def test_an_ordinary_job_is_accepted(client: TestClient) -> None:
+    """The default CNN recipe with a few changes is queued (202), not refused for its cost."""
+    body = {"family": "cnn", "hyperparameters": {"channels": [32, 64], "iterations": 3000}}
+    accepted = client.post("/train", json=body)
+    assert accepted.status_code == 202, accepted.text
+    client.delete(f"/train/{accepted.json()['id']}")
+
+
+@pytest.mark.parametrize("family", ["logistic", "fnn", "cnn"])
+def test_the_estimate_grows_as_acc_step_shrinks(family: str) -> None:
+    """Evaluating more often (every row, each time) costs more, down to every step."""
+    steps = [1000, 100, 10, 1]
+    estimates = [
+        seconds({"family": family, "hyperparameters": {"acc_step": a, "batch_size": 8}})
+        for a in steps
+    ]
+    assert all(a < b for a, b in itertools.pairwise(estimates)), estimates
+
+
+@pytest.mark.parametrize("batch_size", [1, 64, 4096])
+def test_the_estimate_grows_with_channels(batch_size: int) -> None:
+    """Wider and deeper convolutions cost more at any batch size."""
+    widths = [[8], [32], [32, 64], [256] * 4]
+    estimates = [
+        seconds({"family": "cnn", "hyperparameters": {"channels": c, "batch_size": batch_size}})
+        for c in widths
+    ]
+    assert all(a < b for a, b in itertools.pairwise(estimates)), estimates
 
 
 def test_a_job_over_the_activation_limit_is_422_naming_it(client: TestClient) -> None:

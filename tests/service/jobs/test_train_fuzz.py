@@ -32,7 +32,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterato
     # cost limits are lifted: a cost over them is a 422 no schema can state (tested in
     # test_limits.py), and here every body the schema admits must be accepted.
     limits = {
-        "DIGITS_MAX_JOB_MACS": str(10**18),
+        "DIGITS_MAX_JOB_SECONDS_ESTIMATE": str(10**18),
         "DIGITS_MAX_JOB_ACTIVATION_MB": str(10**6),
         "DIGITS_ADMIN_API_KEY": ADMIN,
         "DIGITS_MAX_QUEUED_JOBS": "1",
