@@ -1,6 +1,6 @@
-"""Training jobs: ``Jobs(store, launcher)``; a ``NewJob`` in, a persistent ``JobRecord`` out.
+"""Training jobs: ``Jobs(store, launcher)``; a ``ResolvedJob`` in, a persistent ``JobRecord`` out.
 
-Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``JobStatus``, ``NewJob``,
+Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``ResolvedJob``, ``JobStatus``,
 ``JobRecord``, ``Curve``), ``tables`` (the SQL tables), ``store`` (``JobStore`` over SQLAlchemy
 Core, and the liveness rule), ``runner`` (``Jobs`` and the ``Launcher`` protocol), ``local``
 (``LocalLauncher``), ``celery_launcher`` / ``celery_app`` (the Celery backend), ``worker``
@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from service.jobs.local import LocalLauncher
 from service.jobs.metrics import JobMetrics
-from service.jobs.records import JobRecord, JobStatus, NewJob
+from service.jobs.records import JobRecord, JobStatus, ResolvedJob
 from service.jobs.request import JobSpec
 from service.jobs.runner import Jobs, Launcher
 from service.jobs.store import JobStore
@@ -34,7 +34,7 @@ __all__ = [
     "Jobs",
     "Launcher",
     "LocalLauncher",
-    "NewJob",
+    "ResolvedJob",
     "open_job_runner",
 ]
 

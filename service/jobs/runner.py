@@ -20,7 +20,7 @@ from typing import Literal, Protocol, Self
 
 from service.errors import QueueFull
 from service.jobs.metrics import JobMetrics
-from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
+from service.jobs.records import Curve, JobRecord, JobStatus, ResolvedJob
 from service.jobs.store import SWEEP_INTERVAL_S, JobStore
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Jobs:
         self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
         return lost
 
-    async def submit(self, new: NewJob) -> JobRecord:
+    async def submit(self, new: ResolvedJob) -> JobRecord:
         """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full. A store
         that cannot take it raises ``OperationalError``: 503 (``service.http.handlers``)."""
         job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)

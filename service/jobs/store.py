@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from service.errors import JobNotCancellable, JobNotFound
-from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
+from service.jobs.records import Curve, JobRecord, JobStatus, ResolvedJob
 from service.jobs.tables import curve_table, jobs_table, metadata
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class JobStore:
 
     # --- API side ----------------------------------------------------------------------
 
-    def create(self, job: NewJob, *, max_queued: int | None = None) -> JobRecord | None:
+    def create(self, job: ResolvedJob, *, max_queued: int | None = None) -> JobRecord | None:
         """Insert ``job``, ``queued``; ``None`` when ``max_queued`` jobs are already waiting.
 
         The count and the insert are one critical section across threads and processes:
@@ -145,7 +145,7 @@ class JobStore:
                     family=job.family,
                     name=job.name,
                     promote=job.promote,
-                    spec=job.spec,
+                    spec=job.model_dump(mode="json"),
                     created_at=time.time(),
                     cancel_requested=False,
                     iteration=0,

@@ -31,11 +31,8 @@ from service.inference.repository import ModelRepository
 from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
 from training.data import Split, Validation, carve_validation, load_split
-from training.ensemble import ENSEMBLE, EnsembleSpec
 from training.fit import STOP, FitResult, Step
-from training.models import ModelSpec
 from training.pipeline import fit_calibrated
-from training.recipes import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +125,7 @@ class ProgressRecorder:
         self.last_write = time.monotonic()
         self.stop_reason: str | None = None
         self.stopped = False
-        self.time_limit_s: float | None = job.spec.get("time_limit_s")
+        self.time_limit_s = job.spec.time_limit_s
         #: Why the store could not record progress, when it could not: the job's error.
         self.store_error: str | None = None
 
@@ -190,13 +187,7 @@ def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) ->
 def _fit_and_publish(
     store: JobStore, job: JobRecord, owner: str, repository: ModelRepository, interval: float
 ) -> JobStatus:
-    spec: ModelSpec | EnsembleSpec
-    recipe = None
-    if job.family == ENSEMBLE:
-        spec = EnsembleSpec.from_members(job.spec["members"], job.spec["recipe"]["seed"])
-    else:
-        spec = ModelSpec.from_dict(job.spec["architecture"])
-        recipe = Recipe(**job.spec["recipe"])
+    spec, recipe = job.spec.fit_spec()
     split, validation = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
     # Fitted without the validation rows, whose temperature is folded in (calibrated).
@@ -221,7 +212,7 @@ def _fit_and_publish(
     manifest = fitted.export(
         repository.writable,  # the runtime folder: never the shipped one
         job.name,
-        job.spec["request"]["recipe"],
+        job.spec.recipe,
         after_version=repository.highest_version(job.name),
     )
     metrics["test_errors"] = manifest.metrics.test_errors

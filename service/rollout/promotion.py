@@ -39,7 +39,7 @@ def promote_if_better(
     version, both validation figures and the tolerance, and why."""
     aliases = AliasStore(engine)
     name, version = manifest.name, manifest.version
-    tolerance = float(job.spec.get("gate_tolerance", 0.005))
+    tolerance = job.spec.gate_tolerance
     candidate = float((manifest.validation or {})["accuracy"])
     first = aliases.ensure_production(name, version, "the first version of a new model")
     for _attempt in range(_ATTEMPTS):

@@ -17,7 +17,7 @@ from service.jobs.worker import run_job
 from service.settings import Settings
 from tests.service.jobs.conftest import age_heartbeat
 
-SPEC = JobSpec(family="logistic", hyperparameters={"iterations": 5}).new_job()
+SPEC = JobSpec(family="logistic", hyperparameters={"iterations": 5}).resolve()
 
 
 @pytest.fixture

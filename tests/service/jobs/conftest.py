@@ -132,7 +132,7 @@ def submit_concurrently(url: str, submitters: int = 20, max_queued: int = 16) ->
     def submitter(store: JobStore) -> None:
         barrier.wait()
         queued.append(
-            store.create(JobSpec(family="logistic").new_job(), max_queued=max_queued) is not None
+            store.create(JobSpec(family="logistic").resolve(), max_queued=max_queued) is not None
         )
 
     threads = [threading.Thread(target=submitter, args=(store,)) for store in stores]

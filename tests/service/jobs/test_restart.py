@@ -42,8 +42,8 @@ def test_start_up_fails_running_jobs_whose_heartbeat_is_stale(
     settings = job_settings(tmp_path, models_dir)
     store = JobStore(settings.database_url)
     dead, alive = (
-        store.create(JobSpec(family="logistic").new_job()),
-        store.create(JobSpec(family="fnn").new_job()),
+        store.create(JobSpec(family="logistic").resolve()),
+        store.create(JobSpec(family="fnn").resolve()),
     )
     assert dead is not None
     assert alive is not None
@@ -64,7 +64,7 @@ def test_only_running_jobs_silent_for_longer_than_the_limit_are_lost(tmp_path: P
     """The one liveness rule: a running job is lost once its heartbeat is older than the
     limit, and a heartbeat keeps it alive."""
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
-    job = store.create(JobSpec(family="logistic").new_job())
+    job = store.create(JobSpec(family="logistic").resolve())
     assert job is not None
     assert store.claim(job.id, "elsewhere:1:token")
     age_heartbeat(store, job.id, 60)
