@@ -108,7 +108,12 @@ class Settings(BaseSettings):
     """Largest estimated activation memory of one training step, in MiB; a job over it is
     refused with 422 (the recipes need at most ~7 MiB)."""
     job_time_limit_s: float = Field(default=3600.0, gt=0)
-    """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``."""
+    """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``
+    (one that cannot stop is killed 10 s later)."""
+    job_stall_s: float = Field(default=300.0, gt=0)
+    """Seconds a running job may go without progress (a reported fit step) before it ends
+    ``failed: no progress for N s`` and its process is killed. Far above the slowest step
+    the cost limits admit (tens of seconds on one CPU thread) and the export after the fit."""
 
     # --- rollout -------------------------------------------------------------------------
     gate_tolerance: float = Field(default=0.005, ge=0, le=1)

@@ -68,6 +68,7 @@ async def open_job_runner(
             max_queued=settings.max_queued_jobs,
             refresh=refresh,
             metrics=JobMetrics(metrics_registry),
+            stall_s=settings.job_stall_s,
         )
         async with jobs:
             yield jobs

@@ -11,7 +11,6 @@ and records the outcome. It never raises for a failed fit: the job says why.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import logging
@@ -20,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.inference.repository import ModelRepository
 from service.jobs.records import JobRecord, JobStatus
-from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
+from service.jobs.store import JobStore, new_owner
 from training.data import Split, Validation, carve_validation, load_split
 from training.fit import STOP, FitResult, Step
 from training.pipeline import fit_calibrated
@@ -256,38 +255,15 @@ def run_job(
         if job is None:
             log.info("job %s is not ours to run; refusing it", job_id)
             return store.get(job_id).status.value
-        with _heartbeat(store, job_id, owner):
-            try:
-                runtime = None if versions_dir is None else Path(versions_dir)
-                repository = ModelRepository(Path(models_dir), runtime)
-                status = _fit_and_publish(store, job, owner, repository, progress_interval)
-            except Exception as exc:  # the one catch-all: any failure of a fit fails its job
-                log.exception("job %s failed", job_id)
-                error = f"{type(exc).__name__}: {exc}"
-                store.finish(job_id, owner, JobStatus.FAILED, error=error)
-                return JobStatus.FAILED.value
+        try:
+            runtime = None if versions_dir is None else Path(versions_dir)
+            repository = ModelRepository(Path(models_dir), runtime)
+            status = _fit_and_publish(store, job, owner, repository, progress_interval)
+        except Exception as exc:  # the one catch-all: any failure of a fit fails its job
+            log.exception("job %s failed", job_id)
+            error = f"{type(exc).__name__}: {exc}"
+            store.finish(job_id, owner, JobStatus.FAILED, error=error)
+            return JobStatus.FAILED.value
         return status.value
     finally:
         store.close()
-
-
-@contextlib.contextmanager
-def _heartbeat(store: JobStore, job_id: str, owner: str) -> Iterator[None]:
-    """Write the job's heartbeat every ``HEARTBEAT_S`` seconds while inside, from a thread
-    (a long step, the data loading and the export keep the job alive too)."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_S):
-            try:
-                store.beat(job_id, owner)
-            except OperationalError as exc:  # the progress writes report a lasting fault
-                log.warning("job %s: heartbeat not written: %s", job_id, exc.orig)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

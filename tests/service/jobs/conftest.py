@@ -25,6 +25,9 @@ from tests.conftest import make_settings
 
 #: A fit that cannot end during a test: for cancel, queue and kill tests.
 LONG_CNN = {"family": "cnn", "hyperparameters": {"iterations": 20000, "acc_step": 1000}}
+#: ``job_stall_s`` of the shared apps: a stalled job fails within seconds, while a worker
+#: that is slow to start on a loaded machine still counts as progressing.
+TEST_STALL_S = 20.0
 #: A fit that ends in well under a second.
 SHORT_LOGISTIC = {"family": "logistic", "hyperparameters": {"iterations": 150, "acc_step": 50}}
 
@@ -51,7 +54,7 @@ def module_tmp(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> P
 @pytest.fixture(scope="module")
 def jobs_client(module_tmp: Path) -> Iterator[TestClient]:
     """One app for the module: its worker process is spawned once and reused."""
-    settings = job_settings(module_tmp, module_tmp / "models")
+    settings = job_settings(module_tmp, module_tmp / "models", job_stall_s=TEST_STALL_S)
     with TestClient(create_app(settings)) as client:
         yield client
 

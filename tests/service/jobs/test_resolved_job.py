@@ -79,9 +79,11 @@ def test_a_resolved_job_reads_back_equal_from_its_stored_json() -> None:
     again = ResolvedJob.model_validate(stored)
     assert again == job
     fit, recipe = again.fit_spec()
-    assert isinstance(fit, EnsembleSpec) and recipe is None
+    assert isinstance(fit, EnsembleSpec)
+    assert recipe is None
     assert [m.spec.family for m in fit.members] == ["fnn", "cnn"]
     assert fit.seed == 3
     assert (again.time_limit_s, again.gate_tolerance) == (30.0, 0.02)
-    assert again.cost is not None and again.cost.macs > 0
+    assert again.cost is not None
+    assert again.cost.macs > 0
     assert again.total_iterations == fit.iterations
