@@ -183,6 +183,17 @@ def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) ->
     )
 
 
+def _metrics(result: FitResult) -> dict[str, Any]:
+    """The job's ``metrics`` from its fit."""
+    return {
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "final_loss": result.final_loss,
+        "fit_seconds": round(result.fit_seconds, 3),
+        "iterations": result.iterations,
+    }
+
+
 def _fit_and_publish(
     store: JobStore, job: JobRecord, owner: str, repository: ModelRepository, interval: float
 ) -> JobStatus:
@@ -196,13 +207,7 @@ def _fit_and_publish(
         _fail_when_writable(store, job.id, owner, recorder.store_error)
         return JobStatus.FAILED
     recorder.finish(result)
-    metrics: dict[str, Any] = {
-        "train_accuracy": result.train_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "final_loss": result.final_loss,
-        "fit_seconds": round(result.fit_seconds, 3),
-        "iterations": result.iterations,
-    }
+    metrics = _metrics(result)
     if result.cancelled:
         reason = recorder.stop_reason
         status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
@@ -222,13 +227,8 @@ def _fit_and_publish(
     metrics["promotion"] = promote_if_better(
         store.engine, repository, manifest, validation, job=job
     )
-    store.finish(
-        job.id,
-        owner,
-        JobStatus.SUCCEEDED,
-        metrics=metrics,
-        model=(manifest.name, manifest.version),
-    )
+    model = (manifest.name, manifest.version)
+    store.finish(job.id, owner, JobStatus.SUCCEEDED, metrics=metrics, model=model)
     return JobStatus.SUCCEEDED
 
 

@@ -159,11 +159,9 @@ def job_view(job: JobRecord, curve: Curve) -> JobView:
     """The JSON view of ``job`` with its thinned loss curve and its accuracy curve."""
     base = f"/train/{job.id}"
     loss = thin(curve.losses)
-    model = (
-        PublishedModel(name=job.model_name, version=job.model_version)
-        if job.model_name is not None and job.model_version is not None
-        else None
-    )
+    model = None
+    if job.model_name is not None and job.model_version is not None:
+        model = PublishedModel(name=job.model_name, version=job.model_version)
     return JobView(
         id=job.id,
         status=job.status,
