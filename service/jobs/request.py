@@ -202,12 +202,6 @@ class JobSpec(BaseModel):
     @classmethod
     def _fields_fit_family(cls, value: Hyperparameters, info: ValidationInfo) -> Hyperparameters:
         family = info.data.get("family")
-        if info.data.get("members") is not None and family != ENSEMBLE:
-            raise PydanticCustomError(
-                "not_for_family",
-                "members applies to family ensemble, not {family}",
-                {"family": family},
-            )
         if family == ENSEMBLE:
             extra = sorted(set(value.model_dump(exclude_none=True)) - set(ENSEMBLE_FIELDS))
             if extra:

@@ -396,22 +396,6 @@ class JobStore:
             ).rowcount
         return done == 1
 
-    def fail_with_cause(self, job_id: str, owner: str, error: str) -> bool:
-        """End ``owner``'s job ``failed`` with ``error``, also when the sweeper already
-        failed it as lost while the store was unwritable: the worker knows the real cause."""
-        lost = (jobs_table.c.status == JobStatus.FAILED) & (jobs_table.c.error == WORKER_LOST)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(jobs_table)
-                .where(
-                    jobs_table.c.id == job_id,
-                    jobs_table.c.owner == owner,
-                    (jobs_table.c.status == JobStatus.RUNNING) | lost,
-                )
-                .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
-            ).rowcount
-        return done == 1
-
     @staticmethod
     def _held(job_id: str, owner: str) -> list[Any]:
         return [

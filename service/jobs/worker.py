@@ -178,7 +178,7 @@ def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) ->
     """End the job ``failed`` with ``error`` as soon as the store takes the write."""
     log.error("job %s: %s", job_id, error)
     with_retries(
-        lambda: store.fail_with_cause(job_id, owner, error),
+        lambda: store.fail(job_id, error, owner=owner),
         delays=(0.5,) * int(FINAL_WRITE_S / 0.5),
     )
 
