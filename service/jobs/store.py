@@ -308,13 +308,15 @@ class JobStore:
 
     def start(self, job_id: str, owner: str, pid: int) -> JobRecord | None:
         """Begin running ``job_id`` in process ``pid``: claim it if it is still queued, go
-        on if ``owner`` already holds it; ``None`` if it is not ``owner``'s to run."""
+        on if ``owner`` already holds it; ``None`` if it is not ``owner``'s to run. The
+        time limit counts from here (not from a claim waiting for a worker to start)."""
         self.claim(job_id, owner)
+        now = time.time()
         with self.engine.begin() as conn:
             mine = conn.execute(
                 update(jobs_table)
                 .where(*self._held(job_id, owner))
-                .values(worker_pid=pid, heartbeat_at=time.time())
+                .values(worker_pid=pid, started_at=now, heartbeat_at=now)
             ).rowcount
         return self.get(job_id) if mine else None
 

@@ -3,7 +3,10 @@ spawned worker imports torch once, ~2-3 s), and helpers that wait without sleepi
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +83,37 @@ def wait_until(
 def running_with_steps(body: dict[str, Any]) -> bool:
     """The job is running and has recorded at least one step."""
     return body["status"] == "running" and body["progress"]["iteration"] > 0
+
+
+def gone(pid: int, wait: float = 10.0) -> bool:
+    """Whether process ``pid`` is gone (not even waiting to be reaped) within ``wait`` s."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def stop_running_worker(client: TestClient, job_id: str) -> Iterator[int]:
+    """``SIGSTOP`` the process running ``job_id`` once it has made steps (a hang inside a
+    step); yields its pid, and lets it go on (``SIGCONT``) on the way out if it is still there,
+    so a failed test's app can shut down."""
+    wait_until(client, job_id, running_with_steps)
+    pid = client.portal.call(client.app.state.jobs.get, job_id).worker_pid  # type: ignore[attr-defined]
+    assert pid is not None
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        if not gone(pid, wait=0):
+            os.kill(pid, signal.SIGCONT)
 
 
 def cancel_and_wait(client: TestClient, job_id: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +14,9 @@ from tests.service.jobs.conftest import (
     SHORT_LOGISTIC,
     TEST_STALL_S,
     cancel_and_wait,
+    gone,
     running_with_steps,
+    stop_running_worker,
     wait_job,
     wait_until,
 )
@@ -206,14 +207,6 @@ def test_killed_worker_fails_its_job_and_the_service_still_predicts(
     assert wait_job(jobs_client, after).status == "succeeded"
 
 
-def _gone(pid: int) -> bool:
-    """No process ``pid`` (not even one waiting to be reaped)."""
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-
-
 def test_stopped_worker_fails_its_job_for_no_progress_and_is_killed(
     jobs_client: TestClient,
 ) -> None:
@@ -221,14 +214,8 @@ def test_stopped_worker_fails_its_job_for_no_progress_and_is_killed(
     "no progress for N s" within job_stall_s plus a grace, the process is killed (stopped
     processes included), the API answers meanwhile, and the next job runs."""
     job_id = jobs_client.post("/train", json=LONG_CNN).json()["id"]
-    wait_until(jobs_client, job_id, running_with_steps)
-    pid = jobs_client.portal.call(jobs_client.app.state.jobs.get, job_id).worker_pid  # type: ignore[attr-defined]
-    assert pid is not None
-    assert pid != os.getpid()
-
-    os.kill(pid, signal.SIGSTOP)
-    stopped = time.monotonic()
-    try:
+    with stop_running_worker(jobs_client, job_id) as pid:
+        stopped = time.monotonic()
         body = wait_until(
             jobs_client, job_id, lambda b: b["status"] != "running", timeout=TEST_STALL_S + 15
         )
@@ -237,14 +224,7 @@ def test_stopped_worker_fails_its_job_for_no_progress_and_is_killed(
         assert body["error"].startswith("no progress for "), body["error"]
         assert TEST_STALL_S - 1 < ended < TEST_STALL_S + 10
         assert jobs_client.get("/health/live").status_code == 200
-        for _ in range(100):
-            if _gone(pid):
-                break
-            time.sleep(0.1)
-        assert _gone(pid), f"the stopped worker {pid} is still there"
-    finally:
-        if not _gone(pid):
-            os.kill(pid, signal.SIGCONT)  # let a failed test's fixture shut down
+        assert gone(pid), f"the stopped worker {pid} is still there"
 
     after = jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"]
     assert wait_job(jobs_client, after).status == "succeeded"
