@@ -72,7 +72,7 @@ def _overdue(job: Any, now: float, stall_s: float) -> str | None:
 
 def new_owner() -> str:
     """A claimant id, ``host:pid:token``: unique per claimant, a label for people (never
-    parsed: liveness is the heartbeat alone)."""
+    parsed: liveness is the job's progress alone)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 

@@ -12,6 +12,7 @@ and records the outcome. It never raises for a failed fit: the job says why.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
@@ -131,8 +132,7 @@ class ProgressRecorder:
     def __call__(self, step: Step) -> bool:
         self.losses.append(step.loss)
         if step.accuracy is not None:
-            a = step.accuracy
-            self.accuracy.append({"iteration": a.iteration, "train": a.train, "test": a.test})
+            self.accuracy.append(dataclasses.asdict(step.accuracy))
         if time.monotonic() - self.last_write >= self.interval or step.iteration == step.total:
             self.flush(step.iteration, step.elapsed)
         if self.time_limit_s is not None and step.elapsed > self.time_limit_s and not self.stopped:
@@ -167,10 +167,7 @@ class ProgressRecorder:
 
     def finish(self, result: FitResult) -> None:
         """Write what the fit recorded after the last step (the cancelled fit's accuracy)."""
-        for point in result.accuracy[len(self.accuracy) :]:
-            self.accuracy.append(
-                {"iteration": point.iteration, "train": point.train, "test": point.test}
-            )
+        self.accuracy += map(dataclasses.asdict, result.accuracy[len(self.accuracy) :])
         self.flush(result.iterations, result.fit_seconds)
 
 
