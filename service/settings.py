@@ -112,8 +112,9 @@ class Settings(BaseSettings):
     (one that cannot stop is killed 10 s later)."""
     job_stall_s: float = Field(default=300.0, gt=0)
     """Seconds a running job may go without progress (a reported fit step) before it ends
-    ``failed: no progress for N s`` and its process is killed. Far above the slowest step
-    the cost limits admit (tens of seconds on one CPU thread) and the export after the fit."""
+    ``failed: no progress for N s`` and its process is killed. Well above the slowest step
+    the cost limits admit (a 4 x 256-channel CNN at the 256 MiB activation bound: 22-29 s
+    on one thread of a busy 2-core machine, 2026-12-04) and the export after the fit."""
 
     # --- rollout -------------------------------------------------------------------------
     gate_tolerance: float = Field(default=0.005, ge=0, le=1)
