@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import JobNotCancellable
+from service.jobs.runner import finish_task
 from service.jobs.store import KILL_GRACE_S, WORKER_LOST, JobStore, new_owner
 
 # ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
@@ -140,16 +141,9 @@ class LocalLauncher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._warmer
         if self._dispatcher is not None:
-            # Let a tick under way finish: cancelling the task would leave its database call
-            # running in a thread, holding a connection the store is about to close.
             self._stopping = True
             self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._dispatcher), STOP_DISPATCH_S)
-            except TimeoutError:
-                self._dispatcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._dispatcher
+            await finish_task(self._dispatcher, STOP_DISPATCH_S)
         for job_id in self.running:
             with contextlib.suppress(JobNotCancellable):
                 await asyncio.to_thread(self.store.request_cancel, job_id, reason=SHUTDOWN)

@@ -44,6 +44,17 @@ class JobEvent:
     first_iteration: int = 1
 
 
+async def finish_task(task: asyncio.Task[None], timeout: float) -> None:
+    """Let ``task`` finish (cancelling it would leave a database call going on in a thread,
+    holding a connection the store is about to close); cancel it after ``timeout`` s."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Launcher(Protocol):
     """How queued jobs get run, and their processes killed."""
 
@@ -92,15 +103,8 @@ class Jobs:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._sweeper is not None:
-            # Let a sweep under way finish: cancelling the task would leave its database
-            # call running in a thread, holding a connection the store is about to close.
             self._stopping.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._sweeper), STOP_SWEEP_S)
-            except TimeoutError:
-                self._sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._sweeper
+            await finish_task(self._sweeper, STOP_SWEEP_S)
         await self.launcher.aclose()
 
     async def sweep(self) -> list[str]:
