@@ -138,7 +138,13 @@ class Settings(BaseSettings):
     max_event_followers_per_job: int = Field(default=500, ge=1)
     """Open event streams of one job; one more gets 429 with ``Retry-After``."""
     job_time_limit_s: float = Field(default=3600.0, gt=0)
-    """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``."""
+    """Wall-clock seconds a job's fit may run; then it stops and ends ``failed: time limit``
+    (one that cannot stop is killed 10 s later)."""
+    job_stall_s: float = Field(default=300.0, gt=0)
+    """Seconds a running job may go without progress (a reported fit step) before it ends
+    ``failed: no progress for N s`` and its process is killed. Well above the slowest step
+    the cost limits admit (a 4 x 256-channel CNN at the 256 MiB activation bound: 22-29 s
+    on one thread of a busy 2-core machine, 2026-12-04) and the export after the fit."""
 
     # --- rollout -------------------------------------------------------------------------
     gate_tolerance: float = Field(default=DEFAULT_GATE_TOLERANCE, ge=0, le=1)

@@ -1,6 +1,6 @@
-"""Training jobs: ``Jobs(store, launcher)``; a ``NewJob`` in, a persistent ``JobRecord`` out.
+"""Training jobs: ``Jobs(store, launcher)``; a ``ResolvedJob`` in, a persistent ``JobRecord`` out.
 
-Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``JobStatus``, ``NewJob``,
+Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``ResolvedJob``, ``JobStatus``,
 ``JobRecord``, ``Curve``), ``tables`` (the SQL tables), ``store`` (``JobStore`` over SQLAlchemy
 Core, and the liveness rule), ``runner`` (``Jobs`` and the ``Launcher`` protocol), ``local``
 (``LocalLauncher``), ``celery_launcher`` / ``celery_app`` (the Celery backend), ``worker``
@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from service.jobs.local import LocalLauncher
 from service.jobs.metrics import JobMetrics
-from service.jobs.records import JobRecord, JobStatus, NewJob
+from service.jobs.records import JobRecord, JobStatus, ResolvedJob
 from service.jobs.request import JobSpec
 from service.jobs.runner import Jobs, Launcher
 from service.jobs.store import JobStore
@@ -35,7 +35,7 @@ __all__ = [
     "Jobs",
     "Launcher",
     "LocalLauncher",
-    "NewJob",
+    "ResolvedJob",
     "open_job_runner",
 ]
 
@@ -70,6 +70,7 @@ async def open_job_runner(
         max_queued=settings.max_queued_jobs,
         refresh=refresh,
         metrics=JobMetrics(metrics_registry),
+        stall_s=settings.job_stall_s,
     )
     async with jobs:
         yield jobs

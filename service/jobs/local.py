@@ -5,6 +5,8 @@ launcher starts, so a worker killed mid-fit breaks only its own pool, which is r
 job is marked failed at once. A dispatcher task claims queued jobs from the store (an atomic
 ``UPDATE``, so with several API processes on one database each job runs once) whenever a
 slot is free, and hands each to ``worker.run_job``. ``launch`` only wakes the dispatcher.
+A worker whose job the store has ended (the sweeper of any API process failed it: no
+progress, or over its time limit) is SIGKILLed, stopped or not, and its pool rebuilt.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import JobNotCancellable, public_message
-from service.jobs.store import WORKER_LOST, JobStore, new_owner
+from service.jobs.runner import finish_task
+from service.jobs.store import KILL_GRACE_S, WORKER_LOST, JobStore, new_owner
 
 # ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
 # worker is started or given a job (``_import_worker``), not with the API: the API's start-up
@@ -137,16 +141,9 @@ class LocalLauncher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._warmer
         if self._dispatcher is not None:
-            # Let a tick under way finish: cancelling the task would leave its database call
-            # running in a thread, holding a connection the store is about to close.
             self._stopping = True
             self._wake.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._dispatcher), STOP_DISPATCH_S)
-            except TimeoutError:
-                self._dispatcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._dispatcher
+            await finish_task(self._dispatcher, STOP_DISPATCH_S)
         for job_id in self.running:
             with contextlib.suppress(JobNotCancellable):
                 await asyncio.to_thread(self.store.request_cancel, job_id, reason=SHUTDOWN)
@@ -168,17 +165,26 @@ class LocalLauncher:
             self._wake.clear()
             try:
                 await self._fill_slots()
-                # This process owns its workers and sees one die at once (BrokenProcessPool);
-                # it beats for their jobs too, so a worker still starting is not "lost".
-                await asyncio.to_thread(self._beat, self.running)
+                await self.kill(await asyncio.to_thread(self._ended_elsewhere))
             except Exception:  # a database hiccup must not stop dispatching: retry next tick
                 log.exception("job dispatcher tick failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval * 2)
 
-    def _beat(self, job_ids: list[str]) -> None:
-        for job_id in job_ids:
-            self.store.beat(job_id, self.owner)
+    def _ended_elsewhere(self) -> list[str]:
+        """Jobs still running here that the store ended over ``KILL_GRACE_S`` ago: failed by
+        another process's sweeper (a worker that ends its own job returns at once)."""
+        ended = (self.store.get(job_id) for job_id in self.running)
+        cutoff = time.time() - KILL_GRACE_S
+        return [j.id for j in ended if j.status.finished and (j.finished_at or 0) < cutoff]
+
+    async def kill(self, job_ids: list[str]) -> None:
+        """SIGKILL the workers running ``job_ids`` (the store has ended those jobs); the
+        broken pool is rebuilt by ``_run``."""
+        for slot in self._slots:
+            if slot.job_id in job_ids and slot.pool is not None:
+                for process in list(slot.pool._processes.values()):
+                    process.kill()
 
     async def _fill_slots(self) -> None:
         for slot in self._slots:

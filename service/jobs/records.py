@@ -1,11 +1,20 @@
-"""What the job store hands back: ``JobStatus``, ``JobRecord`` (one job row) and ``Curve``
-(its loss and accuracy points), plain values with no HTTP or SQL in them."""
+"""What the job store takes and hands back: ``ResolvedJob`` (a job as resolved from its
+request), ``JobStatus``, ``JobRecord`` (one job row) and ``Curve`` (its loss and accuracy
+points), plain values with no HTTP or SQL in them."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from service.jobs.cost import Cost
+from service.settings import DEFAULT_GATE_TOLERANCE
+from training.ensemble import EnsembleSpec
+from training.models import ModelSpec
+from training.recipes import Recipe, RecipeName
 
 
 class JobStatus(enum.StrEnum):
@@ -22,20 +31,57 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-@dataclass(frozen=True)
-class NewJob:
-    """A job to queue, in plain values: the model it publishes and the resolved fit."""
+class ResolvedJob(BaseModel):
+    """A job resolved once from its request (``JobSpec.resolve``): the model it publishes,
+    the architecture and recipe it fits, its estimated cost and its limits. The job row keeps
+    it (``model_dump``); every process reads it back with ``model_validate``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     family: str
     name: str
-    promote: bool
-    #: What the job row keeps: ``request``, the resolved ``architecture`` and ``recipe``,
-    #: and ``time_limit_s`` (the fit's wall-clock limit, or null).
-    spec: dict[str, Any]
+    promote: bool = False
+    #: The recipe preset the request named (``default`` or ``lecture``).
+    recipe: RecipeName = "default"
+    architecture: dict[str, Any]
+    #: The resolved recipe (an ensemble: its seed and each member's recipe).
+    hyperparameters: dict[str, Any]
+    #: An ensemble's members (``Member.to_dict``); ``None`` for a single model.
+    members: list[dict[str, Any]] | None = None
+    #: ``None`` only in rows written before costs were kept.
+    cost: Cost | None = None
+    #: Wall-clock seconds the fit may run (``None``: no limit).
+    time_limit_s: float | None = None
+    gate_tolerance: float = DEFAULT_GATE_TOLERANCE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_rows(cls, data: Any) -> Any:
+        """Rows written before this model kept the request body under ``request`` and the
+        resolved recipe under ``recipe``."""
+        if isinstance(data, dict) and "request" in data:
+            request = data["request"]
+            data = {
+                **data,
+                "family": request["family"],
+                "name": request.get("name") or request["family"],
+                "promote": request.get("promote", False),
+                "recipe": request.get("recipe", "default"),
+                "hyperparameters": data["recipe"],
+            }
+        return data
 
     @property
     def total_iterations(self) -> int:
-        return int(self.spec["recipe"]["iterations"])
+        return int(self.hyperparameters["iterations"])
+
+    def fit_spec(self) -> tuple[ModelSpec | EnsembleSpec, Recipe | None]:
+        """What ``training`` fits: the architecture and recipe (an ensemble: its members,
+        each with its recipe, and no recipe of its own)."""
+        if self.members is not None:
+            seed = int(self.hyperparameters["seed"])
+            return EnsembleSpec.from_members(self.members, seed), None
+        return ModelSpec.from_dict(self.architecture), Recipe(**self.hyperparameters)
 
 
 @dataclass(frozen=True)
@@ -47,7 +93,7 @@ class JobRecord:
     family: str
     name: str
     promote: bool
-    spec: dict[str, Any]
+    spec: ResolvedJob
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -71,6 +117,7 @@ class JobRecord:
         data["status"] = JobStatus(data["status"])
         data["cancel_requested"] = bool(data["cancel_requested"])
         data["promote"] = bool(data["promote"])
+        data["spec"] = ResolvedJob.model_validate(data["spec"])
         return cls(**data)
 
 

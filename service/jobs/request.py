@@ -23,7 +23,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from service.jobs.records import NewJob
+from service.jobs.cost import estimate
+from service.jobs.records import ResolvedJob
 from service.settings import DEFAULT_GATE_TOLERANCE
 from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.models import Family, ModelSpec
@@ -202,12 +203,6 @@ class JobSpec(BaseModel):
     @classmethod
     def _fields_fit_family(cls, value: Hyperparameters, info: ValidationInfo) -> Hyperparameters:
         family = info.data.get("family")
-        if info.data.get("members") is not None and family != ENSEMBLE:
-            raise PydanticCustomError(
-                "not_for_family",
-                "members applies to family ensemble, not {family}",
-                {"family": family},
-            )
         if family == ENSEMBLE:
             extra = sorted(set(value.model_dump(exclude_none=True)) - set(ENSEMBLE_FIELDS))
             if extra:
@@ -241,9 +236,29 @@ class JobSpec(BaseModel):
     def model_name(self) -> str:
         return self.name or self.family
 
-    def resolve(self) -> tuple[ModelSpec | EnsembleSpec, Recipe | None]:
-        """The family's recipe preset with this request's overrides applied (an ensemble:
-        its members, each with its recipe, and no recipe of its own)."""
+    def resolve(
+        self, *, time_limit_s: float | None = None, gate_tolerance: float = DEFAULT_GATE_TOLERANCE
+    ) -> ResolvedJob:
+        """The job to queue: the family's recipe preset with this request's overrides
+        applied (an ensemble: its members, each with its recipe), its estimated cost, the
+        wall-clock limit of its fit and the promotion gate's tolerance."""
+        spec, recipe = self._fit()
+        members = spec.members if isinstance(spec, EnsembleSpec) else None
+        described = spec.recipe() if isinstance(spec, EnsembleSpec) else cast(Recipe, recipe)
+        return ResolvedJob(
+            family=self.family,
+            name=self.model_name,
+            promote=self.promote,
+            recipe=self.recipe,
+            architecture=spec.to_dict(),
+            hyperparameters=described.to_dict(),
+            members=None if members is None else [m.to_dict() for m in members],
+            cost=estimate(spec, recipe),
+            time_limit_s=time_limit_s,
+            gate_tolerance=gate_tolerance,
+        )
+
+    def _fit(self) -> tuple[ModelSpec | EnsembleSpec, Recipe | None]:
         if self.family == "ensemble":
             hp = self.hyperparameters
             members = ensemble_spec(
@@ -260,22 +275,3 @@ class JobSpec(BaseModel):
             arch["channels"] = tuple(arch["channels"])
         spec = ModelSpec.from_dict({**base.spec.to_dict(), **arch})
         return spec, base.recipe.with_overrides(**overrides)
-
-    def new_job(
-        self, *, time_limit_s: float | None = None, gate_tolerance: float = DEFAULT_GATE_TOLERANCE
-    ) -> NewJob:
-        """The job to queue: this request, its resolved architecture and recipe, the
-        wall-clock limit of its fit and the promotion gate's tolerance."""
-        spec, recipe = self.resolve()
-        # A single model has its recipe; an ensemble's members carry theirs.
-        described = spec.recipe() if isinstance(spec, EnsembleSpec) else cast(Recipe, recipe)
-        stored: dict[str, Any] = {
-            "request": self.model_dump(mode="json"),
-            "architecture": spec.to_dict(),
-            "recipe": described.to_dict(),
-            "time_limit_s": time_limit_s,
-            "gate_tolerance": gate_tolerance,
-        }
-        if isinstance(spec, EnsembleSpec):  # what the worker rebuilds the members from
-            stored["members"] = [m.to_dict() for m in spec.members]
-        return NewJob(self.family, self.model_name, self.promote, stored)

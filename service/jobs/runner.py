@@ -1,11 +1,12 @@
 """``Jobs(store, launcher)``: what the routes use, whatever runs the jobs.
 
 ``Jobs`` reads and writes the store (submit with the queue bound, get, list, cancel, the SSE
-events, wait) and runs the one sweeper (``JobStore.fail_lost_jobs``, the heartbeat rule). A
-``Launcher`` only gets queued jobs run: ``LocalLauncher`` (worker processes owned by the
-API, ``service/jobs/local.py``) or ``CeleryLauncher`` (``send_task`` to a broker,
-``service/jobs/celery_launcher.py``). Readers poll the store, so they see jobs run by any
-process or backend.
+events, wait) and runs the one sweeper (``JobStore.fail_stalled``: no progress for
+``stall_s``, or over the time limit), which has the launcher kill what it failed. A
+``Launcher`` gets queued jobs run and kills the processes of jobs the store has ended:
+``LocalLauncher`` (worker processes owned by the API, ``service/jobs/local.py``) or
+``CeleryLauncher`` (``send_task`` to a broker, ``service/jobs/celery_launcher.py``). Readers
+poll the store, so they see jobs run by any process or backend.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Literal, Protocol, Self
 
 from service.errors import QueueFull
 from service.jobs.metrics import JobMetrics
-from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
+from service.jobs.records import Curve, JobRecord, JobStatus, ResolvedJob
 from service.jobs.store import SWEEP_INTERVAL_S, JobStore
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +44,25 @@ class JobEvent:
     first_iteration: int = 1
 
 
+async def finish_task(task: asyncio.Task[None], timeout: float) -> None:
+    """Let ``task`` finish (cancelling it would leave a database call going on in a thread,
+    holding a connection the store is about to close); cancel it after ``timeout`` s."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Launcher(Protocol):
-    """How queued jobs get run."""
+    """How queued jobs get run, and their processes killed."""
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None: ...
     async def launch(self, job_id: str) -> None: ...
+    async def kill(self, job_ids: list[str]) -> None:
+        """Kill the processes still running these jobs, which the store has ended."""
+
     async def aclose(self) -> None: ...
 
 
@@ -63,6 +79,7 @@ class Jobs:
         metrics: JobMetrics | None = None,
         poll_interval: float = 0.25,
         sweep_interval: float = SWEEP_INTERVAL_S,
+        stall_s: float = Settings.model_fields["job_stall_s"].default,
     ) -> None:
         self.store = store
         self.launcher = launcher
@@ -71,6 +88,7 @@ class Jobs:
         self.metrics = metrics or JobMetrics()
         self.poll_interval = poll_interval
         self.sweep_interval = sweep_interval
+        self.stall_s = stall_s
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._refreshing = asyncio.Lock()  # one registry refresh at a time
@@ -85,27 +103,22 @@ class Jobs:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._sweeper is not None:
-            # Let a sweep under way finish: cancelling the task would leave its database
-            # call running in a thread, holding a connection the store is about to close.
             self._stopping.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._sweeper), STOP_SWEEP_S)
-            except TimeoutError:
-                self._sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._sweeper
+            await finish_task(self._sweeper, STOP_SWEEP_S)
         await self.launcher.aclose()
 
     async def sweep(self) -> list[str]:
-        """The one sweeper: fail the running jobs whose heartbeat is stale (see
-        ``service.jobs.store``); update the job gauges. Returns the ids failed."""
-        lost = await asyncio.to_thread(self.store.fail_lost_jobs)
-        if lost:
-            log.warning("failed %d job(s) whose worker fell silent: %s", len(lost), lost)
+        """The one sweeper: fail the running jobs with no progress for ``stall_s`` or over
+        their time limit, and kill their processes; update the job gauges. Returns the ids
+        failed."""
+        ended = await asyncio.to_thread(self.store.fail_stalled, self.stall_s)
+        if ended:
+            log.warning("failed %d stalled or overdue job(s), killing them: %s", len(ended), ended)
+            await self.launcher.kill(ended)
         self.metrics.update_counts(await asyncio.to_thread(self.store.counts))
-        return lost
+        return ended
 
-    async def submit(self, new: NewJob) -> JobRecord:
+    async def submit(self, new: ResolvedJob) -> JobRecord:
         """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full. A store
         that cannot take it raises ``OperationalError``: 503 (``service.http.handlers``)."""
         job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)

@@ -9,10 +9,11 @@ several API processes and workers can share one database:
 - ``record_progress`` / ``finish`` / ``fail``: only while the job is ``running`` and owned
   by the caller, so a job declared lost is never resurrected by a late worker.
 
-Liveness has one rule: the process running a job writes ``heartbeat_at`` every
-``HEARTBEAT_S`` seconds (``beat``, from a thread of its own, so a long step or the export
-counts too); a ``running`` job whose heartbeat is older than ``STALE_AFTER_S`` is lost, and
-``fail_lost_jobs`` (the one sweeper, run by every API process) ends it ``failed``.
+Liveness is progress: ``heartbeat_at`` is the job's last progress, written when it is
+claimed and started and by every progress write of its fit (``record_progress``), never by
+a timer. ``fail_stalled`` (the one sweeper, run by every API process) ends ``failed`` a
+``running`` job with no progress for ``job_stall_s`` seconds, or running longer than its
+``time_limit_s`` plus ``KILL_GRACE_S``; the launcher then kills its process.
 """
 
 from __future__ import annotations
@@ -29,27 +30,45 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from service.db import open_database
 from service.errors import JobNotCancellable, JobNotFound
-from service.jobs.records import Curve, JobRecord, JobStatus, NewJob
+from service.jobs.records import Curve, JobRecord, JobStatus, ResolvedJob
 from service.jobs.tables import curve_table, jobs_table
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two heartbeats of the process running a job.
-HEARTBEAT_S = 1.0
-#: A running job whose heartbeat is older than this (five missed beats) is lost.
-STALE_AFTER_S = 6.0
-#: Seconds between two sweeps (``fail_lost_jobs``) in every API process.
+#: Seconds between two sweeps (``fail_stalled``) in every API process.
 SWEEP_INTERVAL_S = 2.0
+#: Seconds past its time limit a job still running is failed and killed: the fit stops
+#: itself at the limit (between steps), this catches one that cannot.
+KILL_GRACE_S = 10.0
 #: PostgreSQL advisory-lock key serialising submissions, so the queue bound holds across
 #: processes ("digitq" in ASCII).
 _SUBMIT_LOCK_KEY = 0x646967697471
-#: The error of a job whose worker died or fell silent.
-WORKER_LOST = "worker lost: the process running this job died or fell silent; resubmit it"
+#: The error of a job whose worker process died.
+WORKER_LOST = "worker lost: the process running this job died; resubmit it"
+
+
+def _overdue(job: Any, now: float, stall_s: float) -> str | None:
+    """Why the running ``job`` (``heartbeat_at``, ``started_at``, ``spec``) must be failed
+    now, or ``None``."""
+    quiet = now - (job.heartbeat_at or job.started_at or now)
+    if quiet > stall_s:
+        return (
+            f"no progress for {quiet:.0f} s (job_stall_s = {stall_s:g}): the process running "
+            "this job hung, was stopped or died, and was killed; resubmit it"
+        )
+    limit = ResolvedJob.model_validate(job.spec).time_limit_s
+    ran = now - (job.started_at or now)
+    if limit is not None and ran > limit + KILL_GRACE_S:
+        return (
+            f"time limit: the job ran {ran:.0f} s, over job_time_limit_s = {limit:g} s, "
+            "and its process was killed"
+        )
+    return None
 
 
 def new_owner() -> str:
     """A claimant id, ``host:pid:token``: unique per claimant, a label for people (never
-    parsed: liveness is the heartbeat alone)."""
+    parsed: liveness is the job's progress alone)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -72,7 +91,7 @@ class JobStore:
 
     # --- API side ----------------------------------------------------------------------
 
-    def create(self, job: NewJob, *, max_queued: int | None = None) -> JobRecord | None:
+    def create(self, job: ResolvedJob, *, max_queued: int | None = None) -> JobRecord | None:
         """Insert ``job``, ``queued``; ``None`` when ``max_queued`` jobs are already waiting.
 
         The count and the insert are one critical section across threads and processes:
@@ -96,7 +115,7 @@ class JobStore:
                     family=job.family,
                     name=job.name,
                     promote=job.promote,
-                    spec=job.spec,
+                    spec=job.model_dump(mode="json"),
                     created_at=time.time(),
                     cancel_requested=False,
                     iteration=0,
@@ -183,22 +202,31 @@ class JobStore:
             )
         return job
 
-    def fail_lost_jobs(self, *, stale_after: float = STALE_AFTER_S) -> list[str]:
-        """Fail the running jobs whose heartbeat is older than ``stale_after`` seconds
-        (``WORKER_LOST``); returns their ids."""
-        silent = (
-            jobs_table.c.status == JobStatus.RUNNING,
-            jobs_table.c.heartbeat_at < time.time() - stale_after,
-        )
+    def fail_stalled(self, stall_s: float) -> list[str]:
+        """Fail the running jobs with no progress for ``stall_s`` seconds or over their time
+        limit (see ``_overdue``); returns their ids, whose processes are to be killed."""
+        c = jobs_table.c
+        now = time.time()
+        failed = []
         with self.engine.begin() as conn:
-            lost = [str(i) for i in conn.execute(select(jobs_table.c.id).where(*silent)).scalars()]
-            if lost:
-                conn.execute(
-                    update(jobs_table)
-                    .where(jobs_table.c.id.in_(lost), *silent)
-                    .values(status=JobStatus.FAILED, error=WORKER_LOST, finished_at=time.time())
+            running = conn.execute(
+                select(c.id, c.heartbeat_at, c.started_at, c.spec).where(
+                    c.status == JobStatus.RUNNING
                 )
-        return lost
+            ).all()
+            for job in running:
+                error = _overdue(job, now, stall_s)
+                if (
+                    error is not None
+                    and conn.execute(
+                        update(jobs_table)
+                        .where(c.id == job.id, c.status == JobStatus.RUNNING)
+                        .where(c.heartbeat_at == job.heartbeat_at)  # no progress since read
+                        .values(status=JobStatus.FAILED, error=error, finished_at=now)
+                    ).rowcount
+                ):
+                    failed.append(str(job.id))
+        return failed
 
     # --- worker side -------------------------------------------------------------------
 
@@ -231,25 +259,17 @@ class JobStore:
 
     def start(self, job_id: str, owner: str, pid: int) -> JobRecord | None:
         """Begin running ``job_id`` in process ``pid``: claim it if it is still queued, go
-        on if ``owner`` already holds it; ``None`` if it is not ``owner``'s to run."""
+        on if ``owner`` already holds it; ``None`` if it is not ``owner``'s to run. The
+        time limit counts from here (not from a claim waiting for a worker to start)."""
         self.claim(job_id, owner)
+        now = time.time()
         with self.engine.begin() as conn:
             mine = conn.execute(
                 update(jobs_table)
                 .where(*self._held(job_id, owner))
-                .values(worker_pid=pid, heartbeat_at=time.time())
+                .values(worker_pid=pid, started_at=now, heartbeat_at=now)
             ).rowcount
         return self.get(job_id) if mine else None
-
-    def beat(self, job_id: str, owner: str) -> bool:
-        """Write ``owner``'s heartbeat for its running job; ``False`` if it is not held."""
-        with self.engine.begin() as conn:
-            held = conn.execute(
-                update(jobs_table)
-                .where(*self._held(job_id, owner))
-                .values(heartbeat_at=time.time())
-            ).rowcount
-        return held == 1
 
     def record_progress(
         self,
@@ -325,22 +345,6 @@ class JobStore:
             done = conn.execute(
                 update(jobs_table)
                 .where(*where)
-                .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
-            ).rowcount
-        return done == 1
-
-    def fail_with_cause(self, job_id: str, owner: str, error: str) -> bool:
-        """End ``owner``'s job ``failed`` with ``error``, also when the sweeper already
-        failed it as lost while the store was unwritable: the worker knows the real cause."""
-        lost = (jobs_table.c.status == JobStatus.FAILED) & (jobs_table.c.error == WORKER_LOST)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(jobs_table)
-                .where(
-                    jobs_table.c.id == job_id,
-                    jobs_table.c.owner == owner,
-                    (jobs_table.c.status == JobStatus.RUNNING) | lost,
-                )
                 .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
             ).rowcount
         return done == 1

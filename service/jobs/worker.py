@@ -11,8 +11,8 @@ and records the outcome. It never raises for a failed fit: the job says why.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,17 +32,13 @@ from service.errors import DATABASE_UNAVAILABLE, public_message
 from service.inference.repository import ModelRepository
 from service.inference.validation import stored_accuracy
 from service.jobs.records import JobRecord, JobStatus
-from service.jobs.store import HEARTBEAT_S, JobStore, new_owner
+from service.jobs.store import JobStore, new_owner
 from service.rollout.aliases import AliasStore
 from service.rollout.gate import Gate
 from service.rollout.promotion import promote_job_version
-from service.settings import DEFAULT_GATE_TOLERANCE
 from training.data import Split, Validation, carve_validation, load_split
-from training.ensemble import ENSEMBLE, EnsembleSpec
 from training.fit import STOP, FitResult, Step
-from training.models import ModelSpec
 from training.pipeline import fit_calibrated
-from training.recipes import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +131,14 @@ class ProgressRecorder:
         self.last_write = time.monotonic()
         self.stop_reason: str | None = None
         self.stopped = False
-        self.time_limit_s: float | None = job.spec.get("time_limit_s")
+        self.time_limit_s = job.spec.time_limit_s
         #: Why the store could not record progress, when it could not: the job's error.
         self.store_error: str | None = None
 
     def __call__(self, step: Step) -> bool:
         self.losses.append(step.loss)
         if step.accuracy is not None:
-            a = step.accuracy
-            self.accuracy.append({"iteration": a.iteration, "train": a.train, "test": a.test})
+            self.accuracy.append(dataclasses.asdict(step.accuracy))
         if time.monotonic() - self.last_write >= self.interval or step.iteration == step.total:
             self.flush(step.iteration, step.elapsed)
         if self.time_limit_s is not None and step.elapsed > self.time_limit_s and not self.stopped:
@@ -179,10 +174,7 @@ class ProgressRecorder:
 
     def finish(self, result: FitResult) -> None:
         """Write what the fit recorded after the last step (the cancelled fit's accuracy)."""
-        for point in result.accuracy[len(self.accuracy) :]:
-            self.accuracy.append(
-                {"iteration": point.iteration, "train": point.train, "test": point.test}
-            )
+        self.accuracy += map(dataclasses.asdict, result.accuracy[len(self.accuracy) :])
         self.flush(result.iterations, result.fit_seconds)
 
 
@@ -190,21 +182,26 @@ def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) ->
     """End the job ``failed`` with ``error`` as soon as the store takes the write."""
     log.error("job %s: %s", job_id, error)
     with_retries(
-        lambda: store.fail_with_cause(job_id, owner, error),
+        lambda: store.fail(job_id, error, owner=owner),
         delays=(0.5,) * int(FINAL_WRITE_S / 0.5),
     )
+
+
+def _metrics(result: FitResult) -> dict[str, Any]:
+    """The job's ``metrics`` from its fit."""
+    return {
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "final_loss": result.final_loss,
+        "fit_seconds": round(result.fit_seconds, 3),
+        "iterations": result.iterations,
+    }
 
 
 def _fit_and_publish(
     store: JobStore, job: JobRecord, owner: str, repository: ModelRepository, interval: float
 ) -> JobStatus:
-    spec: ModelSpec | EnsembleSpec
-    recipe = None
-    if job.family == ENSEMBLE:
-        spec = EnsembleSpec.from_members(job.spec["members"], job.spec["recipe"]["seed"])
-    else:
-        spec = ModelSpec.from_dict(job.spec["architecture"])
-        recipe = Recipe(**job.spec["recipe"])
+    spec, recipe = job.spec.fit_spec()
     split, validation = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
     # Fitted without the validation rows, whose temperature is folded in (calibrated).
@@ -214,13 +211,7 @@ def _fit_and_publish(
         _fail_when_writable(store, job.id, owner, recorder.store_error)
         return JobStatus.FAILED
     recorder.finish(result)
-    metrics: dict[str, Any] = {
-        "train_accuracy": result.train_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "final_loss": result.final_loss,
-        "fit_seconds": round(result.fit_seconds, 3),
-        "iterations": result.iterations,
-    }
+    metrics = _metrics(result)
     if result.cancelled:
         reason = recorder.stop_reason
         status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
@@ -229,13 +220,13 @@ def _fit_and_publish(
     manifest = fitted.export(
         repository.writable,  # the runtime folder: never the shipped one
         job.name,
-        job.spec["request"]["recipe"],
+        job.spec.recipe,
         after_version=repository.highest_version(job.name),
     )
     metrics["test_errors"] = manifest.metrics.test_errors
     gate = Gate(
         stored_accuracy(repository, manifest.name, validation),
-        float(job.spec.get("gate_tolerance", DEFAULT_GATE_TOLERANCE)),
+        job.spec.gate_tolerance,
     )
     metrics["promotion"] = promote_job_version(
         AliasStore(store.engine), manifest.name, manifest.version, gate,
@@ -274,38 +265,15 @@ def run_job(
         if job is None:
             log.info("job %s is not ours to run; refusing it", job_id)
             return store.get(job_id).status.value
-        with _heartbeat(store, job_id, owner):
-            try:
-                runtime = None if versions_dir is None else Path(versions_dir)
-                repository = ModelRepository(Path(models_dir), runtime)
-                status = _fit_and_publish(store, job, owner, repository, progress_interval)
-            except Exception as exc:  # the one catch-all: any failure of a fit fails its job
-                log.exception("job %s failed", job_id)
-                error = public_message(exc)
-                store.finish(job_id, owner, JobStatus.FAILED, error=error)
-                return JobStatus.FAILED.value
+        try:
+            runtime = None if versions_dir is None else Path(versions_dir)
+            repository = ModelRepository(Path(models_dir), runtime)
+            status = _fit_and_publish(store, job, owner, repository, progress_interval)
+        except Exception as exc:  # the one catch-all: any failure of a fit fails its job
+            log.exception("job %s failed", job_id)
+            error = public_message(exc)
+            store.finish(job_id, owner, JobStatus.FAILED, error=error)
+            return JobStatus.FAILED.value
         return status.value
     finally:
         store.close()
-
-
-@contextlib.contextmanager
-def _heartbeat(store: JobStore, job_id: str, owner: str) -> Iterator[None]:
-    """Write the job's heartbeat every ``HEARTBEAT_S`` seconds while inside, from a thread
-    (a long step, the data loading and the export keep the job alive too)."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_S):
-            try:
-                store.beat(job_id, owner)
-            except OperationalError as exc:  # the progress writes report a lasting fault
-                log.warning("job %s: heartbeat not written: %s", job_id, exc.orig)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

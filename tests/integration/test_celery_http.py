@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from service.http.app import create_app
 from tests.integration.stack import running_stack, unreachable_reason
-from tests.service.jobs.conftest import job_settings
+from tests.service.jobs.conftest import TEST_STALL_S, job_settings
 from tests.service.jobs.test_train_http import (
     test_cancel_stops_a_running_fit_within_a_second,
     test_curve_plots_render_as_png_and_svg,
@@ -27,6 +27,7 @@ from tests.service.jobs.test_train_http import (
     test_list_is_newest_first_paginated_and_filtered,
     test_promote_makes_the_new_version_the_default,
     test_queue_full_answers_429_with_retry_after,
+    test_stopped_worker_fails_its_job_for_no_progress_and_is_killed,
     test_unknown_job_is_404,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "test_list_is_newest_first_paginated_and_filtered",
     "test_promote_makes_the_new_version_the_default",
     "test_queue_full_answers_429_with_retry_after",
+    "test_stopped_worker_fails_its_job_for_no_progress_and_is_killed",
     "test_unknown_job_is_404",
 ]
 
@@ -66,6 +68,7 @@ def jobs_client(
             database_url=stack.database_url,
             celery_broker_url=stack.broker_url,
             versions_dir=stack.versions_dir,
+            job_stall_s=TEST_STALL_S,
         )
         with TestClient(create_app(settings)) as client:
             yield client

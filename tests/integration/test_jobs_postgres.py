@@ -42,7 +42,7 @@ def test_postgres_store_claims_each_job_exactly_once(pg_url: str) -> None:
     stores = [JobStore.open(pg_url), JobStore.open(pg_url)]
     ids = set()
     for _ in range(30):
-        job = stores[0].create(JobSpec(family="logistic").new_job())
+        job = stores[0].create(JobSpec(family="logistic").resolve())
         assert job is not None
         ids.add(job.id)
     claims = claim_concurrently(stores)
@@ -98,5 +98,5 @@ def test_stores_opened_at_once_on_an_empty_database_all_start(pg_url: str) -> No
             thread.join(timeout=60)
         assert errors == []
         store = JobStore.open(url)
-        assert store.create(JobSpec(family="logistic").new_job()) is not None
+        assert store.create(JobSpec(family="logistic").resolve()) is not None
         store.close()

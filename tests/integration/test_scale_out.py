@@ -165,7 +165,7 @@ def test_killed_worker_fails_its_job_within_60_s(
 ) -> None:
     """SIGKILL mid-job (of the pool process, or of the whole worker as a container kill does)
     ends the job failed within 60 s; the API keeps answering and the next job still runs."""
-    stack = stack_factory()
+    stack = stack_factory(DIGITS_JOB_STALL_S="20")
     api = stack.start_api()
     worker = stack.start_worker()
     stack.wait_ready()
@@ -188,7 +188,7 @@ def test_killed_worker_fails_its_job_within_60_s(
 
     done = wait_for(ended, timeout=60, what="the killed job to end", every=0.5)
     assert done["status"] == "failed", done
-    assert "worker lost" in done["error"]
+    assert done["error"].startswith("no progress for "), done["error"]
     assert time.monotonic() - killed_at < 60
 
     after = finished(api, submit(api, SHORT_JOB), timeout=120)

@@ -158,20 +158,18 @@ def progress(job: JobRecord) -> Progress:
 def job_view(job: JobRecord, curve: Curve) -> JobView:
     """The JSON view of ``job`` with its thinned loss curve and its accuracy curve."""
     loss = thin(curve.losses)
-    model = (
-        PublishedModel(name=job.model_name, version=job.model_version)
-        if job.model_name is not None and job.model_version is not None
-        else None
-    )
+    model = None
+    if job.model_name is not None and job.model_version is not None:
+        model = PublishedModel(name=job.model_name, version=job.model_version)
     return JobView(
         id=job.id,
         status=job.status,
         family=job.family,
         name=job.name,
-        recipe=job.spec["request"]["recipe"],
+        recipe=job.spec.recipe,
         promote=job.promote,
-        architecture=job.spec["architecture"],
-        hyperparameters=job.spec["recipe"],
+        architecture=job.spec.architecture,
+        hyperparameters=job.spec.hyperparameters,
         created=datetime.fromtimestamp(job.created_at, UTC),
         started=_time(job.started_at),
         finished=_time(job.finished_at),

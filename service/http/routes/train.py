@@ -29,8 +29,7 @@ from service.http.routes.job_views import (
     job_view,
     progress_event,
 )
-from service.jobs.cost import estimate
-from service.jobs.records import JobStatus
+from service.jobs.records import JobStatus, ResolvedJob
 from service.jobs.request import JobSpec
 from service.settings import Settings
 from training.export import plot_curves
@@ -51,17 +50,19 @@ async def submit(
     spec: JobSpec, jobs: JobsDep, settings: SettingsDep, response: Response
 ) -> JobView:
     """Queue a training job; 202 with the job and ``Location: /train/{id}``."""
-    _check_cost(spec, settings)
-    job = await jobs.submit(
-        spec.new_job(time_limit_s=settings.job_time_limit_s, gate_tolerance=settings.gate_tolerance)
+    resolved = spec.resolve(
+        time_limit_s=settings.job_time_limit_s, gate_tolerance=settings.gate_tolerance
     )
+    _check_cost(resolved, settings)
+    job = await jobs.submit(resolved)
     response.headers["Location"] = f"/train/{job.id}"
     return job_view(job, await jobs.curve(job.id))
 
 
-def _check_cost(spec: JobSpec, settings: Settings) -> None:
+def _check_cost(job: ResolvedJob, settings: Settings) -> None:
     """``InvalidInput`` (422) naming the limit when the job's estimated cost exceeds it."""
-    cost = estimate(*spec.resolve())
+    cost = job.cost
+    assert cost is not None, "JobSpec.resolve estimates the cost"
     if cost.seconds > settings.max_job_seconds_estimate:
         raise InvalidInput(
             f"this job's fit is estimated at {cost.seconds:,.0f} s, over the limit "

@@ -3,7 +3,10 @@ spawned worker imports torch once, ~2-3 s), and helpers that wait without sleepi
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +28,9 @@ from tests.conftest import make_settings
 
 #: A fit that cannot end during a test: for cancel, queue and kill tests.
 LONG_CNN = {"family": "cnn", "hyperparameters": {"iterations": 20000, "acc_step": 1000}}
+#: ``job_stall_s`` of the shared apps: a stalled job fails within seconds, while a worker
+#: that is slow to start on a loaded machine still counts as progressing.
+TEST_STALL_S = 20.0
 #: A fit that ends in well under a second.
 SHORT_LOGISTIC = {"family": "logistic", "hyperparameters": {"iterations": 150, "acc_step": 50}}
 
@@ -51,7 +57,7 @@ def module_tmp(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> P
 @pytest.fixture(scope="module")
 def jobs_client(module_tmp: Path) -> Iterator[TestClient]:
     """One app for the module: its worker process is spawned once and reused."""
-    settings = job_settings(module_tmp, module_tmp / "models")
+    settings = job_settings(module_tmp, module_tmp / "models", job_stall_s=TEST_STALL_S)
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -77,6 +83,37 @@ def wait_until(
 def running_with_steps(body: dict[str, Any]) -> bool:
     """The job is running and has recorded at least one step."""
     return body["status"] == "running" and body["progress"]["iteration"] > 0
+
+
+def gone(pid: int, wait: float = 10.0) -> bool:
+    """Whether process ``pid`` is gone (not even waiting to be reaped) within ``wait`` s."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def stop_running_worker(client: TestClient, job_id: str) -> Iterator[int]:
+    """``SIGSTOP`` the process running ``job_id`` once it has made steps (a hang inside a
+    step); yields its pid, and lets it go on (``SIGCONT``) on the way out if it is still there,
+    so a failed test's app can shut down."""
+    wait_until(client, job_id, running_with_steps)
+    pid = client.portal.call(client.app.state.jobs.get, job_id).worker_pid  # type: ignore[attr-defined]
+    assert pid is not None
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        if not gone(pid, wait=0):
+            os.kill(pid, signal.SIGCONT)
 
 
 def cancel_and_wait(client: TestClient, job_id: str) -> None:
@@ -132,7 +169,7 @@ def submit_concurrently(url: str, submitters: int = 20, max_queued: int = 16) ->
     def submitter(store: JobStore) -> None:
         barrier.wait()
         queued.append(
-            store.create(JobSpec(family="logistic").new_job(), max_queued=max_queued) is not None
+            store.create(JobSpec(family="logistic").resolve(), max_queued=max_queued) is not None
         )
 
     threads = [threading.Thread(target=submitter, args=(store,)) for store in stores]

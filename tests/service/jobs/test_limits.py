@@ -14,7 +14,14 @@ from service.http.app import create_app
 from service.jobs.cost import estimate
 from service.jobs.request import JobSpec
 from service.settings import Settings
-from tests.service.jobs.conftest import LONG_CNN, job_settings, wait_job
+from tests.service.jobs.conftest import (
+    LONG_CNN,
+    gone,
+    job_settings,
+    stop_running_worker,
+    wait_job,
+    wait_until,
+)
 from training.recipes import PRESETS
 
 #: The spec that held the only slot for days: inside every per-field bound, yet huge.
@@ -122,3 +129,19 @@ def test_a_job_over_its_time_limit_ends_failed_time_limit(tmp_path: Path, models
     assert job.error is not None
     assert job.error.startswith("time limit")
     assert job.iteration < 20000
+
+
+def test_a_job_that_cannot_stop_is_killed_past_its_time_limit(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A fit hung inside a step (its process ``SIGSTOP``ped) past ``job_time_limit_s``: the
+    launcher fails it ``time limit`` 10 s after the limit and kills the process."""
+    settings = job_settings(tmp_path, models_dir, job_time_limit_s=5)
+    with TestClient(create_app(settings)) as client:
+        job_id = client.post("/train", json=LONG_CNN).json()["id"]
+        with stop_running_worker(client, job_id) as pid:
+            body = wait_until(client, job_id, lambda b: b["status"] != "running", timeout=40)
+            assert body["status"] == "failed"
+            assert body["error"].startswith("time limit: the job ran "), body["error"]
+            assert "over job_time_limit_s = 5 s" in body["error"]
+            assert gone(pid), f"the stopped worker {pid} is still there"

@@ -1,15 +1,19 @@
-"""What survives a restart: finished jobs and curves stay; a job whose worker fell silent fails."""
+"""What survives a restart: finished jobs and curves stay; a job with no recent progress fails."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from service.http.app import create_app
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
-from service.jobs.store import STALE_AFTER_S, WORKER_LOST, JobStore
+from service.jobs.store import KILL_GRACE_S, JobStore
+from service.jobs.tables import jobs_table
 from tests.service.jobs.conftest import SHORT_LOGISTIC, age_heartbeat, job_settings, wait_job
 
 
@@ -34,44 +38,60 @@ def test_a_new_app_on_the_same_database_lists_the_finished_job_and_its_curve(
         assert answer.json()["version"] == str(version)
 
 
-def test_start_up_fails_running_jobs_whose_heartbeat_is_stale(
+def test_start_up_fails_running_jobs_with_no_recent_progress(
     tmp_path: Path, models_dir: Path
 ) -> None:
-    """A job left running by a process that stopped beating is failed ("worker lost") at
-    start-up; a job whose worker still beats (elsewhere) is left running."""
-    settings = job_settings(tmp_path, models_dir)
+    """A job left running with no progress for longer than job_stall_s is failed at
+    start-up, saying for how long; a job that progressed recently (elsewhere) keeps running."""
+    settings = job_settings(tmp_path, models_dir, job_stall_s=30)
     store = JobStore.open(settings.database_url)
     dead, alive = (
-        store.create(JobSpec(family="logistic").new_job()),
-        store.create(JobSpec(family="fnn").new_job()),
+        store.create(JobSpec(family="logistic").resolve()),
+        store.create(JobSpec(family="fnn").resolve()),
     )
     assert dead is not None
     assert alive is not None
     assert store.claim(dead.id, "a-process-that-died")
     assert store.claim(alive.id, "a-worker-elsewhere")
-    age_heartbeat(store, dead.id, STALE_AFTER_S + 1)
+    age_heartbeat(store, dead.id, 31)
     store.close()
 
     with TestClient(create_app(settings)) as client:
         failed = client.get(f"/train/{dead.id}").json()
         running = client.get(f"/train/{alive.id}").json()
     assert failed["status"] == JobStatus.FAILED
-    assert failed["error"] == WORKER_LOST
+    quiet = re.match(r"no progress for (\d+) s \(job_stall_s = 30\)", failed["error"])
+    assert quiet is not None, failed["error"]
+    assert 31 <= int(quiet[1]) < 60
     assert running["status"] == JobStatus.RUNNING
 
 
-def test_only_running_jobs_silent_for_longer_than_the_limit_are_lost(tmp_path: Path) -> None:
-    """The one liveness rule: a running job is lost once its heartbeat is older than the
-    limit, and a heartbeat keeps it alive."""
+def test_a_running_job_fails_for_no_progress_or_past_its_time_limit(tmp_path: Path) -> None:
+    """The liveness rule: progress (not a timer) keeps a job alive, and a job still running
+    past its time limit plus the grace is failed even while it progresses."""
     store = JobStore.open(f"sqlite:///{tmp_path / 'jobs.db'}")
-    job = store.create(JobSpec(family="logistic").new_job())
-    assert job is not None
-    assert store.claim(job.id, "elsewhere:1:token")
-    age_heartbeat(store, job.id, 60)
-    assert store.beat(job.id, "elsewhere:1:token")
-    assert not store.beat(job.id, "someone-else")
-    assert store.fail_lost_jobs(stale_after=30) == []
-    assert store.fail_lost_jobs(stale_after=-1) == [job.id]
-    failed = store.get(job.id)
-    assert failed.status == JobStatus.FAILED
-    assert failed.error == WORKER_LOST
+    quiet, progressing, overdue = (
+        store.create(JobSpec(family="logistic").resolve(time_limit_s=100)) for _ in range(3)
+    )
+    for job in (quiet, progressing, overdue):
+        assert job is not None
+        assert store.claim(job.id, "elsewhere:1:token")
+        age_heartbeat(store, job.id, 60)
+    assert store.record_progress(
+        progressing.id, "elsewhere:1:token", iteration=1, elapsed=0.1, losses=[1.0], accuracy=[]
+    ) == (False, None)
+    assert store.record_progress(
+        overdue.id, "elsewhere:1:token", iteration=1, elapsed=0.1, losses=[1.0], accuracy=[]
+    ) == (False, None)
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(jobs_table)
+            .where(jobs_table.c.id == overdue.id)
+            .values(started_at=time.time() - 100 - KILL_GRACE_S - 1)
+        )
+
+    assert sorted(store.fail_stalled(30)) == sorted([quiet.id, overdue.id])
+    assert store.get(quiet.id).error.startswith("no progress for 60 s")  # type: ignore[union-attr]
+    assert store.get(overdue.id).error.startswith("time limit: the job ran 111 s")  # type: ignore[union-attr]
+    assert store.get(progressing.id).status == JobStatus.RUNNING
+    assert store.fail_stalled(30) == []  # a failed job is not failed twice

@@ -23,7 +23,7 @@ def url(tmp_path: Path) -> str:
 def test_two_stores_on_one_database_claim_each_job_exactly_once(url: str) -> None:
     """Eight claimers on two stores (separate connection pools) never claim a job twice."""
     stores = [JobStore.open(url), JobStore.open(url)]
-    ids = {stores[0].create(JobSpec(family="logistic").new_job()).id for _ in range(40)}  # type: ignore[union-attr]
+    ids = {stores[0].create(JobSpec(family="logistic").resolve()).id for _ in range(40)}  # type: ignore[union-attr]
     claims = claim_concurrently(stores)
     claimed = [job_id for mine in claims for job_id in mine]
     assert sorted(claimed) == sorted(ids)
@@ -34,7 +34,7 @@ def test_two_stores_on_one_database_claim_each_job_exactly_once(url: str) -> Non
 def test_a_claimed_job_cannot_be_claimed_or_started_by_another_owner(url: str) -> None:
     """The second claimant of a job is refused, and ``start`` leaves the job to its holder."""
     store = JobStore.open(url)
-    job = store.create(JobSpec(family="logistic").new_job())
+    job = store.create(JobSpec(family="logistic").resolve())
     assert job is not None
     assert store.claim(job.id, "a")
     assert not store.claim(job.id, "b")
@@ -47,7 +47,7 @@ def test_a_claimed_job_cannot_be_claimed_or_started_by_another_owner(url: str) -
 def test_progress_appends_curve_chunks_and_reports_a_cancel(url: str) -> None:
     """Progress writes append to the curve; after a cancel request they say stop."""
     store = JobStore.open(url)
-    job = store.create(JobSpec(family="logistic").new_job())
+    job = store.create(JobSpec(family="logistic").resolve())
     assert job is not None
     store.claim(job.id, "me")
     point = {"iteration": 2, "train": 0.5, "test": 0.4}
@@ -75,9 +75,9 @@ def test_progress_appends_curve_chunks_and_reports_a_cancel(url: str) -> None:
 def test_queue_bound_refuses_jobs_beyond_max_queued(url: str) -> None:
     """``create`` returns None once ``max_queued`` jobs are waiting."""
     store = JobStore.open(url)
-    assert store.create(JobSpec(family="fnn").new_job(), max_queued=2) is not None
-    assert store.create(JobSpec(family="fnn").new_job(), max_queued=2) is not None
-    assert store.create(JobSpec(family="fnn").new_job(), max_queued=2) is None
+    assert store.create(JobSpec(family="fnn").resolve(), max_queued=2) is not None
+    assert store.create(JobSpec(family="fnn").resolve(), max_queued=2) is not None
+    assert store.create(JobSpec(family="fnn").resolve(), max_queued=2) is None
     assert store.counts()[JobStatus.QUEUED] == 2
 
 

@@ -12,8 +12,11 @@ from fastapi.testclient import TestClient
 from tests.service.jobs.conftest import (
     LONG_CNN,
     SHORT_LOGISTIC,
+    TEST_STALL_S,
     cancel_and_wait,
+    gone,
     running_with_steps,
+    stop_running_worker,
     wait_job,
     wait_until,
 )
@@ -193,11 +196,35 @@ def test_killed_worker_fails_its_job_and_the_service_still_predicts(
     assert pid != os.getpid()
 
     os.kill(pid, signal.SIGKILL)
-    job = wait_job(jobs_client, job_id, timeout=10)
+    # The local launcher sees its worker die at once; a Celery worker's job stops progressing.
+    job = wait_job(jobs_client, job_id, timeout=TEST_STALL_S + 10)
     assert job.status == "failed"
     assert job.error is not None
-    assert "worker lost" in job.error
+    assert "worker lost" in job.error or "no progress for" in job.error
     assert jobs_client.post("/predict", json=PIXELS).status_code == 200
+
+    after = jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"]
+    assert wait_job(jobs_client, after).status == "succeeded"
+
+
+def test_stopped_worker_fails_its_job_for_no_progress_and_is_killed(
+    jobs_client: TestClient,
+) -> None:
+    """SIGSTOP of the process running a fit (a hang inside a step): the job ends failed with
+    "no progress for N s" within job_stall_s plus a grace, the process is killed (stopped
+    processes included), the API answers meanwhile, and the next job runs."""
+    job_id = jobs_client.post("/train", json=LONG_CNN).json()["id"]
+    with stop_running_worker(jobs_client, job_id) as pid:
+        stopped = time.monotonic()
+        body = wait_until(
+            jobs_client, job_id, lambda b: b["status"] != "running", timeout=TEST_STALL_S + 15
+        )
+        ended = time.monotonic() - stopped
+        assert body["status"] == "failed"
+        assert body["error"].startswith("no progress for "), body["error"]
+        assert TEST_STALL_S - 1 < ended < TEST_STALL_S + 10
+        assert jobs_client.get("/health/live").status_code == 200
+        assert gone(pid), f"the stopped worker {pid} is still there"
 
     after = jobs_client.post("/train", json=SHORT_LOGISTIC).json()["id"]
     assert wait_job(jobs_client, after).status == "succeeded"

@@ -1,0 +1,89 @@
+"""The typed job: resolved once, stored as JSON, read back the same in every process, and
+rows written before it (``data/specs_before_resolved_job.json``, made by the code of
+commit 86eda33) still served and run."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+from service.jobs.records import ResolvedJob
+from service.jobs.request import JobSpec
+from service.jobs.store import JobStore
+from service.jobs.tables import jobs_table
+from tests.service.jobs.conftest import wait_job
+from training.ensemble import EnsembleSpec
+
+OLDER = json.loads((Path(__file__).parent / "data/specs_before_resolved_job.json").read_text())
+
+
+def _insert_older_row(store: JobStore, row: dict[str, Any]) -> str:
+    """Queue a job row exactly as the code before ``ResolvedJob`` wrote it."""
+    job_id = uuid.uuid4().hex
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(jobs_table).values(
+                id=job_id,
+                status="queued",
+                family=row["family"],
+                name=row["name"],
+                promote=row["promote"],
+                spec=row["spec"],
+                created_at=time.time(),
+                cancel_requested=False,
+                iteration=0,
+                total_iterations=row["spec"]["recipe"]["iterations"],
+            )
+        )
+    return job_id
+
+
+def test_rows_written_before_the_typed_job_are_served_and_run(jobs_client: TestClient) -> None:
+    """An older queued row is shown with its recipe, architecture and hyper-parameters, and
+    the worker fits and publishes it as it was asked."""
+    store: JobStore = jobs_client.app.state.jobs.store  # type: ignore[attr-defined]
+    fnn = _insert_older_row(store, OLDER["fnn"])
+    ensemble = _insert_older_row(store, OLDER["ensemble"])
+
+    body = jobs_client.get(f"/train/{fnn}").json()
+    assert (body["recipe"], body["name"], body["promote"]) == ("lecture", "older", True)
+    assert body["architecture"]["hidden"] == 12
+    assert body["hyperparameters"]["iterations"] == 7
+    assert jobs_client.get("/train").status_code == 200
+
+    jobs_client.app.state.jobs.launcher._wake.set()  # type: ignore[attr-defined]
+    assert wait_job(jobs_client, fnn).status == "succeeded"
+    assert wait_job(jobs_client, ensemble).status == "succeeded"
+    body = jobs_client.get(f"/train/{fnn}").json()
+    assert body["model"] == {"name": "older", "version": 1}
+    assert body["progress"]["iteration"] == 7
+    body = jobs_client.get(f"/train/{ensemble}").json()
+    assert body["hyperparameters"]["seed"] == 4
+    assert body["progress"]["iteration"] == body["progress"]["total"] == 6
+    assert body["model"]["name"] == "ensemble"
+
+
+def test_a_resolved_job_reads_back_equal_from_its_stored_json() -> None:
+    """What the route stores is what a worker reads: same fit, same limits, same cost."""
+    spec = JobSpec.model_validate(
+        {"family": "ensemble", "members": ["fnn", "cnn"], "hyperparameters": {"seed": 3}}
+    )
+    job = spec.resolve(time_limit_s=30.0, gate_tolerance=0.02)
+    stored = json.loads(json.dumps(job.model_dump(mode="json")))
+    again = ResolvedJob.model_validate(stored)
+    assert again == job
+    fit, recipe = again.fit_spec()
+    assert isinstance(fit, EnsembleSpec)
+    assert recipe is None
+    assert [m.spec.family for m in fit.members] == ["fnn", "cnn"]
+    assert fit.seed == 3
+    assert (again.time_limit_s, again.gate_tolerance) == (30.0, 0.02)
+    assert again.cost is not None
+    assert again.cost.macs > 0
+    assert again.total_iterations == fit.iterations
