@@ -221,7 +221,17 @@ def public_message(exc: BaseException) -> str:
     what failed for a database error, whose text names hosts, ports, users and SQL; the
     full error goes to the log."""
     if isinstance(exc, OperationalError):
-        return DATABASE_UNAVAILABLE
+        return database_failure(exc)
     if isinstance(exc, SQLAlchemyError):
         return f"database error ({type(exc).__name__})"
     return f"{type(exc).__name__}: {exc}"
+
+
+def database_failure(exc: OperationalError) -> str:
+    """What failed, in words that name no host, port or user: a full disk (SQLite's
+    "database or disk is full", PostgreSQL's "No space left on device") is said, as the
+    operator can act on it; anything else is ``database unavailable``."""
+    text = str(exc.orig).lower()
+    if "disk is full" in text or "no space left" in text:
+        return "database or disk is full"
+    return DATABASE_UNAVAILABLE

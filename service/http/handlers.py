@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
-from service.errors import DATABASE_UNAVAILABLE, ServiceError, StoreUnavailable
+from service.errors import ServiceError, StoreUnavailable, database_failure
 from service.http.policy import RouteTable
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def install(app: FastAPI, routes: RouteTable) -> None:
             )
         return error_response(
             StoreUnavailable(
-                f"{DATABASE_UNAVAILABLE}: the job store cannot serve this request now",
+                f"{database_failure(exc)}: the job store cannot serve this request now",
                 expected=f"retry after {STORE_RETRY_AFTER_S} s",
                 headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
             )

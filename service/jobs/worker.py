@@ -28,7 +28,7 @@ import torch
 from sqlalchemy.exc import OperationalError
 
 from service.db import make_engine
-from service.errors import DATABASE_UNAVAILABLE, public_message
+from service.errors import database_failure, public_message
 from service.inference.repository import ModelRepository
 from service.inference.validation import stored_accuracy
 from service.jobs.records import JobRecord, JobStatus
@@ -164,7 +164,7 @@ class ProgressRecorder:
             )
         except OperationalError as exc:
             log.warning("job %s: the job store could not record progress: %s", self.job_id, exc)
-            self.store_error = f"{DATABASE_UNAVAILABLE}: the job store could not record progress"
+            self.store_error = f"{database_failure(exc)}: the job store could not record progress"
             self.stopped = True
             return
         self.written = (len(self.losses), len(self.accuracy))
