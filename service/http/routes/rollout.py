@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.errors import GateRefused, InvalidInput
 from service.http.access import ACTOR, ANONYMOUS
 from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
-from service.http.numbers import PlainInt
+from service.http.numbers import PLAIN
 from service.http.policy import ADMIN, READ, needs
 from service.inference.validation import stored_accuracy
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
@@ -173,7 +173,7 @@ async def history(
     registry: RegistryDep,
     aliases: AliasesDep,
     alias: Annotated[str | None, Query(description="only this alias's moves")] = None,
-    limit: Annotated[PlainInt, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000), PLAIN] = 100,
 ) -> History:
     """When, who (a key's id, never the key), from, to and why, newest first."""
     registry.state(name)  # 404 naming the models that exist

@@ -19,7 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service.errors import InvalidInput
 from service.http.deps import FeedsDep, JobsDep, PlotterDep, SettingsDep
-from service.http.numbers import PlainInt
+from service.http.numbers import PLAIN
 from service.http.policy import ADMIN, READ, needs
 from service.http.routes.job_views import (
     AccuracyCurve,
@@ -85,8 +85,8 @@ async def list_jobs(
     jobs: JobsDep,
     request: Request,
     job_status: Annotated[JobStatus | None, Query(alias="status")] = None,
-    limit: Annotated[PlainInt, Query(ge=1, le=100)] = 20,
-    offset: Annotated[PlainInt, Query(ge=0, le=2**63 - 1)] = 0,  # SQL's BIGINT OFFSET
+    limit: Annotated[int, Query(ge=1, le=100), PLAIN] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1), PLAIN] = 0,  # SQL's BIGINT OFFSET
 ) -> JobPage:
     """Jobs newest first, ``limit`` per page from ``offset``, optionally of one status."""
     records, total = await jobs.list(status=job_status, limit=limit, offset=offset)

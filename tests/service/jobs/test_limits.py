@@ -66,7 +66,9 @@ EVALUATING_CNN = {
 
 def seconds(body: dict[str, Any]) -> float:
     """The estimated fit seconds of a ``POST /train`` body, resolved as the route does."""
-    return estimate(*JobSpec.model_validate(body).resolve()).seconds
+    cost = JobSpec.model_validate(body).resolve().cost
+    assert cost is not None
+    return cost.seconds
 
 
 def test_evaluating_every_step_is_refused_naming_the_estimate_and_the_limit(
