@@ -24,10 +24,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import torch
-from sklearn.model_selection import StratifiedKFold
 
 from training.cli import add_threads_argument, positive_int
-from training.data import N_CLASSES, N_FEATURES, Split, load_split
+from training.data import N_CLASSES, N_FEATURES, Split, fold_indices, held_out_fold, load_split
 from training.export import measure_forward, script_model
 from training.fit import train
 from training.models import FAMILIES, Family, ModelSpec
@@ -120,19 +119,7 @@ def macs_per_row(spec: ModelSpec) -> int:
 
 def folds(split: Split, k: int, seed: int = 0) -> list[Split]:
     """``k`` stratified folds of the training rows, each as a Split (held-out fold as "test")."""
-    kfold = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    out = []
-    for fit_idx, val_idx in kfold.split(split.x_train.numpy(), split.y_train.numpy()):
-        out.append(
-            Split(
-                x_train=split.x_train[fit_idx],
-                y_train=split.y_train[fit_idx],
-                x_test=split.x_train[val_idx],
-                y_test=split.y_train[val_idx],
-                random_state=split.random_state,
-            )
-        )
-    return out
+    return [held_out_fold(split, a, b) for a, b in fold_indices(split, k, seed)]
 
 
 def cross_validate(

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from training.data import Split
-from training.fit import AccuracyPoint, FitResult, Step, StepCallback, accuracy, train
+from training.fit import AccuracyPoint, FitResult, StepCallback, accuracy, relay, train
 from training.models import Family, ModelSpec
 from training.recipes import Recipe, RecipeName, preset
 
@@ -159,15 +159,8 @@ def train_ensemble(
     records: list[dict[str, Any]] = []
     offset, elapsed = 0, 0.0
     for member in spec.members:
-
-        def relay(step: Step, offset: int = offset, elapsed: float = elapsed) -> bool | None:
-            point = step.accuracy
-            if point is not None:
-                point = AccuracyPoint(point.iteration + offset, point.train, point.test)
-            shifted = Step(step.iteration + offset, total, step.loss, step.elapsed + elapsed, point)
-            return None if on_step is None else on_step(shifted)
-
-        model, member_result = train(member.spec, split, member.recipe, relay)
+        shifted = relay(on_step, offset, elapsed, total, keep_accuracy=True)
+        model, member_result = train(member.spec, split, member.recipe, shifted)
         fitted.append(model)
         result.loss_curve += member_result.loss_curve
         result.accuracy += [
