@@ -58,13 +58,14 @@ CANDIDATES: dict[Family, dict[str, Preset]] = {
         ),
         "+ shift augmentation": _variant("fnn", {}, {"augment_shift": True}),
     },
-    # Round 5 (issue 15: seed stability): weight averaging and rotations; the round-4 grid
-    # (EMA, weight decay, lr, warm-up, dropout, hidden FC, batch norm) is in docs/training.md.
+    # Round 6 (issue 23): 8 fit seeds x 5 folds each; rounds 4-5 (EMA, SWA, rotations,
+    # weight decay, lr, warm-up, dropout, hidden FC, batch norm) are in docs/training.md.
     "cnn": {
-        "default (16,32)": DEFAULT["cnn"],
-        "SWA last 50%": _variant("cnn", {}, {"swa_start": 0.5}),
-        "rotate 10°": _variant("cnn", {}, {"augment_rotate": 10.0}),
-        "rotate 10° + SWA 50%": _variant("cnn", {}, {"augment_rotate": 10.0, "swa_start": 0.5}),
+        "default (24,48)": DEFAULT["cnn"],
+        "(16,32)": _variant("cnn", {"channels": (16, 32)}, {}),
+        "(16,32), 3000 steps": _variant("cnn", {"channels": (16, 32)}, {"iterations": 3000}),
+        "(16,32), smoothing 0.05": _variant("cnn", {"channels": (16, 32)}, {"label_smoothing": 0.05}),
+        "(16,32), batch 128": _variant("cnn", {"channels": (16, 32)}, {"batch_size": 128}),
     },
 }
 
