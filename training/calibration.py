@@ -134,7 +134,13 @@ class CalibrationReport:
         """The manifest's ``validation`` and ``calibration`` entries."""
         return {
             "validation": self.validation,
-            "calibration": {"method": "temperature", "bins": ECE_BINS, **self.figures},
+            "calibration": {
+                "method": "temperature",
+                "bins": ECE_BINS,
+                **self.figures,
+                # the console's reliability diagram of the test rows, before and after
+                "reliability_test": self.bins["test"],
+            },
         }
 
 
