@@ -2,10 +2,10 @@
 
 The local runner calls it in a process of its pool; the Celery backend's task calls the same
 function. It needs only the database URL, the models folder and the job id: it reads the
-resolved spec from the store, fits with ``training.fit.train`` on the training rows less the
-validation rows (``carve_validation``), reports progress and checks for a cancel from the
-``on_step`` callback, publishes through ``training.export.export`` (the CLI's code) with the
-validation accuracy in the manifest, applies the promotion gate (``service/rollout/promotion.py``)
+resolved spec from the store, fits with ``training.pipeline.fit_calibrated`` (every training
+row, then 5 fits on folds for the out-of-fold temperature and held-out accuracy), reports
+progress and checks for a cancel from the ``on_step`` callback, publishes through
+``training.export.export`` (the CLI's code) with the held-out accuracy in the manifest, applies the promotion gate (``service/rollout/promotion.py``)
 and records the outcome. It never raises for a failed fit: the job says why.
 """
 
@@ -199,7 +199,8 @@ def _fit_and_publish(
         recipe = Recipe(**job.spec["recipe"])
     split, validation = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
-    # Fitted without the validation rows, whose temperature is folded in (calibrated).
+    # Fitted on every training row, 5 more fits on folds for the out-of-fold temperature and
+    # held-out accuracy (the gate's figure), the temperature folded in (calibrated).
     fitted = fit_calibrated(spec, split, recipe, on_step=recorder)
     result = fitted.result
     if recorder.store_error is not None:

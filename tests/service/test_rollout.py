@@ -26,10 +26,11 @@ from PIL import Image
 
 from service.http.app import create_app
 from service.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import SHIPPED_MODELS, make_settings
 from tests.databases import BACKENDS, database_url
 from tests.service.conftest import write_artifact
 from tests.service.test_registry import lit
+from training.export import read_manifest
 
 ADMIN_KEY = "rollout-admin-key-0123"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -301,3 +302,19 @@ async def test_a_full_shadow_queue_drops_and_counts_never_delays(tmp_path: Path)
         assert (
             _sample(metrics, "digits_shadow_dropped_total", model="m") == traffic["shadow_dropped"]
         )
+
+
+def test_the_gate_reads_an_out_of_fold_accuracy_as_held_out() -> None:
+    """A version fitted on every training row records its out-of-fold accuracy: the gate
+    takes it (its rows were held out of the fits that scored them) rather than scoring the
+    validation rows, which that version was fitted on."""
+    from service.rollout.gate import recorded_accuracy, validation_rows
+    from training.data import load_split, out_of_fold_record
+
+    manifest = read_manifest(SHIPPED_MODELS / "logistic" / "1")
+    oof = manifest.model_copy(
+        update={"validation": {**out_of_fold_record(load_split()), "accuracy": 0.875}}
+    )
+    assert recorded_accuracy(oof, validation_rows()) == 0.875
+    other = manifest.model_copy(update={"validation": {"from": "elsewhere", "accuracy": 0.9}})
+    assert recorded_accuracy(other, validation_rows()) is None
