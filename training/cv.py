@@ -64,7 +64,9 @@ CANDIDATES: dict[Family, dict[str, Preset]] = {
         "default (24,48)": DEFAULT["cnn"],
         "(16,32)": _variant("cnn", {"channels": (16, 32)}, {}),
         "(16,32), 3000 steps": _variant("cnn", {"channels": (16, 32)}, {"iterations": 3000}),
-        "(16,32), smoothing 0.05": _variant("cnn", {"channels": (16, 32)}, {"label_smoothing": 0.05}),
+        "(16,32), smoothing 0.05": _variant(
+            "cnn", {"channels": (16, 32)}, {"label_smoothing": 0.05}
+        ),
         "(16,32), batch 128": _variant("cnn", {"channels": (16, 32)}, {"batch_size": 128}),
     },
 }

@@ -94,9 +94,11 @@ class OutlierScored(nn.Module):
     def __init__(self, model: nn.Module, stats: OutlierStats) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("whiten", stats.whiten.clone())
-        self.register_buffer("centres", stats.centres.clone())
-        self.register_buffer("centre_norms", (stats.centres**2).sum(dim=1))
+        # Frozen parameters rather than buffers: typed attributes for mypy, and TorchScript
+        # cannot read the string annotations a class-level buffer declaration would need.
+        self.whiten = nn.Parameter(stats.whiten.clone(), requires_grad=False)
+        self.centres = nn.Parameter(stats.centres.clone(), requires_grad=False)
+        self.centre_norms = nn.Parameter((stats.centres**2).sum(dim=1), requires_grad=False)
         self.outlier_threshold = float(stats.threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -81,7 +81,9 @@ def _fit(
 
 def total_steps(spec: ModelSpec | EnsembleSpec, recipe: Recipe | None, folds: int) -> int:
     """Optimizer steps of ``fit_calibrated``: the fit on every row and the ``folds`` fits."""
-    steps = spec.iterations if isinstance(spec, EnsembleSpec) else recipe.iterations if recipe else 0
+    steps = (
+        spec.iterations if isinstance(spec, EnsembleSpec) else recipe.iterations if recipe else 0
+    )
     return steps * (folds + 1)
 
 

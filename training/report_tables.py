@@ -12,6 +12,7 @@ from typing import Any
 from training.data import Split
 from training.outlier import fit_outlier, made_inputs, score
 
+
 def _mean(values: Sequence[float]) -> float:
     kept = [v for v in values if not math.isnan(v)]
     return statistics.fmean(kept) if kept else math.nan

@@ -5,8 +5,9 @@ function. It needs only the database URL, the models folder and the job id: it r
 resolved spec from the store, fits with ``training.pipeline.fit_calibrated`` (every training
 row, then 5 fits on folds for the out-of-fold temperature and held-out accuracy), reports
 progress and checks for a cancel from the ``on_step`` callback, publishes through
-``training.export.export`` (the CLI's code) with the held-out accuracy in the manifest, applies the promotion gate (``service/rollout/promotion.py``)
-and records the outcome. It never raises for a failed fit: the job says why.
+``training.export.export`` (the CLI's code) with the held-out accuracy in the manifest,
+applies the promotion gate (``service/rollout/promotion.py``) and records the outcome. It
+never raises for a failed fit: the job says why.
 """
 
 from __future__ import annotations

@@ -101,7 +101,9 @@ def test_cli_exports_a_calibrated_ensemble_listing_its_members(tmp_path: Path) -
     assert manifest.validation["from"] == "out_of_fold"
     assert manifest.validation["n_validation"] == 1437
     assert manifest.data_split["n_train"] == 1437
-    assert (manifest.outlier or {})["threshold"] == pytest.approx(module.outlier_threshold, abs=1e-3)
+    assert (manifest.outlier or {})["threshold"] == pytest.approx(
+        module.outlier_threshold, abs=1e-3
+    )
     assert manifest.calibration is not None
     assert manifest.calibration["temperature"] > 0
     assert (folder / "reliability.png").read_bytes().startswith(b"\x89PNG")

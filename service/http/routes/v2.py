@@ -178,7 +178,9 @@ async def model_metadata(request: Request) -> Response:
         "platform": PLATFORM,
         "inputs": MODEL_INPUTS,
         # a version exported without an outlier score has no outlier outputs
-        "outputs": [o for o in MODEL_OUTPUTS if threshold is not None or o["name"] not in OUTLIER_OUTPUTS],
+        "outputs": [
+            o for o in MODEL_OUTPUTS if threshold is not None or o["name"] not in OUTLIER_OUTPUTS
+        ],
     }
     if threshold is not None:  # outlier = outlier_score > this (docs/v2.md)
         body["parameters"] = {"outlier_threshold": threshold}
