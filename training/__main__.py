@@ -9,8 +9,8 @@ out-of-fold logits; its temperature is fitted on those and folded in (calibrated
 probabilities), and the outlier score and threshold are exported inside the module. Each
 model gets a tqdm progress bar; at the end a table gives train/test accuracy, test errors out
 of the 360 test rows, the final loss, the fit time, the temperature and the test ECE before
-and after it, and where each model was written (``<models-dir>/<name>/<version>/`` with ``model.pt``,
-``manifest.json``, ``curves.json``, ``curves.png`` and ``reliability.png``). ``--family
+and after it, and where each model was written (``<models-dir>/<name>/<version>/`` with
+``model.pt``, ``manifest.json``, ``curves.json``, ``curves.png`` and ``reliability.png``). ``--family
 ensemble`` fits the ``--members`` one after another and exports them as one module.
 """
 
