@@ -10,8 +10,8 @@ probabilities), and the outlier score and threshold are exported inside the modu
 model gets a tqdm progress bar; at the end a table gives train/test accuracy, test errors out
 of the 360 test rows, the final loss, the fit time, the temperature and the test ECE before
 and after it, and where each model was written (``<models-dir>/<name>/<version>/`` with
-``model.pt``, ``manifest.json``, ``curves.json``, ``curves.png`` and ``reliability.png``). ``--family
-ensemble`` fits the ``--members`` one after another and exports them as one module.
+``model.pt``, ``manifest.json``, ``curves.json``, ``curves.png`` and ``reliability.png``).
+``--family ensemble`` fits the ``--members`` one after another and exports them as one module.
 """
 
 from __future__ import annotations
