@@ -169,7 +169,7 @@ function changed(inputAt) {
   drawing.inputAt = inputAt;
   drawing.pixels = pixels;
   renderGrid(pixels);
-  if (pixels.every((v) => v === 0)) { renderBars(); recordLatency(drawing.version, inputAt, true); return; }
+  if (pixels.every((v) => v === 0)) { renderBars(drawing.version); recordLatency(drawing.version, inputAt, true); return; }
   for (const model of (models && models.models) || []) predictWith(model.name);
 }
 
@@ -212,11 +212,13 @@ function recordLatency(version, inputAt, blank = false) {
   $("#latency").textContent = `drawing to bars: ${ms.toFixed(1)} ms`;
 }
 
-// Every model's card without an answer: a blank canvas is not sent, it asks for a digit.
-function renderBars() {
+// Every model's card without an answer: a blank canvas is not sent, it asks for a digit
+// (``version``: the blank drawing shown, for the page's tests).
+function renderBars(version) {
   const bars = $("#bars");
+  const data = version === undefined ? {} : { drawing: version };
   bars.replaceChildren(...((models && models.models) || []).map((m) =>
-    el("div", { className: "model blank", id: `model-${m.name}` }, el("strong", { textContent: m.name }), el("span", { className: "label", textContent: "" }),
+    el("div", { className: "model blank", id: `model-${m.name}`, dataset: data }, el("strong", { textContent: m.name }), el("span", { className: "label", textContent: "" }),
       el("p", { className: "note muted", textContent: "draw a digit" }), el("div", { className: "probs" }))));
 }
 
