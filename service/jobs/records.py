@@ -7,6 +7,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from training.data import OUT_OF_FOLD_FOLDS
+
 
 class JobStatus(enum.StrEnum):
     """Life of a job: queued -> running -> succeeded | failed | cancelled."""
@@ -35,7 +37,9 @@ class NewJob:
 
     @property
     def total_iterations(self) -> int:
-        return int(self.spec["recipe"]["iterations"])
+        """Optimizer steps of the job: the fit on every training row and the out-of-fold fits
+        (``training.pipeline.fit_calibrated``), the recipe's iterations each."""
+        return int(self.spec["recipe"]["iterations"]) * (OUT_OF_FOLD_FOLDS + 1)
 
 
 @dataclass(frozen=True)

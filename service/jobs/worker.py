@@ -124,6 +124,8 @@ class ProgressRecorder:
     def __init__(self, store: JobStore, job: JobRecord, owner: str, interval: float) -> None:
         self.store, self.job_id, self.owner, self.interval = store, job.id, owner, interval
         self.losses: list[float] = []
+        #: The last step seen (the out-of-fold fits run on after the fit's own steps).
+        self.last: tuple[int, float] = (0, 0.0)
         self.accuracy: list[dict[str, float]] = []
         self.written = (0, 0)  # losses, accuracy points already in the store
         self.last_write = time.monotonic()
@@ -135,6 +137,7 @@ class ProgressRecorder:
 
     def __call__(self, step: Step) -> bool:
         self.losses.append(step.loss)
+        self.last = (step.iteration, step.elapsed)
         if step.accuracy is not None:
             a = step.accuracy
             self.accuracy.append({"iteration": a.iteration, "train": a.train, "test": a.test})
@@ -176,7 +179,7 @@ class ProgressRecorder:
             self.accuracy.append(
                 {"iteration": point.iteration, "train": point.train, "test": point.test}
             )
-        self.flush(result.iterations, result.fit_seconds)
+        self.flush(*max(self.last, (result.iterations, result.fit_seconds)))
 
 
 def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) -> None:

@@ -24,7 +24,10 @@ from service.settings import Settings
 from tests.conftest import make_settings
 
 #: A fit that cannot end during a test: for cancel, queue and kill tests.
-LONG_CNN = {"family": "cnn", "hyperparameters": {"iterations": 20000, "acc_step": 1000}}
+LONG_CNN = {
+    "family": "cnn",
+    "hyperparameters": {"iterations": 20000, "acc_step": 1000, "channels": [16, 32]},
+}
 #: A fit that ends in well under a second.
 SHORT_LOGISTIC = {"family": "logistic", "hyperparameters": {"iterations": 150, "acc_step": 50}}
 
