@@ -137,3 +137,21 @@ def test_a_version_without_an_outlier_score_answers_null_flags(tmp_path: Path) -
     assert response.status_code == 200, response.text
     (prediction,) = response.json()["predictions"]
     assert (prediction["outlier"], prediction["outlier_score"]) == (None, None)
+
+
+def test_an_uploaded_blank_image_is_flagged(shipped_models: Path) -> None:
+    """POST /predict/image carries the same flag: a blank page is not a digit."""
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(png, format="PNG")
+    with TestClient(create_app(make_settings(shipped_models))) as client:
+        response = client.post(
+            "/predict/image", content=png.getvalue(), headers={"Content-Type": "image/png"}
+        )
+    assert response.status_code == 200, response.text
+    (prediction,) = response.json()["predictions"]
+    assert prediction["outlier"] is True
+    assert prediction["outlier_score"] > 0
