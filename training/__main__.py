@@ -9,13 +9,14 @@ New versions go to the runtime folder ``var/models`` (``--models-dir``); the shi
 ``models/`` (``--shipped-dir``) is written only with ``--ship`` (``make ship``). A version
 number is taken after the highest in both folders, so the two never hold the same version.
 
-Each model is fitted on the training rows less the validation rows (``carve_validation``),
-its temperature is fitted on those and folded in (calibrated probabilities). Each model gets a
-tqdm progress bar; at the end a table gives train/test accuracy, test errors out of the 360
-test rows, the final loss, the fit time, the temperature and the test ECE before and after it,
-and where each model was written (``<folder>/<name>/<version>/`` with ``model.pt``,
-``manifest.json``, ``curves.json``, ``curves.png`` and ``reliability.png``). ``--family
-ensemble`` fits the ``--members`` one after another and exports them as one module.
+Each model is fitted on every training row, then once per fold of a 5-fold split of them for
+out-of-fold logits; its temperature is fitted on those and folded in (calibrated
+probabilities), and the outlier score and threshold are exported inside the module. Each
+model gets a tqdm progress bar; at the end a table gives train/test accuracy, test errors out
+of the 360 test rows, the final loss, the fit time, the temperature and the test ECE before
+and after it, and where each model was written (``<models-dir>/<name>/<version>/`` with
+``model.pt``, ``manifest.json``, ``curves.json``, ``curves.png`` and ``reliability.png``).
+``--family ensemble`` fits the ``--members`` one after another and exports them as one module.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ import torch
 from tqdm import tqdm
 
 from training.cli import add_threads_argument, int_at_least, positive_int
-from training.data import load_split
+from training.data import OUT_OF_FOLD_FOLDS, load_split
 from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.export import Manifest, next_version
 from training.fit import Step, StepCallback
 from training.models import FAMILIES, Family, ModelSpec
-from training.pipeline import fit_calibrated
+from training.pipeline import fit_calibrated, total_steps
 from training.recipes import RECIPE_NAMES, Recipe, RecipeName, preset
 
 #: What ``--family`` accepts: the single-model families and the ensemble of them.
@@ -139,11 +140,11 @@ def _fit_and_export(family: str, args: argparse.Namespace) -> tuple[Manifest, Pa
         spec = ensemble_spec(
             args.members, seed=args.seed, recipe=recipe_name, iterations=args.iterations
         )
-        total = spec.iterations
     else:
         chosen = preset(cast(Family, family), recipe_name)  # argparse checked the name
         recipe = chosen.recipe.with_overrides(seed=args.seed, iterations=args.iterations)
-        spec, total = chosen.spec, recipe.iterations
+        spec = chosen.spec
+    total = total_steps(spec, recipe, OUT_OF_FOLD_FOLDS)
     with tqdm(total=total, desc=f"{family:<8}", disable=args.no_progress, leave=True) as bar:
         fitted = fit_calibrated(spec, split, recipe, on_step=_progress(bar))
     name = args.name or family

@@ -1,7 +1,9 @@
 """Calibration: expected calibration error, temperature scaling and the reliability diagram.
 
-The temperature is fitted on the validation rows (``training.data.carve_validation``), never
-on the lecture's test rows, and folded into the exported module: the logits are divided by
+The temperature is fitted on out-of-fold logits of every training row (k-fold over the
+1,437 training rows, each fold's model fitted with the same recipe on the other folds:
+``training.pipeline.fit_calibrated``), never on the lecture's test rows, and folded into the
+exported module (the fit on every training row): the logits are divided by
 it, so the softmax the service computes gives the calibrated probabilities and the argmax
 (the predicted digit) is unchanged. For the single-model families the division is folded
 into the weights of the last affine layer, so it costs nothing at serving time.
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.data import Split, Validation
+from training.data import Split
 from training.ensemble import Ensemble
 
 #: Bins of the expected calibration error (equal-width confidence bins, as in Guo et al. 2017).
@@ -67,7 +69,9 @@ def reliability_bins(
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature T minimising the cross-entropy of ``logits / T`` on these rows."""
+    """The temperature T minimising the cross-entropy of ``logits / T`` on these rows.
+    It may land at a bound of ``TEMPERATURE_RANGE`` when the rows cannot fix it (no wrong
+    answer among them, say): ``at_bound`` tells, and the manifest records it."""
     from scipy.optimize import minimize_scalar
 
     logits, labels = logits.double(), labels.long()
@@ -78,6 +82,11 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     lo, hi = (math.log(t) for t in TEMPERATURE_RANGE)
     found = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
     return math.exp(float(found.x))
+
+
+def at_bound(temperature: float) -> bool:
+    """Whether a fitted temperature sits (within 1%) at a bound of its search range."""
+    return not TEMPERATURE_RANGE[0] * 1.01 < temperature < TEMPERATURE_RANGE[1] / 1.01
 
 
 def fold_temperature(model: nn.Module, temperature: float) -> nn.Module:
@@ -110,20 +119,28 @@ def fold_temperature(model: nn.Module, temperature: float) -> nn.Module:
 
 @dataclass(frozen=True)
 class CalibrationReport:
-    """The temperature fitted on the validation rows and the figures before and after it."""
+    """The temperature fitted on out-of-fold logits and the figures before and after it."""
 
     temperature: float
+    #: The held-out record the promotion gate reads (``training.data.OutOfFold.describe``).
     validation: dict[str, Any]
-    #: ECE, NLL and accuracy of the validation and test rows, before and after scaling.
+    #: ECE, NLL, Brier and mean confidence of right/wrong answers on the out-of-fold and test
+    #: rows, before and after scaling (``<figure>_<rows>_<stage>``).
     figures: dict[str, float]
-    #: Reliability bins per row set ("validation", "test") and stage ("before", "after").
+    #: Reliability bins per row set ("out_of_fold", "test") and stage ("before", "after").
     bins: dict[str, dict[str, list[dict[str, float]]]]
 
     def manifest_fields(self) -> dict[str, Any]:
         """The manifest's ``validation`` and ``calibration`` entries."""
         return {
             "validation": self.validation,
-            "calibration": {"method": "temperature", "bins": ECE_BINS, **self.figures},
+            "calibration": {
+                "method": "temperature",
+                "bins": ECE_BINS,
+                **self.figures,
+                # the console's reliability diagram of the test rows, before and after
+                "reliability_test": self.bins["test"],
+            },
         }
 
 
@@ -134,51 +151,65 @@ def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out.double()
 
 
-def _figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    probs = torch.softmax(logits, dim=1)
+def figures(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """ECE (15 bins), NLL, Brier score (sum over classes, mean over rows) and the mean
+    confidence of the right and of the wrong answers (NaN when there is none)."""
+    probs = torch.softmax(logits.double(), dim=1)
+    confidence, predicted = probs.max(dim=1)
+    right = predicted == labels
+    onehot = nn.functional.one_hot(labels, probs.shape[1]).double()
     return {
         "ece": round(expected_calibration_error(probs, labels), 6),
-        "nll": round(float(nn.functional.cross_entropy(logits, labels)), 6),
+        "nll": round(float(nn.functional.cross_entropy(logits.double(), labels)), 6),
+        "brier": round(float(((probs - onehot) ** 2).sum(dim=1).mean()), 6),
+        "conf_right": round(float(confidence[right].mean()), 6) if right.any() else math.nan,
+        "conf_wrong": round(float(confidence[~right].mean()), 6) if (~right).any() else math.nan,
     }
 
 
 def calibrate(
-    model: nn.Module, validation: Validation, split: Split, *, fold: bool = True
+    model: nn.Module,
+    out_of_fold: torch.Tensor,
+    held_out: dict[str, Any],
+    split: Split,
+    *,
+    fold: bool = True,
 ) -> CalibrationReport:
-    """Fit the temperature of ``model`` on the validation rows, fold it into the model (in
-    place, unless ``fold=False``) and measure ECE/NLL before and after on validation and test.
-    """
-    val_logits = _logits(model, validation.x)
+    """Fit the temperature on ``out_of_fold`` logits (N_train, 10: each training row scored by
+    a model fitted without it), fold it into ``model`` (the fit on every training row; in
+    place unless ``fold=False``) and measure the figures before and after on those rows and
+    on the test rows. ``held_out`` describes the folds (the manifest's ``validation``)."""
     test_logits = _logits(model, split.x_test)
-    temperature = fit_temperature(val_logits, validation.y)
-    figures: dict[str, float] = {"temperature": round(temperature, 6)}
+    out_of_fold = out_of_fold.double()
+    temperature = fit_temperature(out_of_fold, split.y_train)
+    found: dict[str, float] = {"temperature": round(temperature, 6)}
+    found["temperature_at_bound"] = at_bound(temperature)
     bins: dict[str, dict[str, list[dict[str, float]]]] = {}
     for rows, logits, labels in (
-        ("validation", val_logits, validation.y),
+        ("out_of_fold", out_of_fold, split.y_train),
         ("test", test_logits, split.y_test),
     ):
         bins[rows] = {}
         for stage, scaled in (("before", logits), ("after", logits / temperature)):
-            for key, value in _figures(scaled, labels).items():
-                figures[f"{key}_{rows}_{stage}"] = value
+            for key, value in figures(scaled, labels).items():
+                found[f"{key}_{rows}_{stage}"] = value
             bins[rows][stage] = reliability_bins(torch.softmax(scaled, dim=1), labels)
     if fold:
         fold_temperature(model, temperature)
-    accuracy = float((val_logits.argmax(dim=1) == validation.y).double().mean())
-    record = {**validation.describe(), "accuracy": accuracy}
-    return CalibrationReport(temperature, record, figures, bins)
+    accuracy = float((out_of_fold.argmax(dim=1) == split.y_train).double().mean())
+    return CalibrationReport(temperature, {**held_out, "accuracy": accuracy}, found, bins)
 
 
 def plot_reliability(report: CalibrationReport, path: Path | io.BytesIO, title: str) -> None:
     """The reliability diagram: accuracy against confidence per bin, before and after the
-    temperature, on the validation rows (where it was fitted) and the test rows (PNG)."""
+    temperature, on the out-of-fold training rows (where it was fitted) and the test rows (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.8), layout="constrained")
-    for ax, rows in zip(fig.subplots(1, 2), ("validation", "test"), strict=True):
+    for ax, rows in zip(fig.subplots(1, 2), ("out_of_fold", "test"), strict=True):
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfect")
         for stage, marker in (("before", "o"), ("after", "s")):
             points = report.bins[rows][stage]
@@ -191,7 +222,7 @@ def plot_reliability(report: CalibrationReport, path: Path | io.BytesIO, title: 
                 label=f"{stage} (ECE {ece:.4f})",
             )
         ax.set(
-            title=f"{rows} rows",
+            title=f"{rows.replace('_', '-')} rows",
             xlabel="confidence",
             ylabel="accuracy",
             xlim=(0, 1.02),

@@ -24,10 +24,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import torch
-from sklearn.model_selection import StratifiedKFold
 
 from training.cli import add_threads_argument, positive_int
-from training.data import N_CLASSES, N_FEATURES, Split, load_split
+from training.data import N_CLASSES, N_FEATURES, Split, fold_indices, held_out_fold, load_split
 from training.export import measure_forward, script_model
 from training.fit import train
 from training.models import FAMILIES, Family, ModelSpec
@@ -59,13 +58,16 @@ CANDIDATES: dict[Family, dict[str, Preset]] = {
         ),
         "+ shift augmentation": _variant("fnn", {}, {"augment_shift": True}),
     },
-    # Round 5 (issue 15: seed stability): weight averaging and rotations; the round-4 grid
-    # (EMA, weight decay, lr, warm-up, dropout, hidden FC, batch norm) is in docs/training.md.
+    # Round 6 (issue 23): 8 fit seeds x 5 folds each; rounds 4-5 (EMA, SWA, rotations,
+    # weight decay, lr, warm-up, dropout, hidden FC, batch norm) are in docs/training.md.
     "cnn": {
-        "default (16,32)": DEFAULT["cnn"],
-        "SWA last 50%": _variant("cnn", {}, {"swa_start": 0.5}),
-        "rotate 10°": _variant("cnn", {}, {"augment_rotate": 10.0}),
-        "rotate 10° + SWA 50%": _variant("cnn", {}, {"augment_rotate": 10.0, "swa_start": 0.5}),
+        "default (24,48)": DEFAULT["cnn"],
+        "(16,32)": _variant("cnn", {"channels": (16, 32)}, {}),
+        "(16,32), 3000 steps": _variant("cnn", {"channels": (16, 32)}, {"iterations": 3000}),
+        "(16,32), smoothing 0.05": _variant(
+            "cnn", {"channels": (16, 32)}, {"label_smoothing": 0.05}
+        ),
+        "(16,32), batch 128": _variant("cnn", {"channels": (16, 32)}, {"batch_size": 128}),
     },
 }
 
@@ -120,19 +122,7 @@ def macs_per_row(spec: ModelSpec) -> int:
 
 def folds(split: Split, k: int, seed: int = 0) -> list[Split]:
     """``k`` stratified folds of the training rows, each as a Split (held-out fold as "test")."""
-    kfold = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    out = []
-    for fit_idx, val_idx in kfold.split(split.x_train.numpy(), split.y_train.numpy()):
-        out.append(
-            Split(
-                x_train=split.x_train[fit_idx],
-                y_train=split.y_train[fit_idx],
-                x_test=split.x_train[val_idx],
-                y_test=split.y_train[val_idx],
-                random_state=split.random_state,
-            )
-        )
-    return out
+    return [held_out_fold(split, a, b) for a, b in fold_indices(split, k, seed)]
 
 
 def cross_validate(

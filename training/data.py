@@ -20,6 +20,10 @@ PIXEL_MAX = 16.0
 #: choose (promotion gate, temperature scaling), while the lecture's test rows stay the report.
 VALIDATION_FRACTION = 0.15
 VALIDATION_RANDOM_STATE = 0
+#: The out-of-fold scoring of the training rows (temperature, held-out accuracy): stratified
+#: k-fold with this many folds and this shuffle seed.
+OUT_OF_FOLD_FOLDS = 5
+OUT_OF_FOLD_RANDOM_STATE = 0
 
 
 class SplitMismatch(RuntimeError):
@@ -126,3 +130,37 @@ def carve_validation(split: Split) -> tuple[Split, Validation]:
         random_state=split.random_state,
     )
     return fitting, Validation(x=split.x_train[val_pos], y=split.y_train[val_pos], indices=val_pos)
+
+
+def fold_indices(
+    split: Split, k: int = OUT_OF_FOLD_FOLDS, seed: int = OUT_OF_FOLD_RANDOM_STATE
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``k`` stratified folds of the training rows: (fit positions, held-out positions) each."""
+    from sklearn.model_selection import StratifiedKFold
+
+    kfold = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    pairs = kfold.split(split.x_train.numpy(), split.y_train.numpy())
+    return [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in pairs]
+
+
+def held_out_fold(split: Split, fit_pos: torch.Tensor, out_pos: torch.Tensor) -> Split:
+    """The training rows at ``fit_pos`` as training rows, those at ``out_pos`` as "test"."""
+    return Split(
+        x_train=split.x_train[fit_pos],
+        y_train=split.y_train[fit_pos],
+        x_test=split.x_train[out_pos],
+        y_test=split.y_train[out_pos],
+        random_state=split.random_state,
+    )
+
+
+def out_of_fold_record(split: Split, k: int = OUT_OF_FOLD_FOLDS) -> dict[str, object]:
+    """What a manifest records of the out-of-fold scoring (its ``validation`` entry, with the
+    accuracy added): every training row scored by a model fitted without it."""
+    return {
+        "from": "out_of_fold",
+        "folds": k,
+        "random_state": OUT_OF_FOLD_RANDOM_STATE,
+        "stratified": True,
+        "n_validation": len(split.y_train),
+    }

@@ -32,6 +32,7 @@ from training.fit import FitResult
 
 if TYPE_CHECKING:
     from training.calibration import CalibrationReport
+    from training.outlier import OutlierStats
 
 MODEL_FILE = "model.pt"
 MANIFEST_FILE = "manifest.json"
@@ -109,9 +110,13 @@ class Manifest(BaseModel):
     #: The validation rows carved from the training rows (``training.data.carve_validation``)
     #: and the model's accuracy on them; absent for a model fitted on every training row.
     validation: dict[str, Any] | None = None
-    #: Temperature scaling fitted on the validation rows and folded into ``model.pt``: the
-    #: temperature and the ECE/NLL before and after it on the validation and test rows.
+    #: Temperature scaling fitted on the out-of-fold logits of the training rows and folded
+    #: into ``model.pt``: the temperature and the ECE/NLL/Brier/confidence figures before and
+    #: after it on the out-of-fold and test rows (older versions: on 216 validation rows).
     calibration: dict[str, Any] | None = None
+    #: The outlier score inside ``model.pt`` (``training.outlier``): method, threshold, the
+    #: held-out and test flag rates; ``None`` for a version exported without one.
+    outlier: dict[str, Any] | None = None
     #: ``ensemble`` only: each member's family, seed, architecture, recipe and accuracies.
     members: list[dict[str, Any]] | None = None
     torch_version: str
@@ -222,18 +227,26 @@ def export(
     after_version: int = 0,
     calibration: CalibrationReport | None = None,
     members: list[dict[str, Any]] | None = None,
+    outlier: OutlierStats | None = None,
 ) -> Manifest:
     """Script ``model`` and publish it as the next version of ``name`` under ``models_dir``
     (numbered after ``after_version`` too: the highest version kept in another folder).
 
     ``calibration`` (its temperature already folded into ``model``) adds the manifest's
     ``validation`` and ``calibration`` entries and ``reliability.png``; ``members`` lists an
-    ensemble's members.
+    ensemble's members; ``outlier`` wraps the module in ``training.outlier.OutlierScored``
+    (the score and its threshold inside ``model.pt``) and adds the manifest's ``outlier``.
 
     Returns the written manifest. Safe against concurrent publishers of the same name: the
     final ``os.rename`` fails if another process took the version first, and the next
     number is tried.
     """
+    outlier_entry = None
+    if outlier is not None:
+        from training.outlier import OutlierScored
+
+        model = OutlierScored(model, outlier)
+        outlier_entry = {**outlier.manifest_entry(), "test_flag_rate": _flag_rate(model, split)}
     scripted = script_model(model)
     model_dir = Path(models_dir) / name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -263,6 +276,7 @@ def export(
             "created": datetime.now(UTC),
             "sha256": sha256_file(staging / MODEL_FILE),
             "members": members,
+            "outlier": outlier_entry,
         }
         title = f"{name} ({spec.family}, {recipe_name})"
         _write_curves(staging, result, title)
@@ -284,6 +298,13 @@ def export(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _flag_rate(model: nn.Module, split: Split) -> float:
+    """Share of the test rows whose outlier score is over the threshold."""
+    with torch.inference_mode():
+        scores = model.outlier_score(split.x_test)  # type: ignore[operator]  # OutlierScored
+    return round(float((scores > model.outlier_threshold).double().mean()), 4)
 
 
 def read_manifest(folder: Path) -> Manifest:

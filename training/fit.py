@@ -48,6 +48,24 @@ class Step:
 StepCallback = Callable[[Step], bool | None]
 
 
+def relay(
+    on_step: StepCallback | None, offset: int, elapsed: float, total: int, keep_accuracy: bool
+) -> StepCallback:
+    """``on_step`` for one fit of several run one after another: its steps numbered after
+    ``offset`` out of ``total``, its time after ``elapsed``, its accuracy points shifted (or
+    dropped, ``keep_accuracy=False``); ``on_step``'s ``STOP`` is passed back."""
+
+    def shifted(step: Step) -> bool | None:
+        point = step.accuracy
+        if point is not None:
+            point = AccuracyPoint(point.iteration + offset, point.train, point.test)
+        point = point if keep_accuracy else None
+        moved = Step(step.iteration + offset, total, step.loss, step.elapsed + elapsed, point)
+        return None if on_step is None else on_step(moved)
+
+    return shifted
+
+
 @dataclass
 class FitResult:
     """The curves and final figures of one fit."""

@@ -158,7 +158,7 @@ DEFAULT: dict[Family, Preset] = {
     ),
     "cnn": Preset(
         ModelSpec(
-            "cnn", channels=(16, 32), dropout=0.25, input_scale=1 / 16, label="CNN (default recipe)"
+            "cnn", channels=(24, 48), dropout=0.25, input_scale=1 / 16, label="CNN (default recipe)"
         ),
         Recipe(
             iterations=2000,

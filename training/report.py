@@ -6,11 +6,14 @@ recipes of the cross-validation grid) and prints a markdown table: mean ± std o
 test accuracy next to the lecture's figure, test errors out of 360 (mean, range), fit time
 (also relative to the lecture CNN's, the speed reference), the in-process forward time of the
 TorchScript module at batch 1 and per row at batch 256 (measured once, on the seed-0 model)
-and, for the calibrated rows, the test and validation ECE before -> after the temperature.
+and, for the calibrated rows, the test and out-of-fold ECE before -> after the temperature.
+Then the calibration table (T; ECE, NLL, Brier, mean confidence of right and wrong answers
+on the test rows, before -> after), the reliability diagrams (``--figure``) and the outlier
+table (flag rate on the test rows and on made inputs: ``training.report_tables``).
 
-The lecture rows are fitted as the lecture does, on all 1,437 training rows. The default,
-candidate and ensemble rows are fitted the way ``python -m training`` exports them: on the
-training rows less the 216 validation rows, with the temperature fitted on those.
+Every row is fitted on all 1,437 training rows. The default, candidate and ensemble rows are
+fitted the way ``python -m training`` exports them: with 5 more fits on folds of the training
+rows for out-of-fold logits, on which the temperature is fitted.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import torch
@@ -34,6 +38,7 @@ from training.fit import train
 from training.models import FAMILIES, Family
 from training.pipeline import fit_calibrated
 from training.recipes import DEFAULT, LECTURE_REPORTED, LECTURE_ROWS, Preset
+from training.report_tables import format_calibration, format_outliers, plot_reliability_panels
 
 #: The fit-time reference of the report: the lecture's CNN.
 SPEED_REFERENCE = "lecture cnn"
@@ -68,6 +73,8 @@ class SeedResult:
     iterations: int
     forward: ForwardCost | None
     calibration: dict[str, float] | None
+    #: Seed 0's reliability bins of the test rows, before and after (calibrated rows only).
+    bins: dict[str, list[dict[str, float]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class RowResult:
     reported: tuple[float | None, float] | None
     #: Per seed, the manifest's calibration figures (``None`` for uncalibrated rows).
     calibration: list[dict[str, float]] | None = None
+    bins: dict[str, list[dict[str, float]]] | None = None
 
 
 def _mean_std(values: list[float], digits: int = 4) -> str:
@@ -95,22 +103,20 @@ def _mean_std(values: list[float], digits: int = 4) -> str:
 
 def fit_seed(job: Job, seed: int, split: Split, iterations: int | None = None) -> SeedResult:
     """Fit ``job``'s model with ``seed`` (calibrated: as exported) and return its figures."""
-    calibration = None
+    report = None
     if isinstance(job.model, EnsembleSpec):
         families = [m.spec.family for m in job.model.members]
         spec = ensemble_spec(families, seed=seed, iterations=iterations)
         fitted = fit_calibrated(spec, split)
-        model, result, n_test = fitted.model, fitted.result, len(split.y_test)
-        calibration = fitted.calibration.figures if fitted.calibration else None
+        model, result, report = fitted.model, fitted.result, fitted.calibration
     else:
         recipe = job.model.recipe.with_overrides(iterations=iterations, seed=seed)
         if job.calibrated:
             fitted = fit_calibrated(job.model.spec, split, recipe)
-            model, result = fitted.model, fitted.result
-            calibration = fitted.calibration.figures if fitted.calibration else None
+            model, result, report = fitted.model, fitted.result, fitted.calibration
         else:
             model, result = train(job.model.spec, split, recipe)
-        n_test = len(split.y_test)
+    n_test = len(split.y_test)
     return SeedResult(
         result.train_accuracy,
         result.test_accuracy,
@@ -118,7 +124,8 @@ def fit_seed(job: Job, seed: int, split: Split, iterations: int | None = None) -
         result.fit_seconds,
         result.iterations,
         measure_forward(script_model(model)) if seed == 0 else None,
-        calibration,
+        None if report is None else report.figures,
+        None if report is None or seed != 0 else report.bins["test"],
     )
 
 
@@ -172,6 +179,7 @@ def run_rows(
                 forward,
                 LECTURE_REPORTED.get(job.key) if job.recipe == "lecture" else None,
                 [r.calibration for r in runs if r.calibration] if job.calibrated else None,
+                next((r.bins for r in runs if r.bins), None),
             )
         )
     return rows
@@ -192,7 +200,7 @@ def format_report(rows: list[RowResult], n_seeds: int) -> str:
     lines = [
         f"| model | recipe | it. | train acc | test acc ({n_seeds} seeds) | lecture test "
         "| errors /360 (mean, range) | fit s | fit / lecture CNN | fwd µs batch 1 "
-        "| fwd µs/row @256 | T | test ECE | validation ECE |",
+        "| fwd µs/row @256 | T | test ECE | out-of-fold ECE |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -213,7 +221,7 @@ def format_report(rows: list[RowResult], n_seeds: int) -> str:
             f"| {statistics.fmean(r.errors):.1f} ({min(r.errors)}-{max(r.errors)}) "
             f"| {fit_s:.2f} | {ratio} | {r.forward.batch1_us:.1f} "
             f"| {r.forward.per_row_batch256_us:.3f} | {temperature} | {_ece(r, 'test')} "
-            f"| {_ece(r, 'validation')} |"
+            f"| {_ece(r, 'out_of_fold')} |"
         )
     return "\n".join(lines)
 
@@ -292,6 +300,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=None,
         help="override every recipe's iterations (a quick smoke run; not the real report)",
     )
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=Path("var/report/reliability.png"),
+        help="where the reliability diagrams go (default: var/report/reliability.png)",
+    )
     add_threads_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -325,6 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(format_report(rows, len(seeds)))
+    calibrated = [r for r in rows if r.calibration]
+    if calibrated:
+        print("\nCalibration on the 360 test rows (mean over seeds, before → after T):\n")
+        print(format_calibration([(r.label, r.calibration or []) for r in calibrated]))
+        plot_reliability_panels([(r.label, r.bins or {}) for r in calibrated], args.figure)
+        print(f"\nreliability diagrams (seed 0, test rows): {args.figure}")
+    print("\nOutlier flag (threshold from the training rows only):\n")
+    print(format_outliers(split))
     sys.stdout.flush()
     return 0
 

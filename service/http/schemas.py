@@ -79,7 +79,19 @@ class PredictRequest(BaseModel):
 
 class Prediction(BaseModel):
     label: int = Field(description="argmax of the probabilities", examples=[7])
-    probabilities: list[float] = Field(description=f"{N_CLASSES} class probabilities (softmax)")
+    probabilities: list[float] = Field(
+        description=f"{N_CLASSES} class probabilities (softmax of the temperature-scaled logits)"
+    )
+    outlier: bool | None = Field(
+        description="whether the row does not look like a digit (outlier_score over the "
+        "version's threshold); null for a version exported without an outlier score",
+        examples=[False],
+    )
+    outlier_score: float | None = Field(
+        description="squared Mahalanobis distance of the pixels to the nearest digit class "
+        "of the training rows (docs/training.md); null without an outlier score",
+        examples=[21.5],
+    )
 
 
 class PredictResponse(BaseModel):

@@ -10,7 +10,8 @@ The input tensor itself is read by ``v2_input``.
 The model's tensors (``MODEL_INPUTS``, ``MODEL_OUTPUTS``): input ``pixels`` FP32 ``[-1, 64]``
 (FP16, FP64 and the integer datatypes are accepted and converted; values are the raw 0..16
 pixels checked by ``schemas.check_pixels``, as on ``/predict``); outputs ``probabilities``
-FP32 ``[-1, 10]`` and ``label`` INT64 ``[-1]``.
+FP32 ``[-1, 10]``, ``label`` INT64 ``[-1]``, and ``outlier`` BOOL ``[-1]`` and
+``outlier_score`` FP32 ``[-1]`` (left out for a version exported without an outlier score).
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ MODEL_INPUTS = [{"name": INPUT, "datatype": "FP32", "shape": [-1, N_FEATURES]}]
 MODEL_OUTPUTS = [
     {"name": "probabilities", "datatype": "FP32", "shape": [-1, N_CLASSES]},
     {"name": "label", "datatype": "INT64", "shape": [-1]},
+    {"name": "outlier", "datatype": "BOOL", "shape": [-1]},
+    {"name": "outlier_score", "datatype": "FP32", "shape": [-1]},
 ]
+#: Outputs a version exported without an outlier score does not have (left out of its answer).
+OUTLIER_OUTPUTS = ("outlier", "outlier_score")
+#: Each output's datatype and its little-endian layout as binary data.
+_LAYOUT = {"FP32": "<f4", "INT64": "<i8", "BOOL": "|b1"}
+_DATATYPE = {str(o["name"]): str(o["datatype"]) for o in MODEL_OUTPUTS}
 OUTPUT_NAMES = tuple(str(o["name"]) for o in MODEL_OUTPUTS)
 
 _ALL_JSON = tuple((name, False) for name in OUTPUT_NAMES)
@@ -82,14 +90,18 @@ def decode_infer(body: bytes, header_length: int | None, max_rows: int) -> Infer
 def encode_infer(result: InferenceResult, request: InferRequest) -> tuple[bytes, int | None]:
     """The response body, and the length of its JSON part when binary data follows it."""
     tensors = {"probabilities": result.probabilities, "label": result.labels}
+    if result.outliers is not None and result.outlier_scores is not None:
+        tensors.update(outlier=result.outliers, outlier_score=result.outlier_scores)
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name, binary in request.outputs:
+        if name not in tensors:  # an outlier output of a version without an outlier score
+            continue
         array = tensors[name]
-        datatype = "FP32" if name == "probabilities" else "INT64"
+        datatype = _DATATYPE[name]
         output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
-            data = array.astype("<f4" if datatype == "FP32" else "<i8", copy=False).tobytes()
+            data = array.astype(_LAYOUT[datatype], copy=False).tobytes()
             output["parameters"] = {"binary_data_size": len(data)}
             blobs.append(data)
         else:

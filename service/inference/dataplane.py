@@ -28,7 +28,7 @@ from service.inference.model_state import ModelState
 from service.inference.registry import ModelRegistry
 from service.inference.shadow import ShadowScorer
 from service.metrics import ServiceMetrics
-from training.data import N_FEATURES
+from training.data import N_CLASSES, N_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,18 @@ class InferenceResult:
     alias: str | None = None
     #: The argmax of each row when already computed (else ``labels`` computes it).
     predicted: np.ndarray | None = None
+    #: The outlier score of each row (N,) and the version's threshold; ``None`` for a version
+    #: exported without an outlier score.
+    outlier_scores: np.ndarray | None = None
+    outlier_threshold: float | None = None
+
+    @property
+    def outliers(self) -> np.ndarray | None:
+        """Whether each row's outlier score is over the threshold, (N,) bool, or ``None``."""
+        if self.outlier_scores is None or self.outlier_threshold is None:
+            return None
+        flags: np.ndarray = self.outlier_scores > self.outlier_threshold
+        return flags
 
     @property
     def labels(self) -> np.ndarray:
@@ -95,7 +107,7 @@ class DataPlane:
         self._changing = asyncio.Lock()  # repository loads and unloads, one at a time
         self.shadow = ShadowScorer(
             metrics.versions,
-            lambda model, rows: self._batcher(model).submit(rows),
+            lambda model, rows: self._probabilities(model, rows),
             queue_size=shadow_queue_size,
             max_rows=max_batch_size,
         )
@@ -120,15 +132,29 @@ class DataPlane:
         start = time.perf_counter()
         choice = self.registry.resolve(name, version, alias, request_id)
         model = choice.model
-        probabilities = await self._batcher(model).submit(rows, REQUEST_DEADLINE.get())
+        scored = await self._batcher(model).submit(rows, REQUEST_DEADLINE.get())
+        probabilities, scores = scored[:, :N_CLASSES], scored[:, N_CLASSES]
         labels = probabilities.argmax(axis=1)
         seconds = time.perf_counter() - start
         self.metrics.versions.observe(model.name, model.version, choice.alias, seconds, labels)
         if choice.shadow is not None:
             self.shadow.offer(model, choice.shadow, rows, labels)
+        threshold = model.outlier_threshold
         return InferenceResult(
-            model.name, model.version, str(model.device), probabilities, choice.alias, labels
+            model.name,
+            model.version,
+            str(model.device),
+            probabilities,
+            choice.alias,
+            labels,
+            None if threshold is None else scores,
+            threshold,
         )
+
+    async def _probabilities(self, model: LoadedModel, rows: np.ndarray) -> np.ndarray:
+        """The class probabilities (N, 10) of ``rows`` through ``model``'s batcher."""
+        scored = await self._batcher(model).submit(rows)
+        return scored[:, :N_CLASSES]
 
     def sync(self) -> None:
         """Give every loaded version a batcher and retire those of versions gone from the
@@ -280,6 +306,7 @@ def _rows_within(
 
 def _forward_of(model: LoadedModel) -> Forward:
     def forward(rows: np.ndarray) -> np.ndarray:
-        return model.predict_proba(torch.from_numpy(rows)).numpy()  # (N, 10)
+        # (N, 11): probabilities and the outlier score, sliced per request by the batcher
+        return model.predict_scored(torch.from_numpy(rows)).numpy()
 
     return forward

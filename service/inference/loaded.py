@@ -3,7 +3,9 @@ artifact on disk (sha256 checked by the repository, warm-up forward run here).""
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +41,31 @@ class LoadedModel:
             logits = self.module(x.to(self.device, non_blocking=True))
             return torch.softmax(logits, dim=1).cpu()
 
+    @functools.cached_property
+    def outlier_threshold(self) -> float | None:
+        """The threshold of the module's outlier score (``training.outlier``); ``None`` for a
+        version exported without one (its predictions carry no flag)."""
+        if not hasattr(self.module, "forward_scored"):
+            return None
+        return float(self.module.outlier_threshold)
+
+    def predict_scored(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 11) on the CPU: the class probabilities and, as the last column, the outlier
+        score of each row (NaN without one), from ONE call of the module."""
+        with torch.inference_mode():
+            x = x.to(self.device, non_blocking=True)
+            if self.outlier_threshold is None:
+                logits = self.module(x)
+                score = torch.full((len(x),), math.nan, device=x.device)
+            else:
+                logits, score = self.module.forward_scored(x)
+            probabilities = torch.softmax(logits, dim=1)
+            return torch.cat([probabilities, score.unsqueeze(1).to(probabilities.dtype)], 1).cpu()
+
     def warm_up(self) -> None:
         """Run a few forwards so the first request does not pay for lazy initialisation."""
         for rows in (1, 8, 1):
-            self.predict_proba(torch.zeros(rows, N_FEATURES))
+            self.predict_scored(torch.zeros(rows, N_FEATURES))
 
 
 @dataclass(frozen=True)

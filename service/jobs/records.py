@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from service.jobs.cost import Cost
 from service.settings import DEFAULT_GATE_TOLERANCE
+from training.data import OUT_OF_FOLD_FOLDS
 from training.ensemble import EnsembleSpec
 from training.models import ModelSpec
 from training.recipes import Recipe, RecipeName
@@ -73,7 +74,9 @@ class ResolvedJob(BaseModel):
 
     @property
     def total_iterations(self) -> int:
-        return int(self.hyperparameters["iterations"])
+        """Optimizer steps of the job: the fit on every training row and the out-of-fold fits
+        (``training.pipeline.fit_calibrated``), the recipe's iterations each."""
+        return int(self.hyperparameters["iterations"]) * (OUT_OF_FOLD_FOLDS + 1)
 
     def fit_spec(self) -> tuple[ModelSpec | EnsembleSpec, Recipe | None]:
         """What ``training`` fits: the architecture and recipe (an ensemble: its members,

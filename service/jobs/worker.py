@@ -2,11 +2,12 @@
 
 The local runner calls it in a process of its pool; the Celery backend's task calls the same
 function. It needs only the database URL, the models folder and the job id: it reads the
-resolved spec from the store, fits with ``training.fit.train`` on the training rows less the
-validation rows (``carve_validation``), reports progress and checks for a cancel from the
-``on_step`` callback, publishes through ``training.export.export`` (the CLI's code) with the
-validation accuracy in the manifest, applies the promotion gate (``service/rollout/promotion.py``)
-and records the outcome. It never raises for a failed fit: the job says why.
+resolved spec from the store, fits with ``training.pipeline.fit_calibrated`` (every training
+row, then 5 fits on folds for the out-of-fold temperature and held-out accuracy), reports
+progress and checks for a cancel from the ``on_step`` callback, publishes through
+``training.export.export`` (the CLI's code) with the held-out accuracy in the manifest,
+applies the promotion gate (``service/rollout/promotion.py``) and records the outcome. It
+never raises for a failed fit: the job says why.
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class ProgressRecorder:
     def __init__(self, store: JobStore, job: JobRecord, owner: str, interval: float) -> None:
         self.store, self.job_id, self.owner, self.interval = store, job.id, owner, interval
         self.losses: list[float] = []
+        #: The last step seen (the out-of-fold fits run on after the fit's own steps).
+        self.last: tuple[int, float] = (0, 0.0)
         self.accuracy: list[dict[str, float]] = []
         self.written = (0, 0)  # losses, accuracy points already in the store
         self.last_write = time.monotonic()
@@ -137,6 +140,7 @@ class ProgressRecorder:
 
     def __call__(self, step: Step) -> bool:
         self.losses.append(step.loss)
+        self.last = (step.iteration, step.elapsed)
         if step.accuracy is not None:
             self.accuracy.append(dataclasses.asdict(step.accuracy))
         if time.monotonic() - self.last_write >= self.interval or step.iteration == step.total:
@@ -175,7 +179,7 @@ class ProgressRecorder:
     def finish(self, result: FitResult) -> None:
         """Write what the fit recorded after the last step (the cancelled fit's accuracy)."""
         self.accuracy += map(dataclasses.asdict, result.accuracy[len(self.accuracy) :])
-        self.flush(result.iterations, result.fit_seconds)
+        self.flush(*max(self.last, (result.iterations, result.fit_seconds)))
 
 
 def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) -> None:
@@ -204,7 +208,8 @@ def _fit_and_publish(
     spec, recipe = job.spec.fit_spec()
     split, validation = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
-    # Fitted without the validation rows, whose temperature is folded in (calibrated).
+    # Fitted on every training row, 5 more fits on folds for the out-of-fold temperature and
+    # held-out accuracy (the gate's figure), the temperature folded in (calibrated).
     fitted = fit_calibrated(spec, split, recipe, on_step=recorder)
     result = fitted.result
     if recorder.store_error is not None:

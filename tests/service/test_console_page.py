@@ -171,6 +171,39 @@ def test_a_drawn_test_row_is_read_by_every_model(
     assert offline.csp_violations == []  # the page works under its Content-Security-Policy
 
 
+def test_a_blank_canvas_asks_for_a_digit_and_an_outlier_greys_its_bars(
+    live: LiveService, offline: OfflinePage, split: Split
+) -> None:
+    """Before anything is drawn every model's card says "draw a digit" and shows no bars; a
+    canvas filled with ink (not a digit) shows the bars greyed with "this does not look like
+    a digit (score s)"; a test digit's bars are not greyed."""
+    page = offline.page
+    page.goto(live.url + "/")
+    wait_for_bars(page)
+    for m in MODELS:
+        card = page.locator(f"#model-{m}")
+        assert card.locator(".note").inner_text() == "draw a digit"
+        assert card.locator(".bar").count() == 0
+    draw_row(page, [16] * 64)
+    wait_for_bars(page)
+    for m in MODELS:
+        card = page.locator(f"#model-{m}")
+        assert "flagged" in (card.get_attribute("class") or "")
+        note = card.locator(".note").inner_text()
+        assert re.fullmatch(r"this does not look like a digit \(score \d+\.\d\)", note), note
+        assert card.locator(".bar").count() == 10
+    screenshot(page, "draw-outlier")
+    page.click("#clear")
+    wait_for_bars(page)
+    draw_row(page, [int(v) for v in split.x_test[0]])
+    wait_for_bars(page)
+    for m in MODELS:
+        card = page.locator(f"#model-{m}")
+        assert card.get_attribute("data-outlier") == "false"
+        assert card.locator(".note").inner_text() == ""
+    assert offline.blocked == []
+
+
 def test_random_test_digit_shows_its_row_and_label(live: LiveService, offline: OfflinePage) -> None:
     """ "Random test digit" paints a test row; the grid is that row exactly, the true label is
     shown, and the models' bars follow."""
@@ -193,8 +226,9 @@ def test_random_test_digit_shows_its_row_and_label(live: LiveService, offline: O
 def test_models_page_lists_every_version_with_its_figures(
     live: LiveService, offline: OfflinePage
 ) -> None:
-    """The Models page shows each model's versions with the test accuracy of its manifest, and
-    says why no rollout controls are shown when /models reports no aliases."""
+    """The Models page shows each model's versions with the test accuracy, test ECE and NLL of
+    its manifest and a reliability diagram, and says why no rollout controls are shown when
+    /models reports no aliases."""
     page = offline.page
     page.goto(live.url + "/#models")
     served = httpx.get(f"{live.url}/models").json()["models"]
@@ -204,6 +238,11 @@ def test_models_page_lists_every_version_with_its_figures(
         for version in model["versions"]:
             cells = card.locator(f"tr[data-version='{version['version']}'] td").all_inner_texts()
             assert cells[2] == f"{version['manifest']['metrics']['test_accuracy']:.4f}"
+            calibration = version["manifest"]["calibration"]
+            assert cells[4] == f"{calibration['ece_test_after']:.4f}"  # as served
+            assert cells[5] == f"{calibration['nll_test_after']:.4f}"
+            row = card.locator(f"tr[data-version='{version['version']}']")
+            assert row.locator("svg.reliability polyline").count() == 3  # diagonal, before, after
     for model in served:  # the default version's exported curves are drawn
         curves = page.locator(f"#models-{model['name']} .curves")
         page.wait_for_selector(f"#models-{model['name']} .curves svg polyline")

@@ -106,3 +106,52 @@ def test_openapi_predict_schema_refuses_what_the_route_refuses(client: TestClien
         assert (row["type"], row["minItems"], row["maxItems"]) == ("array", 64, 64)
         assert (row["items"]["minimum"], row["items"]["maximum"]) == (0, 16)
     assert instances["minItems"] == 1
+
+
+def test_predictions_carry_the_outlier_flag_of_the_module(
+    shipped_models: Path, split: Split
+) -> None:
+    """Every predicted row carries ``outlier`` and ``outlier_score``: a blank input and noise
+    are flagged, the test digits mostly not (at most 2%), and the flag is the score over the
+    threshold the manifest records."""
+    threshold = (read_manifest(shipped_models / "logistic" / "1").outlier or {})["threshold"]
+    noise = torch.randint(0, 17, (20, 64), generator=torch.Generator().manual_seed(0))
+    rows = [[0.0] * 64, *noise.tolist(), *split.x_test.tolist()]
+    with TestClient(create_app(make_settings(shipped_models))) as client:
+        response = client.post("/models/logistic/predict", json={"instances": rows})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    flags = [p["outlier"] for p in predictions]
+    assert all(flags[:21])
+    assert sum(flags[21:]) <= 0.02 * len(split.y_test)
+    for p in predictions:
+        assert p["outlier"] == (p["outlier_score"] > threshold)
+
+
+def test_a_version_without_an_outlier_score_answers_null_flags(tmp_path: Path) -> None:
+    """An artifact exported before the outlier score still loads and answers; its rows say
+    ``outlier: null`` and ``outlier_score: null``."""
+    write_artifact(tmp_path, "plain", 1, torch.nn.Linear(64, 10))
+    with TestClient(create_app(make_settings(tmp_path, default_model="plain"))) as client:
+        response = client.post("/predict", json={"pixels": [0] * 64})
+    assert response.status_code == 200, response.text
+    (prediction,) = response.json()["predictions"]
+    assert (prediction["outlier"], prediction["outlier_score"]) == (None, None)
+
+
+def test_an_uploaded_blank_image_is_flagged(shipped_models: Path) -> None:
+    """POST /predict/image carries the same flag: a blank page is not a digit."""
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(png, format="PNG")
+    with TestClient(create_app(make_settings(shipped_models))) as client:
+        response = client.post(
+            "/predict/image", content=png.getvalue(), headers={"Content-Type": "image/png"}
+        )
+    assert response.status_code == 200, response.text
+    (prediction,) = response.json()["predictions"]
+    assert prediction["outlier"] is True
+    assert prediction["outlier_score"] > 0

@@ -20,16 +20,18 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import torch
 from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.http.app import create_app
 from service.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import SHIPPED_MODELS, make_settings
 from tests.databases import BACKENDS, database_url
 from tests.service.conftest import write_artifact
 from tests.service.test_registry import lit
+from training.export import read_manifest
 
 ADMIN_KEY = "rollout-admin-key-0123"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -314,3 +316,25 @@ def test_a_move_expecting_another_version_is_409_and_moves_nothing(client: TestC
     assert client.get("/models/m").json()["aliases"]["staging"] == 1
     body["expect"] = 1
     assert client.put("/models/m/aliases/staging", json=body, headers=ADMIN).json()["previous"] == 1
+
+
+def test_the_gate_reads_an_out_of_fold_accuracy_as_held_out() -> None:
+    """A version fitted on every training row records its out-of-fold accuracy: the gate
+    takes it (its rows were held out of the fits that scored them) rather than scoring the
+    validation rows, which that version was fitted on."""
+    from service.inference.validation import accuracy, validation_rows
+    from training.data import load_split, out_of_fold_record
+
+    def no_forward() -> Any:
+        raise AssertionError("a recorded held-out figure needs no forward")
+
+    manifest = read_manifest(SHIPPED_MODELS / "logistic" / "1")
+    oof = manifest.model_copy(
+        update={"validation": {**out_of_fold_record(load_split()), "accuracy": 0.875}}
+    )
+    assert accuracy(oof, no_forward, validation_rows()) == 0.875
+    other = manifest.model_copy(update={"validation": {"from": "elsewhere", "accuracy": 0.9}})
+    module = torch.jit.load(str(SHIPPED_MODELS / "logistic" / "1" / "model.pt"))
+    measured = accuracy(other, lambda: module, validation_rows())  # measured, not the record
+    assert measured != 0.9
+    assert measured > 0.9

@@ -15,6 +15,7 @@ from tritonclient.utils import InferenceServerException
 from tests.conftest import SHIPPED_MODELS
 from tests.service.live import LiveService, running_service
 from training.data import Split
+from training.export import read_manifest
 
 FAMILIES = ("logistic", "fnn", "cnn")
 
@@ -76,8 +77,9 @@ def test_server_metadata_names_the_extensions(client: triton.InferenceServerClie
 def test_model_metadata_describes_the_tensors(
     client: triton.InferenceServerClient, version: str
 ) -> None:
-    """Input ``pixels`` FP32 [-1, 64]; outputs ``probabilities`` FP32 [-1, 10] and ``label``
-    INT64 [-1]; the TorchScript platform and the versions."""
+    """Input ``pixels`` FP32 [-1, 64]; outputs ``probabilities`` FP32 [-1, 10], ``label``
+    INT64 [-1], ``outlier`` BOOL [-1] and ``outlier_score`` FP32 [-1] with the threshold; the
+    TorchScript platform and the versions."""
     metadata = client.get_model_metadata("fnn", version)
     assert metadata["name"] == "fnn"
     assert metadata["versions"] == ["1"]
@@ -86,7 +88,31 @@ def test_model_metadata_describes_the_tensors(
     assert metadata["outputs"] == [
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
         {"name": "label", "datatype": "INT64", "shape": [-1]},
+        {"name": "outlier", "datatype": "BOOL", "shape": [-1]},
+        {"name": "outlier_score", "datatype": "FP32", "shape": [-1]},
     ]
+    threshold = metadata["parameters"]["outlier_threshold"]
+    recorded = read_manifest(SHIPPED_MODELS / "fnn" / "1").outlier or {}
+    assert threshold == pytest.approx(recorded["threshold"], abs=1e-3)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_infer_flags_a_blank_input_and_not_a_digit(
+    client: triton.InferenceServerClient, split: Split, binary: bool
+) -> None:
+    """The ``outlier`` and ``outlier_score`` outputs, binary or JSON: a blank row is flagged,
+    a test digit is not, and the flag is the score over the metadata's threshold."""
+    rows = np.stack([np.zeros(64, dtype=np.float32), split.x_test[0].numpy()])
+    pixels = triton.InferInput("pixels", list(rows.shape), "FP32")
+    pixels.set_data_from_numpy(rows, binary_data=binary)
+    outputs = [
+        triton.InferRequestedOutput(n, binary_data=binary) for n in ("outlier", "outlier_score")
+    ]
+    result = client.infer("fnn", [pixels], outputs=outputs)
+    flags, scores = result.as_numpy("outlier"), result.as_numpy("outlier_score")
+    threshold = client.get_model_metadata("fnn")["parameters"]["outlier_threshold"]
+    assert flags.tolist() == [True, False]
+    assert (scores > threshold).tolist() == [True, False]
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])

@@ -10,13 +10,15 @@ import torch
 from torch import nn
 
 from training.calibration import (
+    at_bound,
     calibrate,
     expected_calibration_error,
+    figures,
     fit_temperature,
     fold_temperature,
     plot_reliability,
 )
-from training.data import Split, carve_validation
+from training.data import Split, out_of_fold_record
 from training.fit import FitResult
 from training.models import FAMILIES, Family, HandLogistic
 from training.recipes import Preset
@@ -88,25 +90,52 @@ def test_fold_temperature_scales_the_hand_made_logistic() -> None:
         torch.testing.assert_close(fold_temperature(model, 0.5)(x), expected)
 
 
-def test_calibrate_lowers_validation_nll_and_keeps_the_predictions(
+def test_figures_on_hand_computed_rows() -> None:
+    """Brier score and the mean confidence of right and wrong answers, computed by hand: two
+    right rows at 0.9 and one wrong row at 0.6."""
+    probs = _confident(0.9, [0, 1, 2], [0, 1, 2])
+    probs[2] = _confident(0.6, [2], [5])[0]
+    found = figures(probs.log(), torch.tensor([0, 1, 2]))
+    assert found["conf_right"] == pytest.approx(0.9)
+    assert found["conf_wrong"] == pytest.approx(0.6)
+    right = (0.1**2 + 9 * (0.1 / 9) ** 2) * 2
+    wrong = 0.6**2 + (1 - 0.4 / 9) ** 2 + 8 * (0.4 / 9) ** 2
+    assert found["brier"] == pytest.approx((right + wrong) / 3, abs=1e-6)
+
+
+def test_calibrate_fits_out_of_fold_logits_and_keeps_the_predictions(
     fitted: Fitted, split: Split
 ) -> None:
-    """The temperature minimises the validation NLL (so it is no worse than T = 1), is folded
-    into the model, leaves every argmax as it was and records the carve in ``validation``."""
-    fitting, validation = carve_validation(split)
+    """The temperature minimises the NLL of the out-of-fold logits it is given (no worse than
+    T = 1 there), is folded into the model, leaves every argmax as it was and records the
+    out-of-fold accuracy as the held-out figure."""
     model = copy.deepcopy(fitted["cnn"][1]).eval()
     with torch.inference_mode():
         before = model(split.x_test)
-    report = calibrate(model, validation, fitting)
-    figures = report.figures
-    assert figures["nll_validation_after"] <= figures["nll_validation_before"] + 1e-9
+        out_of_fold = 10.0 * model(split.x_train)  # stand-ins (the tiny fit is underconfident)
+    record = out_of_fold_record(split)
+    unscaled = calibrate(model, out_of_fold, record, split, fold=False).temperature
+    report = calibrate(model, 3.0 * out_of_fold, record, split)
+    found = report.figures
+    assert found["nll_out_of_fold_after"] <= found["nll_out_of_fold_before"] + 1e-9
+    assert report.temperature == pytest.approx(3.0 * unscaled, rel=1e-3)  # fitted on those
     with torch.inference_mode():
         after = model(split.x_test)
     torch.testing.assert_close(after, before / report.temperature, rtol=1e-4, atol=1e-4)
     assert torch.equal(after.argmax(dim=1), before.argmax(dim=1))
     fields = report.manifest_fields()
-    assert fields["validation"]["n_validation"] == len(validation.y)
+    accuracy = float((out_of_fold.argmax(dim=1) == split.y_train).double().mean())
+    assert fields["validation"] == {**record, "accuracy": accuracy}
     assert fields["calibration"]["temperature"] == pytest.approx(report.temperature, rel=1e-5)
+    assert fields["calibration"]["temperature_at_bound"] is False
     png = io.BytesIO()
     plot_reliability(report, png, "cnn")
     assert png.getvalue().startswith(b"\x89PNG")
+
+
+def test_a_temperature_at_its_bound_is_reported() -> None:
+    """Rows a model never misses push T to the lower bound: ``at_bound`` says so."""
+    logits = torch.eye(10, dtype=torch.float64).repeat(5, 1) * 5
+    temperature = fit_temperature(logits, torch.arange(10).repeat(5))
+    assert at_bound(temperature)
+    assert not at_bound(1.0)

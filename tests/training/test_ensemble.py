@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -86,8 +87,9 @@ def test_stopping_an_ensemble_skips_the_remaining_members(split: Split) -> None:
 
 
 def test_cli_exports_a_calibrated_ensemble_listing_its_members(tmp_path: Path) -> None:
-    """``--family ensemble``: one module, its manifest lists the members, records the
-    validation rows, the temperature and ECE, and a reliability diagram sits beside it."""
+    """``--family ensemble``: one module fitted on every training row, its manifest lists the
+    members, records the out-of-fold held-out accuracy, the temperature, ECE and the outlier
+    threshold, and a reliability diagram sits beside it."""
     argv = ["--family", "ensemble", "--members", "fnn", "logistic", "--iterations", "5"]
     folders = ["--models-dir", str(tmp_path), "--shipped-dir", str(tmp_path)]
     assert main([*argv, *folders, "--no-progress", "--seed", "2"]) == 0
@@ -97,8 +99,12 @@ def test_cli_exports_a_calibrated_ensemble_listing_its_members(tmp_path: Path) -
     assert [m["family"] for m in manifest.members or []] == ["fnn", "logistic"]
     assert [m["seed"] for m in manifest.members or []] == [4, 5]
     assert manifest.validation is not None
-    assert manifest.validation["n_validation"] == 216
-    assert manifest.data_split["n_train"] == 1437 - 216
+    assert manifest.validation["from"] == "out_of_fold"
+    assert manifest.validation["n_validation"] == 1437
+    assert manifest.data_split["n_train"] == 1437
+    assert (manifest.outlier or {})["threshold"] == pytest.approx(
+        module.outlier_threshold, abs=1e-3
+    )
     assert manifest.calibration is not None
     assert manifest.calibration["temperature"] > 0
     assert (folder / "reliability.png").read_bytes().startswith(b"\x89PNG")

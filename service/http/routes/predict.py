@@ -234,10 +234,18 @@ def parse_version(raw: str | None) -> int | None:
 
 def encode(result: InferenceResult, **extra: Any) -> bytes:
     """The JSON answer of every predict route (``PredictResponse``), plus ``extra`` fields."""
-    probabilities = result.probabilities  # (N, 10) float32, C-contiguous rows
+    probabilities = result.probabilities  # (N, 10) float32 rows
+    flags, scores = result.outliers, result.outlier_scores
+    n = len(probabilities)
     predictions = [
-        {"label": label, "probabilities": row}
-        for label, row in zip(result.labels.tolist(), probabilities, strict=True)
+        {"label": label, "probabilities": row, "outlier": flag, "outlier_score": score}
+        for label, row, flag, score in zip(
+            result.labels.tolist(),
+            probabilities,
+            [None] * n if flags is None else flags.tolist(),
+            [None] * n if scores is None else scores.tolist(),
+            strict=True,
+        )
     ]
     body = {
         "model": result.model,

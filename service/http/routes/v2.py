@@ -32,7 +32,13 @@ from service.http.deps import get_dataplane, get_registry, get_started_registry
 from service.http.numbers import parse_int, shown
 from service.http.policy import OPEN, READ, needs
 from service.http.routes.predict import Endpoint, RawRoute, read_body
-from service.http.v2_codec import MODEL_INPUTS, MODEL_OUTPUTS, decode_infer, encode_infer
+from service.http.v2_codec import (
+    MODEL_INPUTS,
+    MODEL_OUTPUTS,
+    OUTLIER_OUTPUTS,
+    decode_infer,
+    encode_infer,
+)
 from service.inference.registry import ModelRegistry
 
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
@@ -172,14 +178,20 @@ async def model_metadata(request: Request) -> Response:
     """The model's versions, platform and tensors (the default version's unless one is given)."""
     registry = get_registry(request)
     name, version = _target(request, registry)
-    registry.get(name, version)  # unknown, unloaded or not servable: the protocol's error
-    body = {
+    model = registry.get(name, version)  # unknown, unloaded or not servable: protocol error
+    threshold = model.outlier_threshold
+    body: dict[str, Any] = {
         "name": name,
         "versions": [str(m.version) for m in registry.versions(name)],
         "platform": PLATFORM,
         "inputs": MODEL_INPUTS,
-        "outputs": MODEL_OUTPUTS,
+        # a version exported without an outlier score has no outlier outputs
+        "outputs": [
+            o for o in MODEL_OUTPUTS if threshold is not None or o["name"] not in OUTLIER_OUTPUTS
+        ],
     }
+    if threshold is not None:  # outlier = outlier_score > this (docs/v2.md)
+        body["parameters"] = {"outlier_threshold": threshold}
     return json_response(body)
 
 

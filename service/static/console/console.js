@@ -169,6 +169,7 @@ function changed(inputAt) {
   drawing.inputAt = inputAt;
   drawing.pixels = pixels;
   renderGrid(pixels);
+  if (pixels.every((v) => v === 0)) { renderBars(drawing.version); recordLatency(drawing.version, inputAt, true); return; }
   for (const model of (models && models.models) || []) predictWith(model.name);
 }
 
@@ -181,13 +182,15 @@ function renderGrid(pixels) {
   }));
 }
 
-// One request in flight per model; the newest drawing is sent when it returns.
+// One request in flight per model; the newest drawing is sent when it returns (a blank one
+// is not sent: "draw a digit" shows instead).
 async function predictWith(name) {
   if (drawing.busy.get(name)) return;
   drawing.busy.set(name, true);
   try {
     while (drawing.drawn.get(name) !== drawing.version) {
       const version = drawing.version, inputAt = drawing.inputAt;
+      if (drawing.pixels.every((v) => v === 0)) { drawing.drawn.set(name, version); break; }
       const answer = await api("POST", `/models/${encodeURIComponent(name)}/predict`, { pixels: drawing.pixels });
       drawing.drawn.set(name, version);
       renderModelBars(name, answer, version);
@@ -200,29 +203,38 @@ async function predictWith(name) {
   }
 }
 
-function recordLatency(version, inputAt) {
+function recordLatency(version, inputAt, blank = false) {
   const names = ((models && models.models) || []).map((m) => m.name);
+  if (blank) { names.forEach((n) => drawing.drawn.set(n, version)); $("#latency").textContent = ""; return; }
   if (!names.every((n) => drawing.drawn.get(n) === version)) return;
   const ms = performance.now() - inputAt;
   window.consoleStats.drawLatencies.push(ms);
   $("#latency").textContent = `drawing to bars: ${ms.toFixed(1)} ms`;
 }
 
-function renderBars() {
+// Every model's card without an answer: a blank canvas is not sent, it asks for a digit
+// (``version``: the blank drawing shown, for the page's tests).
+function renderBars(version) {
   const bars = $("#bars");
+  const data = version === undefined ? {} : { drawing: version };
   bars.replaceChildren(...((models && models.models) || []).map((m) =>
-    el("div", { className: "model", id: `model-${m.name}` }, el("strong", { textContent: m.name }), el("span", { className: "label", textContent: "-" }), el("div", { className: "probs" }))));
+    el("div", { className: "model blank", id: `model-${m.name}`, dataset: data }, el("strong", { textContent: m.name }), el("span", { className: "label", textContent: "" }),
+      el("p", { className: "note muted", textContent: "draw a digit" }), el("div", { className: "probs" }))));
 }
 
 function renderModelBars(name, answer, version) {
   const card = document.getElementById(`model-${name}`);
   if (!card) return;
-  const { label, probabilities } = answer.predictions[0];
+  const { label, probabilities, outlier, outlier_score: score } = answer.predictions[0];
   card.querySelector("strong").textContent = `${name} v${answer.version}`;
   const labelEl = card.querySelector(".label");
   labelEl.textContent = label;
   card.dataset.label = label;
   card.dataset.drawing = version;
+  card.classList.remove("blank");
+  card.classList.toggle("flagged", outlier === true);
+  card.dataset.outlier = String(outlier);
+  card.querySelector(".note").textContent = outlier ? `this does not look like a digit (score ${score.toFixed(1)})` : "";
   card.querySelector(".probs").replaceChildren(...probabilities.map((p, digit) =>
     el("div", { className: digit === label ? "bar top" : "bar" }, el("span", { textContent: digit }), el("i", { style: `width: ${(p * 200).toFixed(1)}px` }), el("span", { textContent: p.toFixed(3) }))));
 }
@@ -247,12 +259,15 @@ function modelCard(model, rollout) {
       el("td", { textContent: mf.family }),
       el("td", { textContent: metrics.test_accuracy.toFixed(4) }),
       el("td", { textContent: `${metrics.test_errors} / ${metrics.n_test}` }),
+      el("td", { className: "ece", textContent: calibrationText(mf.calibration, "ece") }),
+      el("td", { className: "nll", textContent: calibrationText(mf.calibration, "nll") }),
+      el("td", {}, reliabilityChart(mf.calibration)),
       el("td", { textContent: JSON.stringify(mf.architecture) }),
       el("td", { textContent: `${mf.recipe}, ${metrics.iterations} it, ${metrics.fit_seconds.toFixed(1)} s` }),
       el("td", { textContent: new Date(v.created).toISOString().slice(0, 16).replace("T", " ") }));
   });
   const table = el("table", {},
-    el("thead", {}, el("tr", {}, ...["version", "family", "test accuracy", "errors", "architecture", "recipe", "created", ""].map((h) => el("th", { textContent: h })))),
+    el("thead", {}, el("tr", {}, ...["version", "family", "test accuracy", "errors", "test ECE", "test NLL", "reliability (test)", "architecture", "recipe", "created", ""].map((h) => el("th", { textContent: h })))),
     el("tbody", {}, ...rows));
   const curves = el("div", { className: "curves" });
   const card = el("div", { className: "model", id: `models-${model.name}` },
@@ -263,6 +278,32 @@ function modelCard(model, rollout) {
   if (model.versions.length) showCurves(model.name, model.default_version, curves);
   if (rollout) card.append(Rollout.view(model));
   return card;
+}
+
+// A calibration figure on the test rows as served (after the temperature), "-" without one.
+function calibrationText(calibration, key) {
+  const value = calibration && calibration[`${key}_test_after`];
+  return typeof value === "number" ? value.toFixed(4) : "-";
+}
+
+// The reliability diagram of the test rows (accuracy against confidence per bin, as served),
+// drawn from the manifest's bins; versions exported before them have none.
+function reliabilityChart(calibration) {
+  const bins = calibration && calibration.reliability_test;
+  if (!bins) return document.createTextNode("-");
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 100 100");
+  svg.classList.add("reliability");
+  const line = (points, color) => {
+    const poly = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    poly.setAttribute("points", points.map(([x, y]) => `${(x * 100).toFixed(1)},${(100 - y * 100).toFixed(1)}`).join(" "));
+    poly.setAttribute("stroke", color);
+    svg.append(poly);
+  };
+  line([[0, 0], [1, 1]], "#9aa3b5");
+  line(bins.before.map((b) => [b.confidence, b.accuracy]), "#9aa3b5");
+  line(bins.after.map((b) => [b.confidence, b.accuracy]), "#d05a20");
+  return svg;
 }
 
 // A version's exported loss and accuracy curves (the loss thinned to 400 means for drawing).

@@ -51,17 +51,18 @@ async def test_events_stream_state_then_progress_then_final(
     iterations = [p["progress"]["iteration"] for p in progress]
     assert iterations == sorted(iterations)
     streamed = [loss for p in progress for loss in p["losses"]]
-    assert progress[0]["first_iteration"] + len(streamed) - 1 <= 1500
+    steps = 1500 * 6  # the fit on every training row and 5 out-of-fold fits
+    assert progress[0]["first_iteration"] + len(streamed) - 1 <= steps
     final = events[-1][1]
     assert final["status"] == "succeeded"
-    assert final["loss_points"] == 1500
-    assert len(final["loss_curve"]) == 750  # thinned: ceil(1500 / 1000) = 2 iterations a point
-    assert final["loss_curve_stride"] == 2
+    assert final["loss_points"] == steps
+    assert len(final["loss_curve"]) == 1000  # thinned: ceil(9000 / 1000) = 9 iterations a point
+    assert final["loss_curve_stride"] == 9
     assert final["model"]["name"] == "fnn"
 
     late_events = parse_sse(late.text)
     assert [kind for kind, _ in late_events] == ["state", "final"]
-    assert late_events[0][1]["loss_points"] == 1500
+    assert late_events[0][1]["loss_points"] == steps
 
 
 @pytest.mark.anyio

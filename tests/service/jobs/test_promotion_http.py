@@ -81,4 +81,4 @@ def test_gate_refuses_a_weak_version_and_promotes_a_good_one(gate_client: TestCl
     assert (last["kind"], last["actor"]) == ("promote", f"job:{good['id']}")
     manifest = gate_client.get("/models/logistic").json()["versions"][-1]["manifest"]
     assert manifest["validation"]["accuracy"] == good["promotion"]["validation_accuracy"]
-    assert manifest["validation"]["from"] == "train"
+    assert manifest["validation"]["from"] == "out_of_fold"

@@ -32,7 +32,7 @@ def test_a_new_app_on_the_same_database_lists_the_finished_job_and_its_curve(
         assert [j["id"] for j in listed["jobs"]] == [job_id]
         assert listed["jobs"][0]["status"] == "succeeded"
         assert second.get(f"/train/{job_id}/curve.json").json() == before
-        assert len(before["loss_curve"]) == 150
+        assert len(before["loss_curve"]) == 150 * 6  # the fit and 5 out-of-fold fits
         version = second.get(f"/train/{job_id}").json()["model"]["version"]
         answer = second.post("/models/kept/predict", json={"pixels": [0.0] * 64})
         assert answer.json()["version"] == str(version)

@@ -38,17 +38,17 @@ def test_job_succeeds_with_a_falling_curve_and_its_version_answers(
     assert wait_job(jobs_client, job_id).status == "succeeded"
     body = jobs_client.get(f"/train/{job_id}").json()
     assert body["model"] == {"name": "fresh", "version": 1}
-    assert body["progress"]["iteration"] == body["progress"]["total"] == 150
-    assert body["loss_points"] == 150
-    values = body["loss_curve"]
-    assert len(values) == 150
+    # 150 steps on every training row, then 5 out-of-fold fits of 150 steps each
+    assert body["progress"]["iteration"] == body["progress"]["total"] == 150 * 6
+    assert body["loss_points"] == 150 * 6
+    values = body["loss_curve"][:150]  # the fit on every training row
     assert all(isinstance(v, float) for v in values)
     assert sum(values[-10:]) / 10 < sum(values[:10]) / 10
     assert body["accuracy"]["iterations"][-1] == 150
     assert len(body["accuracy"]["train"]) == len(body["accuracy"]["test"])
     assert body["metrics"]["test_accuracy"] > 0.8
     full = jobs_client.get(f"/train/{job_id}/curve.json").json()
-    assert len(full["loss_curve"]) == 150
+    assert len(full["loss_curve"]) == 150 * 6
     answer = jobs_client.post("/models/fresh/predict", json=PIXELS)
     assert answer.status_code == 200
     assert answer.json()["version"] == "1"
@@ -69,7 +69,7 @@ def test_ensemble_job_publishes_one_calibrated_module_listing_its_members(
     job = wait_job(jobs_client, job_id)
     assert job.status == "succeeded", job.error
     view = jobs_client.get(f"/train/{job_id}").json()
-    assert view["progress"]["iteration"] == view["progress"]["total"] == 120
+    assert view["progress"]["iteration"] == view["progress"]["total"] == 120 * 6  # + 5 folds
     settings = jobs_client.app.state.settings  # type: ignore[attr-defined]
     manifest = read_manifest(settings.versions_dir / "ensemble" / str(job.model_version))
     assert [(m["family"], m["seed"]) for m in manifest.members or []] == [
@@ -153,8 +153,8 @@ def test_list_is_newest_first_paginated_and_filtered(jobs_client: TestClient) ->
     page = jobs_client.get("/train", params={"limit": 1}).json()
     assert [j["id"] for j in page["jobs"]] == [ids[1]]
     assert page["total"] >= 2
-    assert page["jobs"][0]["loss_points"] == 150
-    assert len(page["jobs"][0]["loss_curve"]) == 150
+    assert page["jobs"][0]["loss_points"] == 150 * 6  # the fit and 5 out-of-fold fits
+    assert len(page["jobs"][0]["loss_curve"]) == 150 * 6
     second = jobs_client.get(page["next"]).json()
     assert [j["id"] for j in second["jobs"]] == [ids[0]]
     succeeded = jobs_client.get("/train", params={"status": "succeeded", "limit": 100}).json()
