@@ -120,11 +120,12 @@ class Settings(BaseSettings):
     to loopback, any (``*``) when exposed: then name the public names here."""
 
     # --- job limits ------------------------------------------------------------------
-    max_job_seconds_estimate: float = Field(default=600.0, gt=0)
-    """Longest estimated fit of a job, in seconds (``service/jobs/cost.py``, calibrated on one
-    torch thread of the development machine: ``bench/job_cost.py``); ``POST /train`` refuses
-    a longer one with 422 naming the estimate and this limit. The default (10 minutes) admits
-    every recipe at twice its iterations and the default CNN at 20,000 steps."""
+    max_job_seconds_estimate: float = Field(default=1800.0, gt=0)
+    """Longest estimated job, in seconds: its six fits (one on every row, five out-of-fold
+    for the calibration; ``service/jobs/cost.py``, calibrated on one torch thread of the
+    development machine: ``bench/job_cost.py``); ``POST /train`` refuses a longer one with
+    422 naming the estimate and this limit. The default (30 minutes, half the time limit)
+    admits every recipe, the default ensemble included, at twice its iterations."""
     max_job_activation_mb: int = Field(default=256, gt=0)
     """Largest estimated activation memory of one training step, in MiB; a job over it is
     refused with 422 (the recipes need at most ~7 MiB)."""

@@ -1,6 +1,6 @@
 """What a job will cost, estimated from its architecture and recipe before it is queued.
 
-``estimate(spec, recipe)`` gives the seconds the whole fit should take on one torch thread,
+``estimate(spec, recipe)`` gives the seconds one fit should take on one torch thread,
 and the peak activation memory of one step (every layer output of the batch kept for the
 backward pass, float32). The seconds count everything ``training.fit.fit`` does:
 
@@ -16,6 +16,9 @@ its rate for convolutions and for linear layers (convolutions on an 8x8 image ar
 memory as much as by arithmetic). The constants were fitted to fits measured on the
 development machine, shared and loaded (``bench/job_cost.py``; the table in
 ``docs/train.md``); they are estimates to bound a job, not promises.
+
+``job_estimate`` is what a job costs: a job fits its model ``JOB_FITS`` times (on every
+training row, then once per out-of-fold split for the calibration, ``training.pipeline``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
+from training.data import OUT_OF_FOLD_FOLDS
 from training.ensemble import EnsembleSpec
 from training.models import ModelSpec
 from training.recipes import Recipe
@@ -122,6 +126,17 @@ def _fit_seconds(shape: _Shape, recipe: Recipe, batch: int) -> float:
     evaluations = math.ceil(recipe.iterations / recipe.acc_step)
     evaluation = EVAL_OVERHEAD_S * shape.layers + shape.seconds * EVAL_ROWS
     return recipe.iterations * step + evaluations * evaluation
+
+
+#: Fits in one job: on every training row, and one per out-of-fold split.
+JOB_FITS = OUT_OF_FOLD_FOLDS + 1
+
+
+def job_estimate(spec: ModelSpec | EnsembleSpec, recipe: Recipe | None) -> Cost:
+    """A job's cost: ``JOB_FITS`` fits' seconds (the fold fits see 4/5 of the rows; counted
+    whole, an upper bound), the activation memory of one step."""
+    one = estimate(spec, recipe)
+    return Cost(one.seconds * JOB_FITS, one.activation_bytes)
 
 
 def estimate(spec: ModelSpec | EnsembleSpec, recipe: Recipe | None) -> Cost:

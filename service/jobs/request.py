@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from service.jobs.cost import estimate
+from service.jobs.cost import job_estimate
 from service.jobs.records import ResolvedJob
 from service.settings import DEFAULT_GATE_TOLERANCE
 from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
@@ -253,7 +253,7 @@ class JobSpec(BaseModel):
             architecture=spec.to_dict(),
             hyperparameters=described.to_dict(),
             members=None if members is None else [m.to_dict() for m in members],
-            cost=estimate(spec, recipe),
+            cost=job_estimate(spec, recipe),
             time_limit_s=time_limit_s,
             gate_tolerance=gate_tolerance,
         )

@@ -26,10 +26,11 @@ from service.jobs.tables import jobs_table
 from service.settings import Settings
 from tests.conftest import make_settings
 
-#: A fit that cannot end during a test: for cancel, queue and kill tests.
+#: A fit that cannot end during a test: for cancel, queue and kill tests (six fits of 15,000
+#: steps, under the default job cost limit).
 LONG_CNN = {
     "family": "cnn",
-    "hyperparameters": {"iterations": 20000, "acc_step": 1000, "channels": [16, 32]},
+    "hyperparameters": {"iterations": 15000, "acc_step": 1000, "channels": [16, 32]},
 }
 #: ``job_stall_s`` of the shared apps: a stalled job fails within seconds, while a worker
 #: that is slow to start on a loaded machine still counts as progressing.

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.http.app import create_app
-from service.jobs.cost import estimate
+from service.jobs.cost import estimate, job_estimate
 from service.jobs.request import JobSpec
 from service.settings import Settings
 from tests.service.jobs.conftest import (
@@ -38,9 +38,21 @@ def test_every_recipe_fits_the_default_limits_at_up_to_twice_its_iterations(fact
     for presets in PRESETS.values():
         for preset in presets.values():
             recipe = replace(preset.recipe, iterations=preset.recipe.iterations * factor)
-            cost = estimate(preset.spec, recipe)
+            cost = job_estimate(preset.spec, recipe)
             assert cost.seconds <= defaults["max_job_seconds_estimate"].default, preset
             assert cost.activation_bytes <= defaults["max_job_activation_mb"].default * 2**20
+    ensemble = JobSpec(family="ensemble", hyperparameters={"iterations": 2000 * factor})
+    cost = ensemble.resolve().cost
+    assert cost is not None
+    assert cost.seconds <= defaults["max_job_seconds_estimate"].default
+
+
+def test_a_job_costs_its_six_fits() -> None:
+    """A job fits its model on every row and once per out-of-fold split: six fits' time."""
+    preset = PRESETS["default"]["cnn"]
+    cost = JobSpec(family="cnn").resolve().cost
+    assert cost is not None
+    assert cost.seconds == pytest.approx(6 * estimate(preset.spec, preset.recipe).seconds)
 
 
 def test_a_job_over_the_cost_limit_is_422_naming_the_limit(client: TestClient) -> None:
@@ -79,7 +91,7 @@ def test_evaluating_every_step_is_refused_naming_the_estimate_and_the_limit(
     assert refused.status_code == 422
     message = refused.json()["error"]["message"]
     assert f"{seconds(EVALUATING_CNN):,.0f} s" in message
-    assert "max_job_seconds_estimate = 600 s" in message
+    assert "max_job_seconds_estimate = 1,800 s" in message
     assert client.get("/train").json()["total"] == 0
 
 
