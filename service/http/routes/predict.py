@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import InvalidInput, ServiceError, UnsupportedMediaType
+from service.errors import InvalidInput, ServiceError
 from service.http.deps import get_dataplane
 from service.http.handlers import error_response
 from service.http.numbers import parse_int
@@ -36,9 +36,6 @@ from service.http.policy import READ, needs
 from service.http.schemas import PredictResponse, decode_rows, predict_openapi
 from service.inference.dataplane import DataPlane, InferenceResult
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
-
-_JSON_TYPES = (b"application/json", b"application/*+json")
-
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -164,7 +161,6 @@ async def predict(request: Request) -> Response:
 
 async def _predict(request: Request, dataplane: DataPlane, name: str) -> Response:
     version, alias = requested_target(request)
-    _check_content_type(request)
     rows = decode_rows(await read_body(request), dataplane.max_rows)  # (N, 64) float32
     result = await infer(request, dataplane, name, rows, version, alias)
     return Response(encode(result), media_type="application/json")
@@ -210,21 +206,6 @@ async def read_body(request: Request) -> bytes:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         elif message["type"] == "http.disconnect":
             raise ClientDisconnect
-
-
-def _check_content_type(request: Request) -> None:
-    """JSON only: a form or text body is what a cross-site page can send without CORS."""
-    for key, value in request.scope["headers"]:
-        if key == b"content-type":
-            media = value.partition(b";")[0].strip().lower()
-            if media in _JSON_TYPES or (
-                media.startswith(b"application/") and media.endswith(b"+json")
-            ):
-                return
-            raise UnsupportedMediaType(
-                f"Content-Type {value.decode('latin-1')!r} is not JSON",
-                expected="Content-Type: application/json",
-            )
 
 
 def parse_version(raw: str | None) -> int | None:

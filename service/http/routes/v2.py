@@ -44,7 +44,6 @@ from service.inference.registry import ModelRegistry
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 PLATFORM = "pytorch_torchscript"
 HEADER_LENGTH = b"inference-header-content-length"
-_MEDIA_TYPES = (b"application/json", b"application/octet-stream")
 #: The body media types the infer routes take: JSON, or binary tensor data.
 INFER_TYPES = ("application/json", "application/octet-stream")
 #: The status of a readiness answer that is false: the protocol's health APIs say true with
@@ -268,24 +267,10 @@ def _target(request: Request, registry: ModelRegistry) -> tuple[str, int | None]
 
 
 def _header_length(request: Request) -> int | None:
-    """``Inference-Header-Content-Length`` (None when absent), and the media type checked:
-    JSON or ``application/octet-stream``, or none (what a cross-site form sends is refused)."""
+    """``Inference-Header-Content-Length`` (None when absent). The media type is checked where
+    every request's is (``service.http.access``: JSON or ``application/octet-stream``)."""
     length = None
     for key, value in request.scope["headers"]:
         if key == HEADER_LENGTH:
             length = parse_int(value, "Inference-Header-Content-Length", minimum=0)
-        elif key == b"content-type":
-            check_media_type(value)
     return length
-
-
-def check_media_type(value: bytes) -> None:
-    """JSON or binary only: a form or text body is what a cross-site page can send without
-    CORS, and ``/v2`` has routes that change state."""
-    media = value.partition(b";")[0].strip().lower()
-    if media in _MEDIA_TYPES or (media.startswith(b"application/") and media.endswith(b"+json")):
-        return
-    raise UnsupportedMediaType(
-        f"Content-Type {value.decode('latin-1')!r} is not JSON or application/octet-stream",
-        expected="Content-Type: application/json, or application/octet-stream with binary data",
-    )

@@ -19,7 +19,7 @@ from service.errors import InvalidInput, ModelNotReady
 from service.http.deps import get_dataplane, get_registry
 from service.http.policy import ADMIN, needs
 from service.http.routes.predict import read_body
-from service.http.routes.v2 import V2Route, check_media_type, json_response
+from service.http.routes.v2 import V2Route, json_response
 from service.inference.registry import ModelRegistry
 
 router = APIRouter(prefix="/v2/repository", tags=["v2 repository"], route_class=V2Route)
@@ -104,9 +104,6 @@ def _entries(registry: ModelRegistry) -> list[dict[str, Any]]:
 
 async def _body(request: Request) -> dict[str, Any]:
     """The JSON object of a repository request; an empty body is ``{}``."""
-    for key, value in request.scope["headers"]:
-        if key == b"content-type":
-            check_media_type(value)
     raw = await read_body(request)
     if not raw.strip():
         return {}
