@@ -132,6 +132,7 @@ class RouteTable:
         return self.rule(method, path).access
 
 
-_UNKNOWN_SAFE, _UNKNOWN_UNSAFE = Rule(READ), Rule(ADMIN)
+#: Undeclared: no media type to check (routing answers 404 or 405 once the key is checked).
+_UNKNOWN_SAFE, _UNKNOWN_UNSAFE = Rule(READ, accepts=()), Rule(ADMIN, accepts=())
 #: Most templated paths ``RouteTable.methods`` remembers.
 _CACHED = 1024

@@ -73,7 +73,7 @@ def test_postgres_backs_a_whole_job_over_http(
         job_id = client.post("/train", json=SHORT_LOGISTIC).json()["id"]
         assert wait_job(client, job_id).status == "succeeded"
         curve = client.get(f"/train/{job_id}/curve.json").json()
-        assert len(curve["loss_curve"]) == 150
+        assert len(curve["loss_curve"]) == 150 * 6  # the fit on every row, 5 out-of-fold fits
         assert client.get("/train", params={"status": "succeeded"}).json()["total"] == 1
 
 

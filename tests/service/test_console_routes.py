@@ -48,3 +48,16 @@ def test_curves_of_an_unknown_version_or_a_missing_file_are_404(client: TestClie
     missing = client.get("/models/fnn/versions/1/curves.json")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "curves_not_found"
+
+
+def test_an_unloaded_model_s_curves_are_still_served(client: TestClient) -> None:
+    """The curves are files on disk: unloading a model (``/v2`` repository) does not hide
+    them (it answered 503 before)."""
+    assert client.post("/v2/repository/models/fnn/unload").status_code == 200
+    try:
+        served = client.get("/models/fnn/versions/1/curves.json")
+        assert served.status_code == 200
+        assert served.json()["loss"]
+        assert client.get("/models/fnn/versions/9/curves.json").status_code == 404
+    finally:
+        assert client.post("/v2/repository/models/fnn/load").status_code == 200

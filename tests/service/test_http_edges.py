@@ -66,6 +66,18 @@ def test_wrong_method_lists_every_method_of_the_path(
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_a_method_the_path_does_not_serve_is_405_whatever_the_body_type(
+    client: TestClient,
+) -> None:
+    """TRACE with an image body on the image route: 405 (the method), not 415 (the body type
+    the route would take only for a method it serves)."""
+    response = client.request(
+        "TRACE", "/predict/image", content=b"\x89PNG", headers={"Content-Type": "image/png"}
+    )
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_options_answers_the_allowed_methods(client: TestClient) -> None:
     """``OPTIONS`` on a served path is a 204 whose ``Allow`` lists its methods."""
     response = client.options("/train")

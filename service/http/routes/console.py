@@ -14,11 +14,12 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from service.errors import CurvesNotFound
+from service.errors import CurvesNotFound, ModelUnloaded, VersionNotFound
 from service.http.browser import ASSET_HEADERS, page_headers
 from service.http.deps import RegistryDep
 from service.http.numbers import PlainInt
 from service.http.policy import OPEN, READ, needs
+from service.inference.registry import ModelRegistry
 from training.export import CURVES_JSON
 
 CONSOLE = Path(__file__).resolve().parents[2] / "static" / "console"
@@ -65,7 +66,24 @@ async def asset(name: str) -> FileResponse:
 async def version_curves(name: str, version: PlainInt, registry: RegistryDep) -> FileResponse:
     """``{"loss": [per iteration], "accuracy": [{"iteration", "train", "test"}, ...]}``, as
     written at export (``curves.json`` beside the manifest)."""
-    path = registry.get(name, version).folder / CURVES_JSON
+    path = _folder(registry, name, version) / CURVES_JSON
     if not path.is_file():
         raise CurvesNotFound(f"{name} version {version} was exported without {CURVES_JSON}")
     return FileResponse(path, media_type="application/json")
+
+
+def _folder(registry: ModelRegistry, name: str, version: int) -> Path:
+    """The folder of ``name`` ``version``: its curves are files, so an unloaded model's are
+    served too (from the disk, not from what this process has loaded)."""
+    try:
+        return registry.get(name, version).folder
+    except ModelUnloaded:
+        on_disk = {
+            a.key[1]: a.folder for a in registry.repository.scan().artifacts if a.key[0] == name
+        }
+        if version in on_disk:
+            return on_disk[version]
+        raise VersionNotFound(
+            f"model {name!r} has no version {version}",
+            expected=f"one of: {', '.join(str(v) for v in sorted(on_disk)) or '(none)'}",
+        ) from None

@@ -30,6 +30,12 @@ router = APIRouter(prefix="/models", tags=["rollout"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such model, version or alias; lists those that exist"}
 }
+#: What a move answers besides: the alias moved meanwhile, the model cannot serve now.
+_MOVE: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"description": "`expect` is not what the alias names now, or it kept moving"},
+    503: {"description": "the model is unloaded or not ready (`Retry-After`)"},
+}
 
 #: An alias in a path: the schema states the rule; the route checks it (``check_alias_name``)
 #: so that a bad name gets the service's own message.
@@ -101,7 +107,7 @@ class TrafficView(BaseModel):
     shadow: str | None
 
 
-@router.put("/{name}/aliases/{alias}", summary="Move an alias", responses=_NOT_FOUND)
+@router.put("/{name}/aliases/{alias}", summary="Move an alias", responses=_MOVE)
 @needs(ADMIN)
 async def move_alias(
     name: str,
@@ -143,7 +149,7 @@ _ROLLBACK_EXAMPLES = {"reason": {"value": {"reason": "v3 misreads 7s as 1s in th
 @router.post(
     "/{name}/aliases/{alias}/rollback",
     summary="Move an alias back to its previous version",
-    responses={**_NOT_FOUND, 409: {"description": "no earlier version to roll back to"}},
+    responses={**_MOVE, 409: {"description": "no earlier version to roll back to"}},
 )
 @needs(ADMIN)
 async def rollback_alias(
@@ -205,7 +211,11 @@ _TRAFFIC_EXAMPLES = {
 @router.put(
     "/{name}/traffic",
     summary="Split or shadow a model's unpinned traffic",
-    responses={**_NOT_FOUND, 422: {"description": "bad weights or an unknown alias"}},
+    responses={
+        **_NOT_FOUND,
+        422: {"description": "bad weights or an unknown alias"},
+        503: _MOVE[503],
+    },
 )
 @needs(ADMIN)
 async def set_traffic(
