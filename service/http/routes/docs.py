@@ -5,6 +5,7 @@ of the OpenAPI document. The vendored files, their versions and licences: ``serv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +78,16 @@ router = APIRouter(include_in_schema=False)
 @needs(OPEN)
 async def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI on this service's OpenAPI document, from local files."""
-    root = request.scope.get("root_path", "")
-    return _secured(
-        get_swagger_ui_html(
-            openapi_url=f"{root}{request.app.openapi_url}",
-            title=f"{request.app.title} - Swagger UI",
-            swagger_js_url=f"{root}{ASSETS_PATH}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
-            oauth2_redirect_url=None,
-        )
+    return _page(
+        request,
+        get_swagger_ui_html,
+        "Swagger UI",
+        {
+            "swagger_js_url": "swagger-ui-bundle.js",
+            "swagger_css_url": "swagger-ui.css",
+            "swagger_favicon_url": "favicon-32x32.png",
+        },
+        oauth2_redirect_url=None,
     )
 
 
@@ -94,14 +95,31 @@ async def swagger_ui(request: Request) -> HTMLResponse:
 @needs(OPEN)
 async def redoc(request: Request) -> HTMLResponse:
     """ReDoc on this service's OpenAPI document, from local files, without web fonts."""
+    return _page(
+        request,
+        get_redoc_html,
+        "ReDoc",
+        {"redoc_js_url": "redoc.standalone.js", "redoc_favicon_url": "favicon-32x32.png"},
+        with_google_fonts=False,
+    )
+
+
+def _page(
+    request: Request,
+    render: Callable[..., HTMLResponse],
+    title: str,
+    assets: dict[str, str],
+    **options: Any,
+) -> HTMLResponse:
+    """A docs page rendered by FastAPI's ``render`` with this service's OpenAPI document and
+    the vendored ``assets`` (file names under ``ASSETS_PATH``), behind the root path."""
     root = request.scope.get("root_path", "")
     return _secured(
-        get_redoc_html(
+        render(
             openapi_url=f"{root}{request.app.openapi_url}",
-            title=f"{request.app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_PATH}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS_PATH}/favicon-32x32.png",
-            with_google_fonts=False,
+            title=f"{request.app.title} - {title}",
+            **{key: f"{root}{ASSETS_PATH}/{name}" for key, name in assets.items()},
+            **options,
         )
     )
 
