@@ -19,6 +19,7 @@ from service.errors import InvalidInput, UnsupportedMediaType
 from service.http.deps import get_dataplane, get_settings
 from service.http.policy import READ, needs
 from service.http.routes.predict import (
+    ERRORS,
     ROUTING_PARAMS,
     encode,
     infer,
@@ -56,6 +57,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "not a PNG or JPEG Pillow can read, a pixel mode without a fixed grey "
         "range (I, F), a side over 16 times the other, or no 'file' part"
     },
+    503: ERRORS[503],
 }
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _BODY = {

@@ -92,12 +92,15 @@ class PredictFront:
             await error_response(error)(scope, receive, send)
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "unknown model, version or alias; the error lists those that exist"},
     413: {"description": "body over DIGITS_MAX_BODY_BYTES or more rows than DIGITS_MAX_ROWS"},
     415: {"description": "a Content-Type other than application/json"},
     422: {"description": "not 64 finite numbers in 0..16 per row; the error names the row"},
-    503: {"description": "the model's serving version could not be loaded; see /health/ready"},
+    503: {
+        "description": "the model is unloaded or reloading (`model_unavailable`, with "
+        "`Retry-After`), or its serving version could not be loaded; see /health/ready"
+    },
 }
 VERSION_PARAM = {
     "name": "version",
@@ -134,7 +137,7 @@ ROUTING_PARAMS = [VERSION_PARAM, ALIAS_PARAM, REQUEST_ID_PARAM]
     "/predict",
     summary="Classify digits with the default model",
     response_model=PredictResponse,
-    responses=_ERRORS,
+    responses=ERRORS,
     openapi_extra={**predict_openapi(), "parameters": ROUTING_PARAMS},
 )
 @needs(READ)
@@ -148,7 +151,7 @@ async def predict_default(request: Request) -> Response:
     "/models/{name}/predict",
     summary="Classify digits with a chosen model and version",
     response_model=PredictResponse,
-    responses=_ERRORS,
+    responses=ERRORS,
     openapi_extra={**predict_openapi(), "parameters": [_NAME, *ROUTING_PARAMS]},
 )
 @needs(READ)
