@@ -32,8 +32,9 @@ from service.db import make_engine
 from service.errors import database_failure, public_message
 from service.inference.repository import ModelRepository
 from service.inference.validation import stored_accuracy
+from service.jobs.liveness import new_owner
 from service.jobs.records import JobRecord, JobStatus
-from service.jobs.store import JobStore, new_owner
+from service.jobs.store import JobStore
 from service.rollout.aliases import AliasStore
 from service.rollout.gate import Gate
 from service.rollout.promotion import promote_job_version
