@@ -18,9 +18,9 @@ from torch import nn
 
 from training.cli import add_threads_argument, positive_int
 from training.ensemble import DEFAULT_MEMBERS, Ensemble
-from training.export import ForwardCost, measure_forward
 from training.models import FAMILIES, Family, build_model
 from training.recipes import DEFAULT
+from training.scripting import ForwardCost, measure_forward
 
 
 def _build(families: tuple[Family, ...]) -> Callable[[], nn.Module]:

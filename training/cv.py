@@ -27,10 +27,10 @@ import torch
 
 from training.cli import add_threads_argument, positive_int
 from training.data import N_CLASSES, N_FEATURES, Split, fold_indices, held_out_fold, load_split
-from training.export import measure_forward, script_model
 from training.fit import train
 from training.models import FAMILIES, Family, ModelSpec
 from training.recipes import DEFAULT, Preset
+from training.scripting import measure_forward, script_model
 
 
 def _variant(family: Family, spec: dict[str, object], recipe: dict[str, object]) -> Preset:

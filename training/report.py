@@ -33,12 +33,12 @@ from tqdm import tqdm
 from training.cli import add_threads_argument, positive_int
 from training.data import Split, load_split
 from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
-from training.export import ForwardCost, measure_forward, script_model
 from training.fit import train
 from training.models import FAMILIES, Family
 from training.pipeline import fit_calibrated
 from training.recipes import DEFAULT, LECTURE_REPORTED, LECTURE_ROWS, Preset
 from training.report_tables import format_calibration, format_outliers, plot_reliability_panels
+from training.scripting import ForwardCost, measure_forward, script_model
 
 #: The fit-time reference of the report: the lecture's CNN.
 SPEED_REFERENCE = "lecture cnn"

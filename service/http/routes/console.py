@@ -19,7 +19,7 @@ from service.http.browser import ASSET_HEADERS, page_headers
 from service.http.deps import RegistryDep
 from service.http.numbers import PlainInt
 from service.http.policy import OPEN, READ, needs
-from training.export import CURVES_JSON
+from training.curves import CURVES_JSON
 
 CONSOLE = Path(__file__).resolve().parents[2] / "static" / "console"
 ASSETS_PATH = "/console/assets"
