@@ -67,7 +67,7 @@ def report_jobs(
     only: str | None, families: set[str], cnn_candidates: bool, members: list[str]
 ) -> list[Job]:
     """The rows to fit, in report order."""
-    from training.cv import CANDIDATES
+    from training.cv_grid import CANDIDATES
 
     jobs: list[Job] = []
     if only in (None, "lecture"):
