@@ -469,8 +469,8 @@ class Smoke:
 
     def check_predictions(self) -> None:
         say("-- through nginx: health and the lecture's 360 test rows")
+        from training.artifacts import read_manifest
         from training.data import load_split
-        from training.export import read_manifest
 
         ready = httpx.get(f"{self.proxy}/health/ready", timeout=5)
         self.report.check(

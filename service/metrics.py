@@ -35,45 +35,9 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.requests = Counter(
-            "digits_http_requests_total",
-            "HTTP requests by route template, method and status code.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "digits_http_request_duration_seconds",
-            "Time from the request's start to the end of its response, by route template.",
-            ["route", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.predictions = Counter(
-            "digits_predictions_total",
-            "Rows predicted, by model and version.",
-            ["model", "version"],
-            registry=self.registry,
-        )
-        self.batch_size = Histogram(
-            "digits_batch_size_rows",
-            "Rows per forward pass actually run by the micro-batcher, by model and version.",
-            ["model", "version"],
-            buckets=_BATCH_BUCKETS,
-            registry=self.registry,
-        )
-        self.queue_wait = Histogram(
-            "digits_queue_wait_seconds",
-            "Time a predict request waited in its model's queue before its forward began.",
-            ["model", "version"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.forward_time = Histogram(
-            "digits_forward_seconds",
-            "Time of each forward pass of the micro-batcher (all the rows of one batch).",
-            ["model", "version"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+        self.requests, self.latency = _http_metrics(self.registry)
+        self.predictions, self.batch_size, self.queue_wait, self.forward_time = _batch_metrics(
+            self.registry
         )
         # Labelled children by label values: ``labels()`` costs a few microseconds per call
         # (argument checks, a lock), this dict lookup well under one.
@@ -130,6 +94,59 @@ class ServiceMetrics:
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def _http_metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
+    """HTTP requests by route template, method and status, and their latency."""
+    requests = Counter(
+        "digits_http_requests_total",
+        "HTTP requests by route template, method and status code.",
+        ["route", "method", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "digits_http_request_duration_seconds",
+        "Time from the request's start to the end of its response, by route template.",
+        ["route", "method"],
+        buckets=_LATENCY_BUCKETS,
+        registry=registry,
+    )
+    return requests, latency
+
+
+def _batch_metrics(
+    registry: CollectorRegistry,
+) -> tuple[Counter, Histogram, Histogram, Histogram]:
+    """The micro-batchers' work by model and version: rows predicted, rows per forward, queue
+    waits and forward times."""
+    predictions = Counter(
+        "digits_predictions_total",
+        "Rows predicted, by model and version.",
+        ["model", "version"],
+        registry=registry,
+    )
+    batch_size = Histogram(
+        "digits_batch_size_rows",
+        "Rows per forward pass actually run by the micro-batcher, by model and version.",
+        ["model", "version"],
+        buckets=_BATCH_BUCKETS,
+        registry=registry,
+    )
+    queue_wait = Histogram(
+        "digits_queue_wait_seconds",
+        "Time a predict request waited in its model's queue before its forward began.",
+        ["model", "version"],
+        buckets=_LATENCY_BUCKETS,
+        registry=registry,
+    )
+    forward_time = Histogram(
+        "digits_forward_seconds",
+        "Time of each forward pass of the micro-batcher (all the rows of one batch).",
+        ["model", "version"],
+        buckets=_LATENCY_BUCKETS,
+        registry=registry,
+    )
+    return predictions, batch_size, queue_wait, forward_time
 
 
 class VersionMetrics:

@@ -51,6 +51,17 @@ def get_args_parser() -> argparse.ArgumentParser:
             "(1,437 train / 360 test rows) and export each as TorchScript with a manifest."
         ),
     )
+    _add_fit_arguments(parser)
+    _add_output_arguments(parser)
+    add_threads_argument(parser)
+    parser.add_argument(
+        "--no-progress", action="store_true", help="do not show the per-model progress bars"
+    )
+    return parser
+
+
+def _add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to fit, and how: families, ensemble members, recipe, seed, iterations."""
     parser.add_argument(
         "--family",
         nargs="+",
@@ -89,6 +100,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=None,
         help="override the recipe's number of optimizer steps (default: the recipe's own)",
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the fitted models are exported, and under what name."""
     parser.add_argument(
         "--models-dir",
         type=Path,
@@ -113,11 +128,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=None,
         help="model name to export under (only with a single --family; default: the family)",
     )
-    add_threads_argument(parser)
-    parser.add_argument(
-        "--no-progress", action="store_true", help="do not show the per-model progress bars"
-    )
-    return parser
 
 
 def _progress(bar: tqdm[Any]) -> StepCallback:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from training.cli import add_threads_argument, positive_int
 from training.ensemble import DEFAULT_MEMBERS, Ensemble
-from training.export import ForwardCost, measure_forward
 from training.models import FAMILIES, Family, build_model
 from training.recipes import DEFAULT
+from training.scripting import ForwardCost, measure_forward
 
 
 def _build(families: tuple[Family, ...]) -> Callable[[], nn.Module]:
@@ -60,10 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     modules = {k: torch.jit.script(make().eval()) for k, make in architectures().items()}
+    best = _best_costs(modules, args.rounds, args.repeats, args.blocks)
+    sys.stdout.write(_table(best) + "\n")
+    return 0
+
+
+def _best_costs(
+    modules: Mapping[str, torch.jit.ScriptModule], rounds: int, repeats: int, blocks: int
+) -> dict[str, ForwardCost]:
+    """Each module's forward cost, the best of ``rounds`` interleaved rounds (each figure on
+    its own)."""
     best: dict[str, ForwardCost] = {}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for label, module in modules.items():
-            cost = measure_forward(module, repeats=args.repeats, blocks=args.blocks)
+            cost = measure_forward(module, repeats=repeats, blocks=blocks)
             old = best.get(label)
             best[label] = (
                 cost
@@ -74,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                     torch_threads=cost.torch_threads,
                 )
             )
+    return best
+
+
+def _table(best: dict[str, ForwardCost]) -> str:
+    """The markdown table of the costs, each also relative to the CNN's."""
     ref = best["cnn"]
     lines = ["| model | µs batch 1 | vs CNN | µs/row @256 | vs CNN |", "|---|---|---|---|---|"]
     for label, c in best.items():
@@ -82,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {c.per_row_batch256_us:.3f} "
             f"| {c.per_row_batch256_us / ref.per_row_batch256_us:.2f}x |"
         )
-    sys.stdout.write("\n".join(lines) + "\n")
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ stratified folds, fits every candidate of a small grid on k-1 folds and scores i
 held-out fold, once per fit seed (seed ``s * folds + fold``; ``--seeds 1`` is the fold index
 alone), then prints per candidate: mean ± std of the fold-and-seed accuracies, the worst of
 them, errors over all folds (out of 1,437 per seed) and per seed, the mean fit time,
-multiply-adds per row (the serving cost) and the measured forward time per row.
+multiply-adds per row (the serving cost) and the measured forward time per row. The grid is
+``training.cv_grid``.
 
 The pick per family follows the one-standard-error rule, weighted by serving cost: among the
 candidates whose mean CV accuracy is within one standard error of the best one, take the one
@@ -26,50 +27,12 @@ from dataclasses import dataclass, replace
 import torch
 
 from training.cli import add_threads_argument, positive_int
+from training.cv_grid import CANDIDATES
 from training.data import N_CLASSES, N_FEATURES, Split, fold_indices, held_out_fold, load_split
-from training.export import measure_forward, script_model
 from training.fit import train
 from training.models import FAMILIES, Family, ModelSpec
 from training.recipes import DEFAULT, Preset
-
-
-def _variant(family: Family, spec: dict[str, object], recipe: dict[str, object]) -> Preset:
-    base = DEFAULT[family]
-    return Preset(replace(base.spec, **spec), replace(base.recipe, **recipe))  # type: ignore[arg-type]  # keyword dicts
-
-
-#: The grid: a few one-change variants around each family's default (kept small on purpose).
-CANDIDATES: dict[Family, dict[str, Preset]] = {
-    "logistic": {
-        "default (adam 0.03, no smoothing)": DEFAULT["logistic"],
-        "lr 0.01": _variant("logistic", {}, {"lr": 0.01}),
-        "label smoothing 0.1": _variant("logistic", {}, {"label_smoothing": 0.1}),
-        "weight decay 1e-3": _variant("logistic", {}, {"weight_decay": 1e-3}),
-        "1000 iterations": _variant("logistic", {}, {"iterations": 1000}),
-    },
-    "fnn": {
-        "default (256, dropout 0.2, 3000 it)": DEFAULT["fnn"],
-        "2000 iterations": _variant("fnn", {}, {"iterations": 2000}),
-        "hidden 512": _variant("fnn", {"hidden": 512}, {}),
-        "dropout 0.4": _variant("fnn", {"dropout": 0.4}, {}),
-        "lr 0.001": _variant("fnn", {}, {"lr": 0.001}),
-        "adamw, weight decay 0.05": _variant(
-            "fnn", {}, {"optimizer": "adamw", "weight_decay": 0.05}
-        ),
-        "+ shift augmentation": _variant("fnn", {}, {"augment_shift": True}),
-    },
-    # Round 6 (issue 23): 8 fit seeds x 5 folds each; rounds 4-5 (EMA, SWA, rotations,
-    # weight decay, lr, warm-up, dropout, hidden FC, batch norm) are in docs/training.md.
-    "cnn": {
-        "default (24,48)": DEFAULT["cnn"],
-        "(16,32)": _variant("cnn", {"channels": (16, 32)}, {}),
-        "(16,32), 3000 steps": _variant("cnn", {"channels": (16, 32)}, {"iterations": 3000}),
-        "(16,32), smoothing 0.05": _variant(
-            "cnn", {"channels": (16, 32)}, {"label_smoothing": 0.05}
-        ),
-        "(16,32), batch 128": _variant("cnn", {"channels": (16, 32)}, {"batch_size": 128}),
-    },
-}
+from training.scripting import measure_forward, script_model
 
 
 @dataclass(frozen=True)
@@ -232,15 +195,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--family", nargs="+", action="extend", choices=FAMILIES, help="families (default: all)"
     )
     add_threads_argument(parser)
-    parser.add_argument(
-        "--folds", type=int, default=5, help="number of stratified folds, >= 2 (default: 5)"
-    )
-    parser.add_argument(
-        "--seeds",
-        type=positive_int,
-        default=1,
-        help="fit seeds per fold, >= 1: every candidate is fitted folds x seeds times (default: 1)",
-    )
+    _add_scoring_arguments(parser)
     parser.add_argument(
         "--ensemble",
         nargs="+",
@@ -265,6 +220,19 @@ def get_args_parser() -> argparse.ArgumentParser:
         "incumbent, is always kept)",
     )
     return parser
+
+
+def _add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """How each candidate is scored: the folds, and the fit seeds per fold."""
+    parser.add_argument(
+        "--folds", type=int, default=5, help="number of stratified folds, >= 2 (default: 5)"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        help="fit seeds per fold, >= 1: every candidate is fitted folds x seeds times (default: 1)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

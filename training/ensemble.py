@@ -168,13 +168,7 @@ def train_ensemble(
         ]
         offset += member_result.iterations
         elapsed += member_result.fit_seconds
-        records.append(
-            {
-                **member.to_dict(),
-                "train_accuracy": member_result.train_accuracy,
-                "test_accuracy": member_result.test_accuracy,
-            }
-        )
+        records.append(_member_entry(member, member_result))
         if member_result.cancelled:
             result.cancelled = True
             break
@@ -189,3 +183,13 @@ def train_ensemble(
     )
     ensemble.eval()
     return ensemble, result, records
+
+
+def _member_entry(member: Member, result: FitResult) -> dict[str, Any]:
+    """A member's manifest entry: its family, seed, architecture and recipe, and its own
+    accuracies."""
+    return {
+        **member.to_dict(),
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+    }

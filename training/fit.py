@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from training.augment import rotate_images, shift_images
 from training.data import Split
 from training.models import ModelSpec, build_model
+from training.optim import WeightAverage, make_optimizer, make_scheduler
 from training.recipes import Recipe
 
 STOP = True
@@ -100,106 +101,6 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(correct) / len(y)
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """The optimizer a recipe names."""
-    params = model.parameters()
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
-        )
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; expected sgd, adam or adamw")
-
-
-def shift_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Shift each 8x8 image by -1, 0 or +1 pixel in each direction, filling with zeros."""
-    n = x.shape[0]
-    images = x.view(n, 8, 8)
-    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
-    dy = torch.randint(0, 3, (n,), generator=generator)
-    dx = torch.randint(0, 3, (n,), generator=generator)
-    rows = (dy.view(n, 1) + torch.arange(8).view(1, 8)).view(n, 8, 1).expand(n, 8, 8)
-    cols = (dx.view(n, 1) + torch.arange(8).view(1, 8)).view(n, 1, 8).expand(n, 8, 8)
-    batch = torch.arange(n).view(n, 1, 1).expand(n, 8, 8)
-    return padded[batch, rows, cols].reshape(n, 64)
-
-
-def rotate_images(x: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
-    """Rotate each 8x8 image about its centre by an angle drawn uniformly in
-    [-``degrees``, ``degrees``] (bilinear, zeros outside), one affine grid per image."""
-    n = x.shape[0]
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    zero = torch.zeros(n)
-    theta = torch.stack([cos, -sin, zero, sin, cos, zero], dim=1).view(n, 2, 3)
-    images = x.view(n, 1, 8, 8)
-    grid = nn.functional.affine_grid(theta, [n, 1, 8, 8], align_corners=False)
-    out = nn.functional.grid_sample(images, grid, mode="bilinear", align_corners=False)
-    return out.reshape(n, 64)
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, recipe: Recipe
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """The learning-rate schedule a recipe names, stepped once per iteration (or ``None``).
-
-    Without warm-up the cosine schedule is torch's ``CosineAnnealingLR`` to zero; with
-    ``warmup`` steps the rate rises linearly to the peak over those steps first, then (cosine)
-    falls to zero over the remaining ones or (constant) stays.
-    """
-    total, warmup = recipe.iterations, min(max(recipe.warmup, 0), recipe.iterations)
-    if warmup == 0:
-        if recipe.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-        return None
-    cosine = recipe.schedule == "cosine"
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if not cosine or total == warmup:
-            return 1.0
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-class _WeightAverage:
-    """An average of a model's parameters (``AveragedModel``): exponential with ``decay``,
-    the equal (SWA) average of every update with ``decay=None``.
-
-    Buffers (batch-norm statistics) are not averaged: ``sync`` copies the live model's into
-    the averaged copy before it is evaluated, and ``copy_to`` moves the averaged parameters
-    into the live model at the end of the fit.
-    """
-
-    def __init__(self, model: nn.Module, decay: float | None) -> None:
-        if decay is None:
-            self.averaged = AveragedModel(model)
-        else:
-            average_fn = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]  # torch stub
-            self.averaged = AveragedModel(model, multi_avg_fn=average_fn)
-
-    def update(self, model: nn.Module) -> None:
-        self.averaged.update_parameters(model)
-
-    def sync(self, model: nn.Module) -> nn.Module:
-        with torch.no_grad():
-            for mine, theirs in zip(self.averaged.module.buffers(), model.buffers(), strict=True):
-                mine.copy_(theirs)
-        return self.averaged.module
-
-    def copy_to(self, model: nn.Module) -> None:
-        with torch.no_grad():
-            for theirs, mine in zip(
-                model.parameters(), self.averaged.module.parameters(), strict=True
-            ):
-                theirs.copy_(mine)
-
-
 def fit(
     model: nn.Module,
     split: Split,
@@ -219,86 +120,133 @@ def fit(
     holds the averaged weights when ``fit`` returns (also after a cancel), so exporting it
     exports the averaged model.
     """
-    if recipe.iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {recipe.iterations}")
-    generator = torch.Generator().manual_seed(recipe.seed)
-    optimizer = make_optimizer(model, recipe)
-    scheduler = make_scheduler(optimizer, recipe)
-    if recipe.ema_decay > 0 and recipe.swa_start > 0:
-        raise ValueError("ema_decay and swa_start are exclusive: choose one weight average")
-    average = None
-    if recipe.ema_decay > 0:
-        average = _WeightAverage(model, recipe.ema_decay)
-    elif recipe.swa_start > 0:
-        average = _WeightAverage(model, None)
-    # EMA averages from the first step, SWA from this one on (the last 1 - swa_start share).
-    average_from = math.floor(recipe.swa_start * recipe.iterations) + 1
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    x_all, y_all = split.x_train, split.y_train
-    n = len(y_all)
-    batch_size = recipe.batch_size if recipe.batch_size and recipe.batch_size < n else n
-    order = torch.randperm(n, generator=generator)
-    cursor = 0
+    loop = _Loop(model, split, recipe)
     result = FitResult(total_iterations=recipe.iterations)
     start = time.perf_counter()
     model.train()
     for iteration in range(1, recipe.iterations + 1):
-        if batch_size == n:
-            x, y = x_all, y_all
-        else:
-            if cursor + batch_size > n:
-                order = torch.randperm(n, generator=generator)
-                cursor = 0
-            index = order[cursor : cursor + batch_size]
-            cursor += batch_size
-            x, y = x_all[index], y_all[index]
-        if recipe.augment_rotate > 0:
-            x = rotate_images(x, recipe.augment_rotate, generator)
-        if recipe.augment_shift:
-            x = shift_images(x, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        if average is not None and iteration >= average_from:
-            average.update(model)
-        loss_value = float(loss.item())
-        result.loss_curve.append(loss_value)
-        result.iterations = iteration
-        point = None
-        if iteration % recipe.acc_step == 0 or iteration == recipe.iterations:
-            scored = model
-            if average is not None and iteration >= average_from:
-                scored = average.sync(model)
-            point = AccuracyPoint(
-                iteration,
-                accuracy(scored, split.x_train, split.y_train),
-                accuracy(scored, split.x_test, split.y_test),
-            )
-            result.accuracy.append(point)
+        loss = loop.step(iteration)
+        point = loop.record(result, iteration, loss)
         elapsed = time.perf_counter() - start
         if on_step is not None and on_step(
-            Step(iteration, recipe.iterations, loss_value, elapsed, point)
+            Step(iteration, recipe.iterations, loss, elapsed, point)
         ):
             result.cancelled = True
             break
-    if average is not None and result.iterations >= average_from:
-        average.copy_to(model)
-    if result.cancelled and (
-        not result.accuracy or result.accuracy[-1].iteration != result.iterations
-    ):
-        result.accuracy.append(
-            AccuracyPoint(
-                result.iterations,
-                accuracy(model, split.x_train, split.y_train),
-                accuracy(model, split.x_test, split.y_test),
-            )
-        )
+    loop.finish(result)
     result.fit_seconds = time.perf_counter() - start
     model.eval()
     return result
+
+
+class _Loop:
+    """What one fit runs: the parts its recipe makes (generator, optimizer, schedule, weight
+    average, loss, batches), each step, and the accuracy it records."""
+
+    def __init__(self, model: nn.Module, split: Split, recipe: Recipe) -> None:
+        if recipe.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {recipe.iterations}")
+        self.model, self.split, self.recipe = model, split, recipe
+        self.generator = torch.Generator().manual_seed(recipe.seed)
+        self.optimizer = make_optimizer(model, recipe)
+        self.scheduler = make_scheduler(self.optimizer, recipe)
+        self.average = _weight_average(model, recipe)
+        # EMA averages from the first step, SWA from this one on (the last 1 - swa_start share).
+        self.average_from = math.floor(recipe.swa_start * recipe.iterations) + 1
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.batches = _Batches(split, recipe.batch_size, self.generator)
+
+    def step(self, iteration: int) -> float:
+        """One optimisation step on the next batch (augmented as the recipe says), the weight
+        average updated once it has begun; the step's loss."""
+        x, y = self.batches.next()
+        x = _augment(x, self.recipe, self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.average is not None and iteration >= self.average_from:
+            self.average.update(self.model)
+        return float(loss.item())
+
+    def record(self, result: FitResult, iteration: int, loss: float) -> AccuracyPoint | None:
+        """Add the step's loss to ``result``, and its accuracy every ``acc_step`` iterations
+        and at the last (the averaged weights' once averaging has begun)."""
+        result.loss_curve.append(loss)
+        result.iterations = iteration
+        if iteration % self.recipe.acc_step and iteration != self.recipe.iterations:
+            return None
+        scored = self.model
+        if self.average is not None and iteration >= self.average_from:
+            scored = self.average.sync(self.model)
+        point = _accuracy_point(scored, self.split, iteration)
+        result.accuracy.append(point)
+        return point
+
+    def finish(self, result: FitResult) -> None:
+        """Leave the averaged weights in the model once averaging has begun, and give a
+        cancelled fit an accuracy point where it stopped."""
+        if self.average is not None and result.iterations >= self.average_from:
+            self.average.copy_to(self.model)
+        if result.cancelled and (
+            not result.accuracy or result.accuracy[-1].iteration != result.iterations
+        ):
+            result.accuracy.append(_accuracy_point(self.model, self.split, result.iterations))
+
+
+def _weight_average(model: nn.Module, recipe: Recipe) -> WeightAverage | None:
+    """The weight average the recipe asks for: EMA (``ema_decay``), SWA (``swa_start``) or
+    none; both at once is an error."""
+    if recipe.ema_decay > 0 and recipe.swa_start > 0:
+        raise ValueError("ema_decay and swa_start are exclusive: choose one weight average")
+    if recipe.ema_decay > 0:
+        return WeightAverage(model, recipe.ema_decay)
+    if recipe.swa_start > 0:
+        return WeightAverage(model, None)
+    return None
+
+
+class _Batches:
+    """The minibatches of one fit: every training row when the batch covers them all, else
+    successive slices of a permutation (from ``generator``), drawn again when it runs out."""
+
+    def __init__(self, split: Split, batch_size: int | None, generator: torch.Generator) -> None:
+        self.x, self.y = split.x_train, split.y_train
+        self.n = len(self.y)
+        self.size = batch_size if batch_size and batch_size < self.n else self.n
+        self.generator = generator
+        self.order = torch.randperm(self.n, generator=generator)
+        self.cursor = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.size == self.n:
+            return self.x, self.y
+        if self.cursor + self.size > self.n:
+            self.order = torch.randperm(self.n, generator=self.generator)
+            self.cursor = 0
+        index = self.order[self.cursor : self.cursor + self.size]
+        self.cursor += self.size
+        return self.x[index], self.y[index]
+
+
+def _augment(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
+    """The batch as the recipe augments it: rotated, then shifted."""
+    if recipe.augment_rotate > 0:
+        x = rotate_images(x, recipe.augment_rotate, generator)
+    if recipe.augment_shift:
+        x = shift_images(x, generator)
+    return x
+
+
+def _accuracy_point(model: nn.Module, split: Split, iteration: int) -> AccuracyPoint:
+    """Train and test accuracy of ``model`` after ``iteration`` steps."""
+    return AccuracyPoint(
+        iteration,
+        accuracy(model, split.x_train, split.y_train),
+        accuracy(model, split.x_test, split.y_test),
+    )
 
 
 def train(

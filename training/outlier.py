@@ -118,6 +118,13 @@ class OutlierScored(nn.Module):
         return self.model(x), self.outlier_score(x)
 
 
+def flag_rate(model: OutlierScored, split: Split) -> float:
+    """Share of the test rows whose outlier score is over the threshold."""
+    with torch.inference_mode():
+        scores = model.outlier_score(split.x_test)
+    return round(float((scores > model.outlier_threshold).double().mean()), 4)
+
+
 def made_inputs(split: Split, n: int = 200, seed: int = 0) -> dict[str, torch.Tensor]:
     """Inputs that are not digits, (rows, 64) float32 0..16 each: blank, saturated, noise,
     salt-and-pepper, test digits shifted 5 columns (mostly off the frame), inverted test

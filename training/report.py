@@ -9,7 +9,8 @@ TorchScript module at batch 1 and per row at batch 256 (measured once, on the se
 and, for the calibrated rows, the test and out-of-fold ECE before -> after the temperature.
 Then the calibration table (T; ECE, NLL, Brier, mean confidence of right and wrong answers
 on the test rows, before -> after), the reliability diagrams (``--figure``) and the outlier
-table (flag rate on the test rows and on made inputs: ``training.report_tables``).
+table (flag rate on the test rows and on made inputs). The rows are ``training.report_rows``,
+the tables ``training.report_tables``.
 
 Every row is fitted on all 1,437 training rows. The default, candidate and ensemble rows are
 fitted the way ``python -m training`` exports them: with 5 more fits on folds of the training
@@ -20,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -33,72 +32,18 @@ from tqdm import tqdm
 from training.cli import add_threads_argument, positive_int
 from training.data import Split, load_split
 from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
-from training.export import ForwardCost, measure_forward, script_model
 from training.fit import train
-from training.models import FAMILIES, Family
+from training.models import FAMILIES
 from training.pipeline import fit_calibrated
-from training.recipes import DEFAULT, LECTURE_REPORTED, LECTURE_ROWS, Preset
-from training.report_tables import format_calibration, format_outliers, plot_reliability_panels
-
-#: The fit-time reference of the report: the lecture's CNN.
-SPEED_REFERENCE = "lecture cnn"
-
-
-RowRecipe = Literal["lecture", "default", "candidate"]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One row of the report: what to fit, under which recipe, calibrated or not."""
-
-    key: str
-    label: str
-    recipe: RowRecipe
-    model: Preset | EnsembleSpec
-    calibrated: bool
-
-    @property
-    def family(self) -> str:
-        return ENSEMBLE if isinstance(self.model, EnsembleSpec) else self.model.spec.family
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    """One fit's figures (``forward`` measured on seed 0 only; ECE only when calibrated)."""
-
-    train: float
-    test: float
-    errors: int
-    fit_seconds: float
-    iterations: int
-    forward: ForwardCost | None
-    calibration: dict[str, float] | None
-    #: Seed 0's reliability bins of the test rows, before and after (calibrated rows only).
-    bins: dict[str, list[dict[str, float]]] | None = None
-
-
-@dataclass(frozen=True)
-class RowResult:
-    """One model's figures over all seeds."""
-
-    key: str
-    label: str
-    recipe: RowRecipe
-    iterations: int
-    train: list[float]
-    test: list[float]
-    errors: list[int]
-    fit_seconds: list[float]
-    forward: ForwardCost
-    reported: tuple[float | None, float] | None
-    #: Per seed, the manifest's calibration figures (``None`` for uncalibrated rows).
-    calibration: list[dict[str, float]] | None = None
-    bins: dict[str, list[dict[str, float]]] | None = None
-
-
-def _mean_std(values: list[float], digits: int = 4) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
+from training.recipes import LECTURE_REPORTED
+from training.report_rows import Job, RowResult, SeedResult, report_jobs
+from training.report_tables import (
+    format_calibration,
+    format_outliers,
+    format_report,
+    plot_reliability_panels,
+)
+from training.scripting import measure_forward, script_model
 
 
 def fit_seed(job: Job, seed: int, split: Split, iterations: int | None = None) -> SeedResult:
@@ -162,92 +107,26 @@ def run_rows(
             results[key] = future.result()
             if bar is not None:
                 bar.update(1)
-    rows = []
-    for j, job in enumerate(jobs):
-        runs = [results[(j, seed)] for seed in seeds_of(job)]
-        forward = next(r.forward for r in runs if r.forward is not None)  # seed 0's
-        rows.append(
-            RowResult(
-                job.key,
-                job.label,
-                job.recipe,
-                runs[0].iterations,
-                [r.train for r in runs],
-                [r.test for r in runs],
-                [r.errors for r in runs],
-                [r.fit_seconds for r in runs],
-                forward,
-                LECTURE_REPORTED.get(job.key) if job.recipe == "lecture" else None,
-                [r.calibration for r in runs if r.calibration] if job.calibrated else None,
-                next((r.bins for r in runs if r.bins), None),
-            )
-        )
-    return rows
+    return [_row(job, [results[(j, seed)] for seed in seeds_of(job)]) for j, job in enumerate(jobs)]
 
 
-def _ece(row: RowResult, rows: str) -> str:
-    if not row.calibration:
-        return "-"
-    before = statistics.fmean(c[f"ece_{rows}_before"] for c in row.calibration)
-    after = statistics.fmean(c[f"ece_{rows}_after"] for c in row.calibration)
-    return f"{before:.4f} → {after:.4f}"
-
-
-def format_report(rows: list[RowResult], n_seeds: int) -> str:
-    """The markdown table of the report."""
-    reference = next((r for r in rows if f"{r.recipe} {r.key}" == SPEED_REFERENCE), None)
-    ref_s = statistics.fmean(reference.fit_seconds) if reference else None
-    lines = [
-        f"| model | recipe | it. | train acc | test acc ({n_seeds} seeds) | lecture test "
-        "| errors /360 (mean, range) | fit s | fit / lecture CNN | fwd µs batch 1 "
-        "| fwd µs/row @256 | T | test ECE | out-of-fold ECE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        label = r.label if len(r.test) == n_seeds else f"{r.label}, {len(r.test)} seeds"
-        lecture = "-" if r.reported is None else f"{r.reported[1]:.4f}"
-        if r.reported is not None and r.reported[0] is not None:
-            lecture += f" (train {r.reported[0]:.4f})"
-        fit_s = statistics.fmean(r.fit_seconds)
-        ratio = f"{fit_s / ref_s:.2f}x" if ref_s else "-"
-        temperature = (
-            f"{statistics.fmean(c['temperature'] for c in r.calibration):.3f}"
-            if r.calibration
-            else "-"
-        )
-        lines.append(
-            f"| {label} | {r.recipe} | {r.iterations} | {_mean_std(r.train)} "
-            f"| {_mean_std(r.test)} | {lecture} "
-            f"| {statistics.fmean(r.errors):.1f} ({min(r.errors)}-{max(r.errors)}) "
-            f"| {fit_s:.2f} | {ratio} | {r.forward.batch1_us:.1f} "
-            f"| {r.forward.per_row_batch256_us:.3f} | {temperature} | {_ece(r, 'test')} "
-            f"| {_ece(r, 'out_of_fold')} |"
-        )
-    return "\n".join(lines)
-
-
-def report_jobs(
-    only: str | None, families: set[str], cnn_candidates: bool, members: list[str]
-) -> list[Job]:
-    """The rows to fit, in report order."""
-    from training.cv import CANDIDATES
-
-    jobs: list[Job] = []
-    if only in (None, "lecture"):
-        jobs += [Job(k, p.spec.label or k, "lecture", p, False) for k, p in LECTURE_ROWS.items()]
-    if only in (None, "default"):
-        jobs += [Job(k, p.spec.label or k, "default", p, True) for k, p in DEFAULT.items()]
-        spec = ensemble_spec([cast(Family, m) for m in members])  # argparse checked them
-        label = f"ensemble ({' + '.join(members)})"
-        jobs.append(Job(ENSEMBLE, label, "default", spec, True))
-    if cnn_candidates:
-        incumbent = DEFAULT["cnn"]
-        jobs += [
-            Job(f"cnn {name}", f"CNN, {name}", "candidate", p, True)
-            for name, p in CANDIDATES["cnn"].items()
-            if p != incumbent
-        ]
-    return [job for job in jobs if job.family in families]
+def _row(job: Job, runs: list[SeedResult]) -> RowResult:
+    """The report's row of ``job`` from its fits, one per seed (seed 0's forward time)."""
+    forward = next(r.forward for r in runs if r.forward is not None)  # seed 0's
+    return RowResult(
+        job.key,
+        job.label,
+        job.recipe,
+        runs[0].iterations,
+        [r.train for r in runs],
+        [r.test for r in runs],
+        [r.errors for r in runs],
+        [r.fit_seconds for r in runs],
+        forward,
+        LECTURE_REPORTED.get(job.key) if job.recipe == "lecture" else None,
+        [r.calibration for r in runs if r.calibration] if job.calibrated else None,
+        next((r.bins for r in runs if r.bins), None),
+    )
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -259,6 +138,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", type=positive_int, default=5, help="seeds 0..N-1 per model (default: 5)"
     )
+    _add_row_arguments(parser)
+    _add_run_arguments(parser)
+    add_threads_argument(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _add_row_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which rows the report holds: lecture or default, families, CNN candidates, members."""
     parser.add_argument(
         "--only",
         choices=["lecture", "default", "none"],
@@ -285,6 +173,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=list(DEFAULT_MEMBERS),
         help=f"the ensemble row's members (default: {' '.join(DEFAULT_MEMBERS)})",
     )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the rows are run and drawn: ensemble seeds, processes, iterations, figure."""
     parser.add_argument(
         "--ensemble-seeds",
         type=positive_int,
@@ -306,9 +198,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=Path("var/report/reliability.png"),
         help="where the reliability diagrams go (default: var/report/reliability.png)",
     )
-    add_threads_argument(parser)
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
-"""The calibration and outlier tables of ``python -m training.report`` and its reliability
-diagrams (one panel per calibrated row, seed 0, test rows before and after the temperature)."""
+"""The tables of ``python -m training.report``: the main table (``format_report``), the
+calibration and outlier tables, and its reliability diagrams (one panel per calibrated row,
+seed 0, test rows before and after the temperature)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,61 @@ from typing import Any
 
 from training.data import Split
 from training.outlier import fit_outlier, made_inputs, score
+from training.report_rows import RowResult
+
+#: The fit-time reference of the report: the lecture's CNN.
+SPEED_REFERENCE = "lecture cnn"
 
 
 def _mean(values: Sequence[float]) -> float:
     kept = [v for v in values if not math.isnan(v)]
     return statistics.fmean(kept) if kept else math.nan
+
+
+def _mean_std(values: list[float], digits: int = 4) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
+
+
+def _ece(row: RowResult, rows: str) -> str:
+    if not row.calibration:
+        return "-"
+    before = statistics.fmean(c[f"ece_{rows}_before"] for c in row.calibration)
+    after = statistics.fmean(c[f"ece_{rows}_after"] for c in row.calibration)
+    return f"{before:.4f} → {after:.4f}"
+
+
+def format_report(rows: list[RowResult], n_seeds: int) -> str:
+    """The markdown table of the report."""
+    reference = next((r for r in rows if f"{r.recipe} {r.key}" == SPEED_REFERENCE), None)
+    ref_s = statistics.fmean(reference.fit_seconds) if reference else None
+    lines = [
+        f"| model | recipe | it. | train acc | test acc ({n_seeds} seeds) | lecture test "
+        "| errors /360 (mean, range) | fit s | fit / lecture CNN | fwd µs batch 1 "
+        "| fwd µs/row @256 | T | test ECE | out-of-fold ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        label = r.label if len(r.test) == n_seeds else f"{r.label}, {len(r.test)} seeds"
+        lecture = "-" if r.reported is None else f"{r.reported[1]:.4f}"
+        if r.reported is not None and r.reported[0] is not None:
+            lecture += f" (train {r.reported[0]:.4f})"
+        fit_s = statistics.fmean(r.fit_seconds)
+        ratio = f"{fit_s / ref_s:.2f}x" if ref_s else "-"
+        temperature = (
+            f"{statistics.fmean(c['temperature'] for c in r.calibration):.3f}"
+            if r.calibration
+            else "-"
+        )
+        lines.append(
+            f"| {label} | {r.recipe} | {r.iterations} | {_mean_std(r.train)} "
+            f"| {_mean_std(r.test)} | {lecture} "
+            f"| {statistics.fmean(r.errors):.1f} ({min(r.errors)}-{max(r.errors)}) "
+            f"| {fit_s:.2f} | {ratio} | {r.forward.batch1_us:.1f} "
+            f"| {r.forward.per_row_batch256_us:.3f} | {temperature} | {_ece(r, 'test')} "
+            f"| {_ece(r, 'out_of_fold')} |"
+        )
+    return "\n".join(lines)
 
 
 def format_calibration(rows: Sequence[tuple[str, list[dict[str, Any]]]]) -> str:

@@ -85,6 +85,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ServiceMetrics()
     app.state.started = False
     app.state.image_decodes = asyncio.Semaphore(image.DECODES_AT_ONCE)
+    _include_routers(app)
+    # The table of what each route declared (access, Allow headers, OpenAPI); an undeclared
+    # route stops the start here.
+    routes = RouteTable.of(app.routes)
+    keys = Keys(settings)
+    app.state.keys = keys
+    _add_middleware(app, settings, routes, keys)
+    handlers.install(app, routes)
+    _document_access(app, routes, keys)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every resource's router, and FastAPI's own ``/openapi.json`` declared open."""
     routers = (
         *(predict.router, image.router, models.router, rollout.router, train.router),
         health.router,
@@ -98,15 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for route in app.routes:
         if isinstance(route, Route) and route.path == app.openapi_url:
             needs(OPEN)(route.endpoint)
-    # The table of what each route declared (access, Allow headers, OpenAPI); an undeclared
-    # route stops the start here.
-    routes = RouteTable.of(app.routes)
-    keys = Keys(settings)
-    app.state.keys = keys
-    _add_middleware(app, settings, routes, keys)
-    handlers.install(app, routes)
-    _document_access(app, routes, keys)
-    return app
 
 
 def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: Keys) -> None:

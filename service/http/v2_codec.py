@@ -9,7 +9,7 @@ The input tensor itself is read by ``v2_input``.
 
 The model's tensors (``MODEL_INPUTS``, ``MODEL_OUTPUTS``): input ``pixels`` FP32 ``[-1, 64]``
 (FP16, FP64 and the integer datatypes are accepted and converted; values are the raw 0..16
-pixels checked by ``schemas.check_pixels``, as on ``/predict``); outputs ``probabilities``
+pixels checked by ``decode.check_pixels``, as on ``/predict``); outputs ``probabilities``
 FP32 ``[-1, 10]``, ``label`` INT64 ``[-1]``, and ``outlier`` BOOL ``[-1]`` and
 ``outlier_score`` FP32 ``[-1]`` (left out for a version exported without an outlier score).
 """

@@ -2,7 +2,7 @@
 ``(N, 64)`` rows: from JSON ``data`` (flat or nested), from binary tensor data after the JSON
 header, or from a raw binary body. Every fault is an ``InvalidInput`` naming what is wrong; too
 many rows is ``PayloadTooLarge``. Values are the raw 0..16 pixels checked by
-``schemas.check_pixels``, as on ``/predict``.
+``decode.check_pixels``, as on ``/predict``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import InvalidInput, PayloadTooLarge
-from service.http.schemas import check_pixels
+from service.http.decode import check_pixels
 from training.data import N_FEATURES
 
 INPUT = "pixels"

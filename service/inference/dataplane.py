@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from service.errors import InvalidInput, ModelNotReady, ModelUnavailable
-from service.inference.batcher import Forward, MicroBatcher
+from service.inference.batcher import MicroBatcher
 from service.inference.deadline import REQUEST_DEADLINE
+from service.inference.inline import forward_of, inline_rows
 from service.inference.loaded import LoadedModel
 from service.inference.model_state import ModelState
 from service.inference.registry import ModelRegistry
@@ -94,13 +95,7 @@ class DataPlane:
         self.max_queued_rows = max_queued_rows
         self.inline_forward_max_us = inline_forward_max_us
         self.freeze_heap = freeze_heap
-        # One thread runs every forward of this device: forwards never overlap on the cores.
-        self.executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix="forward",
-            initializer=torch.set_num_threads,
-            initargs=(torch_threads,),
-        )
+        self.executor = _forward_thread(torch_threads)
         self._batchers: dict[tuple[str, int], tuple[LoadedModel, MicroBatcher]] = {}
         self._retired: list[MicroBatcher] = []  # replaced ones, closed at shutdown
         self._uncalibrated: list[tuple[LoadedModel, MicroBatcher]] = []  # inline_rows unset
@@ -224,31 +219,9 @@ class DataPlane:
             )
 
     def _inline_rows(self, model: LoadedModel) -> int:
-        """The most rows whose forward takes at most ``inline_forward_max_us`` (0 off CPU).
-
-        The cost is modelled as fixed + per row, from the best of a few timed forwards (so a
-        moment of background load does not skew it much) of 1 row and of 16; when
-        that line says more rows fit, it is fitted again through 1 row and that many, so the
-        line is measured where the limit lies. Every forward timed is then about the budget or
-        less: timing ``max_batch_size`` rows (tens of ms for the larger models) would cost
-        start-up more than the budget it decides on.
-        """
-        if model.device.type != "cpu" or self.inline_forward_max_us <= 0:
-            return 0
-        forward = _forward_of(model)
-        budget, n = self.inline_forward_max_us, self.max_batch_size
-        one = _best_us(forward, 1)
-        if n == 1:
-            return 1 if one <= budget else 0
-        probe = min(n, 16)
-        fixed, per_row, rows = _rows_within(budget, one, _best_us(forward, probe), probe, n)
-        if rows > probe:  # measure again where the limit lies (``n`` at most)
-            fixed, per_row, rows = _rows_within(budget, one, _best_us(forward, rows), rows, n)
-        log.info(
-            "%s v%s: forward %.0f us + %.1f us/row; batches of <= %d rows run inline",
-            model.name, model.version, fixed, per_row, rows,
-        )  # fmt: skip
-        return rows
+        """The most rows whose forward takes at most ``inline_forward_max_us`` (0 off CPU):
+        ``service.inference.inline.inline_rows``."""
+        return inline_rows(model, self.inline_forward_max_us, self.max_batch_size)
 
     async def aclose(self) -> None:
         """Stop the shadow scorer and every batcher, then the forward thread."""
@@ -267,7 +240,7 @@ class DataPlane:
             self._retired.append(entry[1])
         version = str(model.version)
         batcher = MicroBatcher(
-            _forward_of(model),
+            forward_of(model),
             self.executor,
             max_batch_size=self.max_batch_size,
             max_wait_ms=self.max_wait_ms,
@@ -282,31 +255,12 @@ class DataPlane:
         return batcher
 
 
-def _best_us(forward: Forward, rows: int) -> float:
-    """The best of three timed forwards of ``rows`` zero rows, in microseconds."""
-    x = np.zeros((rows, N_FEATURES), dtype=np.float32)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        forward(x)
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e6
-
-
-def _rows_within(
-    budget_us: float, one_us: float, many_us: float, rows: int, most: int
-) -> tuple[float, float, int]:
-    """(fixed, per row, most rows within ``budget_us``, at most ``most``) of the line through
-    1 row taking ``one_us`` and ``rows`` rows taking ``many_us``."""
-    per_row = max((many_us - one_us) / (rows - 1), 1e-3)
-    fixed = max(one_us - per_row, 0.0)
-    fits = int((budget_us - fixed) // per_row)
-    return fixed, per_row, max(0, min(fits, most))
-
-
-def _forward_of(model: LoadedModel) -> Forward:
-    def forward(rows: np.ndarray) -> np.ndarray:
-        # (N, 11): probabilities and the outlier score, sliced per request by the batcher
-        return model.predict_scored(torch.from_numpy(rows)).numpy()
-
-    return forward
+def _forward_thread(torch_threads: int) -> ThreadPoolExecutor:
+    """The one thread that runs every forward of this device: forwards never overlap on the
+    cores (``torch_threads`` intra-op threads each)."""
+    return ThreadPoolExecutor(
+        max_workers=1,
+        thread_name_prefix="forward",
+        initializer=torch.set_num_threads,
+        initargs=(torch_threads,),
+    )

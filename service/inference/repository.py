@@ -22,13 +22,12 @@ from pathlib import Path
 
 import torch
 
+from training.artifacts import load_artifact, read_manifest
 from training.export import (
     MANIFEST_FILE,
     MODEL_FILE,
     ArtifactError,
     Manifest,
-    load_artifact,
-    read_manifest,
 )
 
 log = logging.getLogger(__name__)

@@ -2,10 +2,11 @@
 
 Modules: ``request`` (the HTTP body ``JobSpec``), ``records`` (``ResolvedJob``, ``JobStatus``,
 ``JobRecord``, ``Curve``), ``tables`` (the SQL tables), ``store`` (``JobStore`` over SQLAlchemy
-Core, and the liveness rule), ``runner`` (``Jobs`` and the ``Launcher`` protocol), ``local``
-(``LocalLauncher``), ``celery_launcher`` / ``celery_app`` (the Celery backend), ``worker``
-(``run_job``, what a worker process does), ``cost`` (a job's estimated cost), ``feeds`` (one
-poll per followed job, and the bounds on its followers), ``metrics``.
+Core), ``liveness`` (the liveness rule and its sweeper), ``runner`` (``Jobs`` and the
+``Launcher`` protocol), ``local`` (``LocalLauncher``), ``celery_launcher`` / ``celery_app``
+(the Celery backend), ``worker`` (``run_job``, what a worker process does), ``cost`` (a job's
+estimated cost), ``feeds`` (one poll per followed job, and the bounds on its followers),
+``metrics``.
 The JSON views and the plots live with the routes (``service/http/routes/job_views.py``,
 ``service/http/routes/train.py``). ``open_job_runner(settings, ...)`` builds what the settings
 name.

@@ -15,7 +15,7 @@ When a worker dies mid-job (see docs/deployment.md, "what happens when a worker 
   the dead attempt's owner and refuses it at once (``run_job`` runs only a job it claims):
   a job that kills its worker (out of memory, say) must not take down worker after worker,
   and a client that saw progress should not see the curve restart. Resubmitting is one call.
-- The job itself is failed by the one liveness rule (``service.jobs.store``): its progress
+- The job itself is failed by the one liveness rule (``service.jobs.liveness``): its progress
   stops, and the API's sweeper fails it after ``job_stall_s`` without progress and revokes
   its task (``CeleryLauncher.kill``: a hung or stopped pool process is SIGKILLed). The same
   holds when the whole worker is killed (Redis keeps the message until

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import JobNotCancellable, public_message
+from service.jobs.liveness import KILL_GRACE_S, WORKER_LOST, new_owner
 from service.jobs.runner import finish_task
-from service.jobs.store import KILL_GRACE_S, WORKER_LOST, JobStore, new_owner
+from service.jobs.store import JobStore
 
 # ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
 # worker is started or given a job (``_import_worker``), not with the API: the API's start-up

@@ -20,9 +20,10 @@ from types import TracebackType
 from typing import Literal, Protocol, Self
 
 from service.errors import QueueFull
+from service.jobs.liveness import SWEEP_INTERVAL_S
 from service.jobs.metrics import JobMetrics
 from service.jobs.records import Curve, JobRecord, JobStatus, ResolvedJob
-from service.jobs.store import SWEEP_INTERVAL_S, JobStore
+from service.jobs.store import JobStore
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -32,14 +32,15 @@ from service.db import make_engine
 from service.errors import database_failure, public_message
 from service.inference.repository import ModelRepository
 from service.inference.validation import stored_accuracy
+from service.jobs.liveness import new_owner
 from service.jobs.records import JobRecord, JobStatus
-from service.jobs.store import JobStore, new_owner
+from service.jobs.store import JobStore
 from service.rollout.aliases import AliasStore
 from service.rollout.gate import Gate
 from service.rollout.promotion import promote_job_version
 from training.data import Split, Validation, carve_validation, load_split
 from training.fit import STOP, FitResult, Step
-from training.pipeline import fit_calibrated
+from training.pipeline import Fitted, fit_calibrated
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,21 @@ def _fit_and_publish(
         status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
         store.finish(job.id, owner, status, metrics=metrics, error=reason)
         return status
+    _publish(store, job, owner, repository, fitted, validation, metrics)
+    return JobStatus.SUCCEEDED
+
+
+def _publish(
+    store: JobStore,
+    job: JobRecord,
+    owner: str,
+    repository: ModelRepository,
+    fitted: Fitted,
+    validation: Validation,
+    metrics: dict[str, Any],
+) -> None:
+    """Export the fitted model as the job's next version, gate and promote it as the job
+    asked, and end the job ``succeeded`` with ``metrics`` (completed here)."""
     manifest = fitted.export(
         repository.writable,  # the runtime folder: never the shipped one
         job.name,
@@ -244,7 +260,6 @@ def _fit_and_publish(
         metrics=metrics,
         model=(manifest.name, manifest.version),
     )
-    return JobStatus.SUCCEEDED
 
 
 def run_job(

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from service.http.app import create_app
-from service.jobs.store import WORKER_LOST
+from service.jobs.liveness import WORKER_LOST
 from service.jobs.worker import RETRY_DELAYS_S
 from tests.integration.test_jobs_postgres import pg_url  # noqa: F401  # the schema fixture
 from tests.service.jobs.conftest import LONG_CNN, job_settings, running_with_steps, wait_until

@@ -8,7 +8,7 @@ import re
 from fastapi.testclient import TestClient
 
 from service.http.routes.console import ASSETS
-from training.export import CURVES_JSON
+from training.curves import CURVES_JSON
 
 
 def test_the_page_links_only_its_own_assets(client: TestClient) -> None:

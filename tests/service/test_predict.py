@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from service.http.app import create_app
 from tests.conftest import make_settings
 from tests.service.conftest import write_artifact
+from training.artifacts import read_manifest
 from training.data import Split
-from training.export import read_manifest
 
 
 @pytest.mark.parametrize("name", ["logistic", "fnn", "cnn"])

@@ -31,7 +31,7 @@ from tests.conftest import SHIPPED_MODELS, make_settings
 from tests.databases import BACKENDS, database_url
 from tests.service.conftest import write_artifact
 from tests.service.test_registry import lit
-from training.export import read_manifest
+from training.artifacts import read_manifest
 
 ADMIN_KEY = "rollout-admin-key-0123"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}

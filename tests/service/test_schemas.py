@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from service.errors import InvalidInput, PayloadTooLarge
-from service.http.schemas import PredictRequest, decode_rows
+from service.http.decode import decode_rows
+from service.http.schemas import PredictRequest
 
 VALIDATOR = Draft202012Validator(PredictRequest.model_json_schema())
 

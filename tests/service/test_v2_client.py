@@ -14,8 +14,8 @@ from tritonclient.utils import InferenceServerException
 
 from tests.conftest import SHIPPED_MODELS
 from tests.service.live import LiveService, running_service
+from training.artifacts import read_manifest
 from training.data import Split
-from training.export import read_manifest
 
 FAMILIES = ("logistic", "fnn", "cnn")
 

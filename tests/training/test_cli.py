@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from training.__main__ import main
-from training.export import load_artifact
+from training.artifacts import load_artifact
 
 
 def test_cli_fits_and_exports_every_family(

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from training.__main__ import main
+from training.artifacts import load_artifact
 from training.data import Split
 from training.ensemble import Ensemble, ensemble_spec, member_seed, train_ensemble
-from training.export import load_artifact
 from training.fit import STOP, FitResult, Step
 from training.models import Family
 from training.recipes import Preset

@@ -10,15 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from training.artifacts import load_artifact, read_manifest
 from training.data import Split
-from training.export import (
-    ArtifactError,
-    Manifest,
-    export,
-    load_artifact,
-    read_manifest,
-    sha256_file,
-)
+from training.export import ArtifactError, Manifest, export, sha256_file
 from training.fit import FitResult, train
 from training.models import FAMILIES, Family
 from training.recipes import LECTURE, Preset

@@ -7,8 +7,9 @@ from dataclasses import replace
 import pytest
 import torch
 
+from training.augment import rotate_images
 from training.data import Split
-from training.fit import STOP, Step, fit, rotate_images, train
+from training.fit import STOP, Step, fit, train
 from training.models import build_model
 from training.recipes import DEFAULT, LECTURE
 
@@ -104,7 +105,7 @@ def test_ema_fit_cancelled_early_still_returns_the_averaged_weights(split: Split
 
 def test_warmup_rises_linearly_then_follows_the_cosine_to_zero() -> None:
     """With 10 warm-up steps of 110 the rate climbs to the peak at step 10, then falls to 0."""
-    from training.fit import make_scheduler
+    from training.optim import make_scheduler
     from training.recipes import Recipe
 
     param = torch.nn.Parameter(torch.zeros(1))

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.artifacts import read_manifest
 from training.calibration import TEMPERATURE_RANGE, figures
 from training.data import Split
 from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE
-from training.export import read_manifest, sha256_file
+from training.export import sha256_file
 from training.models import FAMILIES
 from training.outlier import made_inputs
 

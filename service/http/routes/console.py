@@ -20,7 +20,7 @@ from service.http.deps import RegistryDep
 from service.http.numbers import PlainInt
 from service.http.policy import OPEN, READ, needs
 from service.inference.registry import ModelRegistry
-from training.export import CURVES_JSON
+from training.curves import CURVES_JSON
 
 CONSOLE = Path(__file__).resolve().parents[2] / "static" / "console"
 ASSETS_PATH = "/console/assets"

@@ -2,7 +2,7 @@
 
 This is the hot path. Each endpoint is declared once, documented once (``predict_openapi``:
 body schema, examples, ``version``) and is what runs; it takes the raw ``Request`` and returns
-a ``Response``: the body is decoded by ``schemas.decode_rows`` (orjson + numpy, much faster
+a ``Response``: the body is decoded by ``decode.decode_rows`` (orjson + numpy, much faster
 than pydantic), and ``RawRoute`` runs it as a plain ASGI app, without FastAPI's
 parameter solving and per-request exit stacks.
 
@@ -29,11 +29,12 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import InvalidInput, ServiceError
+from service.http.decode import decode_rows
 from service.http.deps import get_dataplane
 from service.http.handlers import error_response
 from service.http.numbers import parse_int
 from service.http.policy import READ, needs
-from service.http.schemas import PredictResponse, decode_rows, predict_openapi
+from service.http.schemas import PredictResponse, predict_openapi
 from service.inference.dataplane import DataPlane, InferenceResult
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
 

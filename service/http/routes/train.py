@@ -32,7 +32,7 @@ from service.http.routes.job_views import (
 from service.jobs.records import JobStatus, ResolvedJob
 from service.jobs.request import JobSpec
 from service.settings import Settings
-from training.export import plot_curves
+from training.curves import plot_curves
 
 router = APIRouter(prefix="/train", tags=["train"])
 
@@ -163,7 +163,7 @@ def _draw(loss: list[float], accuracy: list[dict[str, float]], title: str, fmt: 
 async def curve_plot(
     job_id: str, fmt: Literal["png", "svg"], jobs: JobsDep, plotter: PlotterDep, request: Request
 ) -> Response:
-    """The loss and accuracy curves drawn by ``training.export.plot_curves``, in the app's
+    """The loss and accuracy curves drawn by ``training.curves.plot_curves``, in the app's
     one plotting thread (never on the executor that database calls go through); 429 with
     ``Retry-After`` when ``DIGITS_MAX_QUEUED_PLOTS`` plots are already waiting."""
     job = await jobs.get(job_id)

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from service.http.app import create_app
+from service.jobs.liveness import KILL_GRACE_S
 from service.jobs.records import JobStatus
 from service.jobs.request import JobSpec
-from service.jobs.store import KILL_GRACE_S, JobStore
+from service.jobs.store import JobStore
 from service.jobs.tables import jobs_table
 from tests.service.jobs.conftest import SHORT_LOGISTIC, age_heartbeat, job_settings, wait_job
 

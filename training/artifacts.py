@@ -1,0 +1,49 @@
+"""Reading a published model version back: its manifest, its checked ``model.pt``, the
+TorchScript module (``training.export`` writes them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from training.export import MANIFEST_FILE, MODEL_FILE, ArtifactError, Manifest, sha256_file
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """Parse ``folder/manifest.json``; ``ArtifactError`` saying what is wrong otherwise."""
+    path = Path(folder) / MANIFEST_FILE
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing") from None
+    except ValueError as exc:
+        raise ArtifactError(f"{path} is not a valid manifest: {exc}") from None
+
+
+def verify(folder: Path, manifest: Manifest) -> Path:
+    """Path of ``model.pt`` once its sha256 matches the manifest; ``ArtifactError`` if not."""
+    path = Path(folder) / MODEL_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing")
+    actual = sha256_file(path)
+    if actual != manifest.sha256:
+        raise ArtifactError(
+            f"{path} has sha256 {actual[:12]}..., its manifest says {manifest.sha256[:12]}...; "
+            "refusing a modified or corrupt artifact"
+        )
+    return path
+
+
+def load_artifact(
+    folder: Path, device: torch.device | str = "cpu"
+) -> tuple[Manifest, torch.jit.ScriptModule]:
+    """Read the manifest, check the sha256 and ``torch.jit.load`` the module onto ``device``."""
+    manifest = read_manifest(folder)
+    path = verify(folder, manifest)
+    try:
+        module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]  # untyped in torch
+    except RuntimeError as exc:
+        raise ArtifactError(f"{path} is not a loadable TorchScript archive: {exc}") from None
+    module.eval()
+    return manifest, module
