@@ -52,7 +52,7 @@ class Ablations:
         predict = service.http.routes.predict
         metrics = service.metrics
         self.saved: list[tuple[Any, str, Any]] = [
-            (LoadedModel, "predict_proba", LoadedModel.predict_proba),
+            (LoadedModel, "predict_scored", LoadedModel.predict_scored),
             (predict, "decode_rows", predict.decode_rows),
             (predict, "encode", predict.encode),
             (metrics.ServiceMetrics, "observe_request", metrics.ServiceMetrics.observe_request),
@@ -67,7 +67,9 @@ class Ablations:
         self.middleware = list(app.user_middleware)
         self.rows = predict.decode_rows(body, 1)
         self.answer = predict.encode(_one_answer())
-        self.probabilities = torch.softmax(torch.rand(1, 10), dim=1)
+        # (1, 11): class probabilities and the outlier score, as ``predict_scored`` answers
+        scored = torch.cat([torch.softmax(torch.rand(1, 10), dim=1), torch.zeros(1, 1)], 1)
+        self.probabilities = scored
 
     def restore(self) -> None:
         for owner, name, value in self.saved:
@@ -76,7 +78,7 @@ class Ablations:
 
     def forward(self) -> None:
         probabilities = self.probabilities
-        LoadedModel.predict_proba = lambda _self, x: probabilities.expand(len(x), 10)
+        LoadedModel.predict_scored = lambda _self, x: probabilities.expand(len(x), 11)
 
     def decode(self) -> None:
         rows = self.rows

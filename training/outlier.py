@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from training.data import N_CLASSES, N_FEATURES, PIXEL_MAX, Split
+from training.reduce import reduce_grey
 
 #: Ridge added to the covariance's diagonal (pixel values 0..16, so units of pixel²).
 SHRINKAGE = 4.0
@@ -148,8 +149,6 @@ def made_inputs(split: Split, n: int = 200, seed: int = 0) -> dict[str, torch.Te
 
 def _letters(text: str = "ABCEFGHKLMNPRSTUVWXYZ") -> np.ndarray:
     from PIL import Image, ImageDraw, ImageFont
-
-    from service.inference.digit_image import reduce_grey
 
     font = ImageFont.load_default(size=30)
     rows = []

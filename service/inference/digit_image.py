@@ -33,11 +33,10 @@ import numpy as np
 
 from service.errors import InvalidInput, PayloadTooLarge
 from service.inference.image_modes import check_mode, to_grey
+from training.reduce import reduce_grey
 
 #: Formats Pillow may open: the ones the console and the docs promise, nothing more.
 FORMATS = ("PNG", "JPEG")
-SIDE = 8  # the 8x8 result
-BLOCK = 4  # 4x4 pixels of the 32x32 bitmap per result value
 EXPECTED_IMAGE = "a PNG or JPEG of one digit, dark on light (or light on dark), filling the frame"
 
 
@@ -47,8 +46,6 @@ MAX_ASPECT = 16
 #: Most bytes one PNG text chunk or ICC profile may inflate to, and all text chunks together.
 TEXT_CHUNK_BYTES = 256 * 1024
 TEXT_MEMORY_BYTES = 1024 * 1024
-#: Rows of the image are reduced this many pixels at a time: float64 temporaries of 8 MB.
-CHUNK_PIXELS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -71,38 +68,6 @@ def reduce_image(data: bytes, limits: ImageLimits) -> np.ndarray:
         )
     grey = _decode(data, limits)  # (H, W) uint8
     return reduce_grey(grey)
-
-
-def reduce_grey(grey: np.ndarray) -> np.ndarray:
-    """Steps 2-4 on an (H, W) uint8 grey image: 64 values 0..16 as float32. Memory: the
-    (H, 8) row sums and float64 chunks of ``CHUNK_PIXELS``, whatever the image's shape."""
-    height, width = grey.shape
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    light = border.astype(np.float64).mean() >= 128
-    across = _weights(width).T  # (W, 8)
-    row_sums = np.empty((height, SIDE))  # each row's ink summed into the 8 column blocks
-    step = max(1, CHUNK_PIXELS // width)
-    for top in range(0, height, step):
-        ink = grey[top : top + step].astype(np.float64)
-        if light:
-            np.subtract(255.0, ink, out=ink)
-        row_sums[top : top + step] = ink @ across
-    sums = _weights(height) @ row_sums  # (8, 8) ink sums per block
-    area = (height / SIDE) * (width / SIDE)
-    counts = np.floor(sums * 16 / (area * 255) + 0.5)
-    result: np.ndarray = np.clip(counts, 0, BLOCK * BLOCK).astype(np.float32)
-    return result.reshape(SIDE * SIDE)
-
-
-def _weights(length: int) -> np.ndarray:
-    """(8, length): how much of pixel ``i`` lies in eighth ``j`` of a side of ``length``
-    (``length`` is at most ``max_side``: checked before decoding)."""
-    edges = np.arange(SIDE + 1) * (length / SIDE)  # block j covers [edges[j], edges[j + 1])
-    pixels = np.arange(length)
-    low = np.maximum(pixels[None, :], edges[:-1, None])
-    high = np.minimum(pixels[None, :] + 1, edges[1:, None])
-    overlap: np.ndarray = np.clip(high - low, 0.0, None)
-    return overlap
 
 
 def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:

@@ -144,12 +144,13 @@ class _Timed:
         self.fixed_us, self.per_row_us = fixed_us, per_row_us
         self.rows: list[int] = []
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+    def predict_scored(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 11): probabilities and the outlier score, as ``LoadedModel`` answers."""
         self.rows.append(len(x))
         end = time.perf_counter() + (self.fixed_us + self.per_row_us * len(x)) * 1e-6
         while time.perf_counter() < end:
             pass
-        return torch.zeros(len(x), 10)
+        return torch.zeros(len(x), 11)
 
 
 def test_calibration_times_forwards_of_about_its_budget_not_of_a_whole_batch(

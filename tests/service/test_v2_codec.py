@@ -136,5 +136,6 @@ def test_a_valid_request_decodes_to_its_values(
         header["id"] = request_id
     request = decode_infer(json.dumps(header).encode(), None, max_rows=4)
     np.testing.assert_array_equal(request.rows, np.array(rows, dtype=np.float32).reshape(-1, 64))
-    assert request.outputs == (("probabilities", False), ("label", False))
+    every = ("probabilities", "label", "outlier", "outlier_score")  # none asked: all, as JSON
+    assert request.outputs == tuple((name, False) for name in every)
     assert request.id == request_id
