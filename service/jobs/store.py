@@ -200,14 +200,16 @@ class JobStore:
     def start(self, job_id: str, owner: str, pid: int) -> JobRecord | None:
         """Begin running ``job_id`` in process ``pid``: claim it if it is still queued, go
         on if ``owner`` already holds it; ``None`` if it is not ``owner``'s to run. The
-        time limit counts from here (not from a claim waiting for a worker to start)."""
+        time limit counts from here (not from a claim waiting for a worker to start). The
+        total is this release's count of the job's steps (a row queued by an older release
+        counted one fit, not six)."""
         self.claim(job_id, owner)
-        now = time.time()
+        now, total = time.time(), self.get(job_id).spec.total_iterations
         with self.engine.begin() as conn:
             mine = conn.execute(
                 update(jobs_table)
                 .where(*self._held(job_id, owner))
-                .values(worker_pid=pid, started_at=now, heartbeat_at=now)
+                .values(worker_pid=pid, started_at=now, heartbeat_at=now, total_iterations=total)
             ).rowcount
         return self.get(job_id) if mine else None
 

@@ -22,7 +22,8 @@ SEVEN = [0, 0, 7, 16, 16, 16, 8, 0, 0, 0, 5, 8, 8, 14, 10, 0, 0, 0, 0, 0, 4, 15,
 SEVEN += [0, 0, 0, 2, 14, 12, 0, 0, 0, 0, 0, 9, 16, 16, 8, 0, 0, 0, 0, 13, 6, 0, 0, 0]
 SEVEN += [0, 0, 5, 13, 0, 0, 0, 0, 0, 0, 9, 8, 0, 0, 0, 0]
 SHORT_JOB = {"family": "cnn", "hyperparameters": {"iterations": 60, "acc_step": 30}}
-LONG_JOB = {"family": "cnn", "hyperparameters": {"iterations": 20_000, "acc_step": 1000}}
+#: Six fits (the out-of-fold calibration) of 10,000 steps: long, and under the cost limit.
+LONG_JOB = {"family": "cnn", "hyperparameters": {"iterations": 10_000, "acc_step": 1000}}
 
 
 @pytest.fixture(scope="module")

@@ -62,10 +62,11 @@ def test_rows_written_before_the_typed_job_are_served_and_run(jobs_client: TestC
     assert wait_job(jobs_client, ensemble).status == "succeeded"
     body = jobs_client.get(f"/train/{fnn}").json()
     assert body["model"] == {"name": "older", "version": 1}
-    assert body["progress"]["iteration"] == 7
+    # six fits (the fit and 5 out-of-fold fits) of the 7 steps it asked for, all counted
+    assert body["progress"]["iteration"] == body["progress"]["total"] == 7 * 6
     body = jobs_client.get(f"/train/{ensemble}").json()
     assert body["hyperparameters"]["seed"] == 4
-    assert body["progress"]["iteration"] == body["progress"]["total"] == 6
+    assert body["progress"]["iteration"] == body["progress"]["total"] == 6 * 6
     assert body["model"]["name"] == "ensemble"
 
 
@@ -86,4 +87,4 @@ def test_a_resolved_job_reads_back_equal_from_its_stored_json() -> None:
     assert (again.time_limit_s, again.gate_tolerance) == (30.0, 0.02)
     assert again.cost is not None
     assert again.cost.seconds > 0
-    assert again.total_iterations == fit.iterations
+    assert again.total_iterations == fit.iterations * 6  # the fit and 5 out-of-fold fits
