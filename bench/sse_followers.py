@@ -29,7 +29,7 @@ import httpx
 from serve_bench import wait_ready  # the sibling benchmark: one readiness wait
 
 ROOT = Path(__file__).resolve().parents[1]
-LONG_CNN = {"family": "cnn", "hyperparameters": {"iterations": 20000, "acc_step": 100}}
+LONG_CNN = {"family": "cnn", "hyperparameters": {"iterations": 10000, "acc_step": 1000}}
 
 
 def latencies(api: str, count: int) -> tuple[float, float]:

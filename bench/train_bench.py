@@ -130,7 +130,7 @@ def main() -> None:
                       f"identical to the 1-thread CLI curve: {same}")  # fmt: skip
 
                 idle = asyncio.run(throughput(base, args.seconds))
-                long = {**spec, "name": "cnn_long", "hyperparameters": {"iterations": 20000}}
+                long = {**spec, "name": "cnn_long", "hyperparameters": {"iterations": 10000}}
                 long_id = client.post("/train", json=long).json()["id"]
                 while client.get(f"/train/{long_id}").json()["progress"]["iteration"] < 5:
                     time.sleep(0.2)

@@ -65,7 +65,7 @@ SHORT_JOB = {
     "promote": False,
     "hyperparameters": {"iterations": 800, "acc_step": 200},
 }
-LONG_JOB = {"family": "cnn", "hyperparameters": {"iterations": 20_000, "acc_step": 1000}}
+LONG_JOB = {"family": "cnn", "hyperparameters": {"iterations": 10_000, "acc_step": 1000}}
 
 
 def say(text: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,42 @@ def test_a_job_that_cannot_stop_is_killed_past_its_time_limit(
             assert body["error"].startswith("time limit: the job ran "), body["error"]
             assert "over job_time_limit_s = 5 s" in body["error"]
             assert gone(pid), f"the stopped worker {pid} is still there"
+
+
+def _module(path: Path) -> Any:
+    """``path`` imported as a module of its own (scripts outside the package tree)."""
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_limits_{path.stem}", path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize(
+    ("script", "names"),
+    [
+        ("deploy/smoke_stack.py", ("SHORT_JOB", "LONG_JOB")),
+        ("bench/sse_followers.py", ("LONG_CNN",)),
+        ("tests/integration/test_scale_out.py", ("LONG_JOB",)),
+    ],
+)
+def test_the_jobs_our_own_scripts_submit_fit_the_default_limit(
+    script: str, names: tuple[str, ...]
+) -> None:
+    """The smoke stack, the benchmarks and the scale-out test submit jobs the default
+    ``max_job_seconds_estimate`` accepts (a job estimated over it is refused with a 422,
+    which failed the deployment smoke once)."""
+    limit = Settings.model_fields["max_job_seconds_estimate"].default
+    module = _module(_ROOT / script)
+    for name in names:
+        cost = JobSpec.model_validate(getattr(module, name)).resolve().cost
+        assert cost.seconds < limit, f"{script}:{name} is estimated at {cost.seconds:.0f} s"
