@@ -27,9 +27,12 @@ ASSETS_PATH = "/console/assets"
 
 #: The files ``/console/assets/{name}`` serves: name -> media type.
 ASSETS: dict[str, str] = {
+    "chart.js": "text/javascript",
     "console.css": "text/css",
     "console.js": "text/javascript",
+    "models.js": "text/javascript",
     "reduce.js": "text/javascript",
+    "train.js": "text/javascript",
     "test-digits.json": "application/json",
 }
 

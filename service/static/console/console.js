@@ -33,7 +33,12 @@ async function api(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path.replace(/^\//, ""), init);
+  let response;
+  try {
+    response = await fetch(path.replace(/^\//, ""), init);
+  } catch (error) { // the network: the service is down, restarting or out of reach
+    throw new ApiError(0, { error: { code: "unreachable", message: "cannot reach the service" } });
+  }
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
@@ -50,6 +55,7 @@ function showStatus(message, ok = false) {
 
 function showError(error) {
   let hint = "";
+  if (error.status === 0) hint = " It may be down or restarting: the page tries again every few seconds.";
   if (error.status === 401) hint = " Enter the API key above.";
   if (error.status === 403) hint = " The key entered is not accepted for this action.";
   showStatus(`${error.message}${hint}`);
@@ -81,14 +87,24 @@ function showPage(name) {
 let models = null; // GET /models
 const drawing = { version: 0, inputAt: 0, busy: new Map(), drawn: new Map() };
 
+let retryTimer = null;
 async function loadModels() {
+  clearTimeout(retryTimer);
   try {
+    const wasDown = document.body.dataset.unreachable === "true";
     models = await api("GET", "/models");
+    document.body.dataset.unreachable = "false";
+    if (wasDown) showStatus("the service answers again", true);
   } catch (error) {
     models = null;
     showError(error);
+    if (error.status === 0) { // try again until it answers, then redraw what is shown
+      document.body.dataset.unreachable = "true";
+      retryTimer = setTimeout(() => loadModels().then(() => models && showPage(currentPage())), 3000);
+    }
   }
   renderBars();
+  fillExplainModels();
   return models;
 }
 
@@ -169,8 +185,9 @@ function changed(inputAt) {
   drawing.inputAt = inputAt;
   drawing.pixels = pixels;
   renderGrid(pixels);
-  if (pixels.every((v) => v === 0)) { renderBars(drawing.version); recordLatency(drawing.version, inputAt, true); return; }
+  if (pixels.every((v) => v === 0)) { renderBars(drawing.version); renderHeatmap(null); recordLatency(drawing.version, inputAt, true); return; }
   for (const model of (models && models.models) || []) predictWith(model.name);
+  explainLatest();
 }
 
 function renderGrid(pixels) {
@@ -239,317 +256,70 @@ function renderModelBars(name, answer, version) {
     el("div", { className: digit === label ? "bar top" : "bar" }, el("span", { textContent: digit }), el("i", { style: `width: ${(p * 200).toFixed(1)}px` }), el("span", { textContent: p.toFixed(3) }))));
 }
 
-// ---------------------------------------------------------------- Models
-async function renderModels() {
-  const data = await loadModels();
-  const root = $("#models");
-  if (!data) { root.replaceChildren(); return; }
-  const rollout = data.models.some((m) => "aliases" in m || "traffic" in m);
-  const note = $("#rollout-note");
-  note.hidden = rollout;
-  note.textContent = "This service reports no aliases or traffic split (no rollout API): the default version of each model is marked, and the alias, rollback and canary controls are hidden.";
-  root.replaceChildren(...data.models.map((m) => modelCard(m, rollout)));
+// ---------------------------------------------------------------- Why (explanations)
+// The chosen model's attribution map for the newest drawing (POST /models/{name}/explain:
+// occlusion, how much each pixel's ink raised the label's probability), one request in
+// flight, drawn over the 8x8 grid: orange supports the label, blue speaks against it.
+const explaining = { busy: false, drawn: -1 };
+
+function setupExplain() {
+  const select = $("#explain-model");
+  select.addEventListener("change", () => { explaining.drawn = -1; explainLatest(); });
 }
 
-function modelCard(model, rollout) {
-  const rows = model.versions.map((v) => {
-    const mf = v.manifest, metrics = mf.metrics;
-    return el("tr", { dataset: { version: v.version } },
-      el("td", { textContent: v.version + (v.is_default ? " (default)" : "") }),
-      el("td", { textContent: mf.family }),
-      el("td", { textContent: metrics.test_accuracy.toFixed(4) }),
-      el("td", { textContent: `${metrics.test_errors} / ${metrics.n_test}` }),
-      el("td", { className: "ece", textContent: calibrationText(mf.calibration, "ece") }),
-      el("td", { className: "nll", textContent: calibrationText(mf.calibration, "nll") }),
-      el("td", {}, reliabilityChart(mf.calibration)),
-      el("td", { textContent: JSON.stringify(mf.architecture) }),
-      el("td", { textContent: `${mf.recipe}, ${metrics.iterations} it, ${metrics.fit_seconds.toFixed(1)} s` }),
-      el("td", { textContent: new Date(v.created).toISOString().slice(0, 16).replace("T", " ") }));
-  });
-  const table = el("table", {},
-    el("thead", {}, el("tr", {}, ...["version", "family", "test accuracy", "errors", "test ECE", "test NLL", "reliability (test)", "architecture", "recipe", "created", ""].map((h) => el("th", { textContent: h })))),
-    el("tbody", {}, ...rows));
-  const curves = el("div", { className: "curves" });
-  const card = el("div", { className: "model", id: `models-${model.name}` },
-    el("h2", { textContent: `${model.name}${model.ready ? "" : " (not ready: " + model.reason + ")"}` }), table, curves);
-  for (const row of rows) {
-    row.append(el("td", {}, el("button", { textContent: "curves", onclick: () => showCurves(model.name, Number(row.dataset.version), curves) })));
-  }
-  if (model.versions.length) showCurves(model.name, model.default_version, curves);
-  if (rollout) card.append(Rollout.view(model));
-  return card;
+function fillExplainModels() {
+  const select = $("#explain-model"), names = ((models && models.models) || []).map((m) => m.name);
+  const keep = names.includes(select.value) ? select.value : (names.includes("cnn") ? "cnn" : names[0]);
+  select.replaceChildren(...names.map((n) => el("option", { value: n, textContent: n })));
+  if (keep) select.value = keep;
 }
 
-// A calibration figure on the test rows as served (after the temperature), "-" without one.
-function calibrationText(calibration, key) {
-  const value = calibration && calibration[`${key}_test_after`];
-  return typeof value === "number" ? value.toFixed(4) : "-";
-}
-
-// The reliability diagram of the test rows (accuracy against confidence per bin, as served),
-// drawn from the manifest's bins; versions exported before them have none.
-function reliabilityChart(calibration) {
-  const bins = calibration && calibration.reliability_test;
-  if (!bins) return document.createTextNode("-");
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 100 100");
-  svg.classList.add("reliability");
-  const line = (points, color) => {
-    const poly = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-    poly.setAttribute("points", points.map(([x, y]) => `${(x * 100).toFixed(1)},${(100 - y * 100).toFixed(1)}`).join(" "));
-    poly.setAttribute("stroke", color);
-    svg.append(poly);
-  };
-  line([[0, 0], [1, 1]], "#9aa3b5");
-  line(bins.before.map((b) => [b.confidence, b.accuracy]), "#9aa3b5");
-  line(bins.after.map((b) => [b.confidence, b.accuracy]), "#d05a20");
-  return svg;
-}
-
-// A version's exported loss and accuracy curves (the loss thinned to 400 means for drawing).
-async function showCurves(name, version, box) {
+async function explainLatest() {
+  const name = $("#explain-model").value;
+  if (explaining.busy || !name) return;
+  explaining.busy = true;
   try {
-    const curves = await api("GET", `/models/${encodeURIComponent(name)}/versions/${version}/curves.json`);
-    const stride = Math.max(1, Math.ceil(curves.loss.length / 400));
-    const loss = [];
-    for (let i = 0; i < curves.loss.length; i += stride) {
-      const span = curves.loss.slice(i, i + stride);
-      loss.push([i + span.length, span.reduce((a, b) => a + b, 0) / span.length]);
+    while (explaining.drawn !== drawing.version) {
+      const version = drawing.version;
+      if (!drawing.pixels || drawing.pixels.every((v) => v === 0)) { renderHeatmap(null); explaining.drawn = version; break; }
+      const answer = await api("POST", `/models/${encodeURIComponent(name)}/explain`, { pixels: drawing.pixels });
+      explaining.drawn = version;
+      renderHeatmap(answer, version);
     }
-    const total = curves.loss.length;
-    const svg = () => document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    const lossChart = svg(), accChart = svg();
-    for (const chart of [lossChart, accChart]) { chart.setAttribute("viewBox", "0 0 400 160"); chart.classList.add("chart"); }
-    plot(lossChart, [loss], ["#4060d0"], total);
-    plot(accChart, [curves.accuracy.map((p) => [p.iteration, p.train]), curves.accuracy.map((p) => [p.iteration, p.test])], ["#4060d0", "#d05a20"], total);
-    box.dataset.version = version;
-    box.replaceChildren(el("p", { className: "muted", textContent: `v${version}: loss over ${total} iterations; accuracy, train (blue) and test (orange)` }), lossChart, accChart);
   } catch (error) {
-    box.replaceChildren(el("p", { className: "muted", textContent: `v${version}: no curves (${error.message})` }));
+    $("#explain-note").textContent = `no explanation: ${error.message}`;
+  } finally {
+    explaining.busy = false;
   }
 }
 
-// The rollout API (aliases, history, traffic): small and in one place, so that its field
-// names can follow the API. Shown only when GET /models reports aliases or traffic.
-const Rollout = {
-  view(model) {
-    const box = el("div");
-    const aliases = model.aliases || {};
-    box.append(el("p", { className: "aliases", textContent: "aliases: " + (Object.entries(aliases).map(([a, v]) => `${a} -> v${v}`).join(", ") || "none") }));
-    // traffic: {weights: {alias: percent}, shadow, ...} (issue 11), or the weights themselves
-    const weights = (model.traffic && (model.traffic.weights || model.traffic)) || {};
-    if (model.traffic) box.append(el("p", { className: "traffic", textContent: "traffic: " + (Object.entries(weights).map(([a, p]) => `${a} ${p}%`).join(", ") || "all to production") + (model.traffic.shadow ? `; shadow: ${model.traffic.shadow}` : "") }));
-    const versions = model.versions.map((v) => el("option", { value: v.version, textContent: `v${v.version}` }));
-    const alias = el("input", { value: "production", size: 10, ariaLabel: "alias" });
-    const version = el("select", { ariaLabel: "version" }, ...versions);
-    const reason = el("input", { placeholder: "reason", ariaLabel: "reason" });
-    const staging = el("input", { type: "number", min: 0, max: 100, value: weights.staging || 0, ariaLabel: "staging percent" });
-    const act = (fn) => async () => { try { await fn(); showStatus("done", true); renderModels(); } catch (e) { showError(e); } };
-    const name = encodeURIComponent(model.name);
-    box.append(el("div", { className: "admin" },
-      alias, version, reason,
-      el("button", { textContent: "Move alias", onclick: act(() => api("PUT", `/models/${name}/aliases/${encodeURIComponent(alias.value)}`, { version: Number(version.value), reason: reason.value || "moved from the console" })) }),
-      el("button", { textContent: "Roll back production", onclick: act(() => api("POST", `/models/${name}/aliases/production/rollback`, { reason: reason.value || "rollback from the console" })) }),
-      el("label", {}, "staging %", staging),
-      el("button", { textContent: "Set canary split", onclick: act(() => api("PUT", `/models/${name}/traffic`, { production: 100 - Number(staging.value), staging: Number(staging.value) })) })));
-    return box;
-  },
-};
-
-// ---------------------------------------------------------------- Train
-let schema = null; // the OpenAPI document's JobSpec and Hyperparameters
-let job = null; // the job followed here: {id, losses: [], accuracy: [], controller}
-
-async function showTrain() {
-  if (!schema) {
-    try {
-      const openapi = await api("GET", "/openapi.json");
-      schema = openapi.components.schemas;
-      buildForm();
-    } catch (error) {
-      showError(error);
-    }
+function renderHeatmap(answer, version) {
+  const map = $("#heatmap"), note = $("#explain-note");
+  if (!answer) {
+    map.replaceChildren(...Array.from({ length: 64 }, () => el("div")));
+    map.dataset.values = "[]";
+    note.textContent = "draw a digit to see which pixels drove the answer";
+    return;
   }
-  refreshJobs();
-}
-
-const resolve = (s) => (s && s.$ref ? schema[s.$ref.split("/").pop()] : s);
-const nonNull = (s) => (s && s.anyOf ? s.anyOf.find((o) => o.type !== "null") : s);
-
-function familyRules(family) {
-  // JobSpec's allOf: for each family, the hyper-parameters that may only be null there.
-  const rule = (schema.JobSpec.allOf || []).find((r) => r.if.properties.family.const === family);
-  return rule ? Object.keys(rule.then.properties.hyperparameters.properties) : [];
-}
-
-function buildForm() {
-  const familySchema = resolve(nonNull(schema.JobSpec.properties.family));
-  const select = $("#family");
-  select.replaceChildren(...familySchema.enum.map((f) => el("option", { value: f, textContent: f })));
-  select.value = familySchema.enum.includes("fnn") ? "fnn" : familySchema.enum[0];
-  select.addEventListener("change", buildHyperparameters);
-  buildHyperparameters();
-  $("#train-form").addEventListener("submit", (event) => { event.preventDefault(); startJob(); });
-  $("#cancel").addEventListener("click", cancelJob);
-}
-
-function buildHyperparameters() {
-  const unused = familyRules($("#family").value);
-  const fieldset = $("#hyperparameters");
-  const legend = fieldset.querySelector("legend");
-  const props = schema.Hyperparameters.properties;
-  const fields = Object.entries(props).filter(([name]) => !unused.includes(name)).map(([name, raw]) => {
-    const s = { ...raw, ...resolve(nonNull(raw)) }; // bounds sit beside the anyOf
-    let input;
-    if (s.enum || s.type === "boolean") {
-      const options = s.enum || [true, false];
-      input = el("select", { name }, el("option", { value: "", textContent: "(recipe)" }), ...options.map((o) => el("option", { value: String(o), textContent: String(o) })));
-    } else if (s.type === "array") {
-      input = el("input", { name, placeholder: "e.g. 16,32" });
-    } else {
-      input = el("input", { name, type: "number", placeholder: "(recipe)", step: s.type === "integer" ? "1" : "any" });
-      if (s.minimum !== undefined) input.min = s.minimum;
-      if (s.maximum !== undefined) input.max = s.maximum;
-    }
-    input.dataset.kind = s.type || "enum";
-    const bounds = raw.description || (s.minimum !== undefined ? `[${s.minimum}, ${s.maximum}]` : (s.enum || []).join(" | "));
-    return el("label", {}, el("span", { textContent: name }), input, el("small", { textContent: bounds }));
-  });
-  fieldset.replaceChildren(legend, ...fields);
-}
-
-function formSpec() {
-  const form = $("#train-form");
-  const spec = { family: form.family.value, recipe: form.recipe.value, promote: form.promote.checked, hyperparameters: {} };
-  if (form.name.value.trim()) spec.name = form.name.value.trim();
-  for (const input of $("#hyperparameters").querySelectorAll("input, select")) {
-    const value = input.value.trim();
-    if (!value) continue;
-    const kind = input.dataset.kind;
-    spec.hyperparameters[input.name] =
-      kind === "integer" || kind === "number" ? Number(value)
-        : kind === "boolean" ? value === "true"
-          : kind === "array" ? value.split(",").map((v) => Number(v.trim()))
-            : value;
-  }
-  return spec;
-}
-
-async function startJob() {
-  try {
-    const view = await api("POST", "/train", formSpec());
-    showStatus("");
-    follow(view);
-  } catch (error) {
-    showError(error);
-  }
-}
-
-async function cancelJob() {
-  if (!job) return;
-  try { await api("DELETE", `/train/${job.id}`); } catch (error) { showError(error); }
-}
-
-function follow(view) {
-  if (job && job.controller) job.controller.abort();
-  job = { id: view.id, losses: [], accuracy: [], controller: new AbortController() };
-  applyView(view);
-  $("#cancel").disabled = false;
-  streamEvents(job).catch((error) => { if (error.name !== "AbortError") showStatus(`event stream: ${error.message}`); });
-}
-
-function applyView(view) {
-  job.losses = view.loss_curve.map((v, i) => [view.loss_curve_iterations[i], v]);
-  job.accuracy = view.accuracy.iterations.map((it, i) => [it, view.accuracy.train[i], view.accuracy.test[i]]);
-  renderJob(view.status, view.progress, view);
-}
-
-// Server-sent events read through fetch(), so the key goes in a header (EventSource sends none).
-async function streamEvents(followed) {
-  const response = await fetch(`train/${followed.id}/events`, { headers: authHeaders(), signal: followed.controller.signal });
-  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value.replace(/\r\n/g, "\n");
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const event = /^event: ?(.*)$/m.exec(block);
-      const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
-      if (event && data && job === followed) onEvent(event[1], JSON.parse(data));
-    }
-  }
-}
-
-function onEvent(kind, data) {
-  if (kind === "progress") {
-    data.losses.forEach((loss, i) => job.losses.push([data.first_iteration + i, loss]));
-    data.accuracy.forEach((p) => job.accuracy.push([p.iteration, p.train, p.test]));
-    renderJob(data.status, data.progress);
-  } else {
-    applyView(data);
-    if (kind === "final") { $("#cancel").disabled = true; refreshJobs(); }
-  }
-}
-
-function renderJob(status, progress, view) {
-  const status_ = $("#job-status");
-  status_.dataset.status = status;
-  status_.dataset.points = job.losses.length;
-  let text = `job ${job.id.slice(0, 8)}: ${status}, iteration ${progress.iteration} of ${progress.total}`;
-  if (view && view.model) text += `; published ${view.model.name} v${view.model.version}`;
-  if (view && view.error) text += `; ${view.error}`;
-  status_.textContent = text;
-  plot($("#loss-chart"), [job.losses.map(([x, y]) => [x, y])], ["#4060d0"], progress.total);
-  plot($("#accuracy-chart"), [job.accuracy.map(([x, t]) => [x, t]), job.accuracy.map(([x, , t]) => [x, t])], ["#4060d0", "#d05a20"], progress.total);
-}
-
-// Line chart in SVG: x from 0 to xMax, y from the series' min to max.
-function plot(svg, series, colors, xMax) {
-  const all = series.flat();
-  const ns = "http://www.w3.org/2000/svg";
-  svg.replaceChildren();
-  if (!all.length) return;
-  const ys = all.map((p) => p[1]);
-  let lo = Math.min(...ys), hi = Math.max(...ys);
-  if (hi === lo) { hi += 1; lo -= 1; }
-  const X = (x) => 30 + (360 * x) / Math.max(1, xMax), Y = (y) => 150 - (140 * (y - lo)) / (hi - lo);
-  series.forEach((points, i) => {
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", points.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(" "));
-    line.setAttribute("stroke", colors[i]);
-    line.dataset.points = points.length;
-    svg.append(line);
-  });
-  for (const [y, v] of [[10, hi], [150, lo]]) {
-    const label = document.createElementNS(ns, "text");
-    label.setAttribute("x", 2);
-    label.setAttribute("y", y);
-    label.textContent = v.toPrecision(3);
-    svg.append(label);
-  }
-}
-
-async function refreshJobs() {
-  try {
-    const page = await api("GET", "/train?limit=10");
-    $("#jobs tbody").replaceChildren(...page.jobs.map((j) => el("tr", { dataset: { id: j.id, status: j.status } },
-      el("td", { textContent: j.id.slice(0, 8) }), el("td", { textContent: j.name }), el("td", { textContent: j.family }),
-      el("td", { textContent: j.status }), el("td", { textContent: `${j.progress.iteration}/${j.progress.total}` }),
-      el("td", { textContent: j.metrics && j.metrics.test_accuracy !== undefined ? Number(j.metrics.test_accuracy).toFixed(4) : "" }),
-      el("td", { textContent: j.created.slice(0, 19).replace("T", " ") }))));
-  } catch (error) {
-    showError(error);
-  }
+  const row = answer.explanations[0];
+  const values = row.attribution.flat();
+  const top = Math.max(1e-9, ...values.map(Math.abs));
+  map.dataset.values = JSON.stringify(values);
+  map.dataset.drawing = version;
+  map.dataset.label = row.label;
+  map.replaceChildren(...values.map((v, i) => {
+    const a = Math.min(1, Math.abs(v) / top).toFixed(2);
+    const color = v >= 0 ? `rgba(208, 90, 32, ${a})` : `rgba(64, 96, 208, ${a})`;
+    const ink = drawing.pixels ? drawing.pixels[i] : 0;
+    return el("div", { title: `pixel (${Math.floor(i / 8)}, ${i % 8}): ink ${ink}, ${v >= 0 ? "+" : ""}${v.toFixed(3)}`, style: `background: ${color}; outline: ${ink > 0 ? "1px solid #1d243355" : "none"}` });
+  }));
+  note.textContent = `${answer.model} v${answer.version} says ${row.label} (p = ${row.probability.toFixed(3)}): orange pixels raised it, blue ones lowered it`;
 }
 
 // ---------------------------------------------------------------- start
 setupKey();
 setupCanvas();
+setupExplain();
 for (const tab of document.querySelectorAll("nav button")) tab.addEventListener("click", () => { location.hash = tab.dataset.page; });
 window.addEventListener("hashchange", () => showPage(currentPage()));
 loadModels().then(() => { showPage(currentPage()); changed(performance.now()); });
