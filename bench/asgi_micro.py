@@ -90,9 +90,9 @@ def _children_cpu_s() -> float:
 
 
 async def settle(limit_s: float = 90.0) -> float:
-    """Wait until the app's job workers are warmed and idle: they start 2 s after the
-    lifespan (WARM_AFTER_S) and import torch for seconds of CPU on this process's core,
-    which would weigh on the first figures. The seconds waited."""
+    """Wait until the app's children are idle (an app from before 2026-12-05 warmed its job
+    workers 2 s after the lifespan, importing torch for seconds of CPU on this process's
+    core, which would weigh on the first figures; today's starts none). The seconds waited."""
     began = time.perf_counter()
     last = _children_cpu_s()
     while time.perf_counter() - began < limit_s:

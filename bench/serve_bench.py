@@ -95,15 +95,16 @@ class Server:
         return total
 
     def settle(self, quiet_s: float = 1.0, limit_s: float = 90.0) -> float:
-        """Wait until the server's children stop using CPU (the service warms its idle job
-        workers a few seconds after it is ready: importing torch takes them seconds of CPU on
-        the server's core, which would weigh on the first rounds); the seconds waited."""
+        """Wait until the server's children stop using CPU (a baseline from before 2026-12-05
+        warms idle job workers a few seconds after it is ready: importing torch takes them
+        seconds of CPU on the server's core, which would weigh on the first rounds; today's
+        service starts none before its first job); the seconds waited."""
         began = time.perf_counter()
         last = self.children_cpu_s()
         while time.perf_counter() - began < limit_s:
             time.sleep(quiet_s)
             now = self.children_cpu_s()
-            # The workers start WARM_AFTER_S (2 s, service/jobs/local.py) after the start.
+            # An older baseline's workers started 2 s (WARM_AFTER_S) after the start.
             if now - last < 0.05 * quiet_s and time.perf_counter() - began > 5:
                 break
             last = now

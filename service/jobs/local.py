@@ -1,8 +1,9 @@
 """``LocalLauncher``: jobs run in worker processes owned by the API process.
 
-It keeps ``max_running`` single-process pools ("spawn" context), started and warmed when the
-launcher starts, so a worker killed mid-fit breaks only its own pool, which is rebuilt; its
-job is marked failed at once. A dispatcher task claims queued jobs from the store (an atomic
+It keeps ``max_running`` single-process pools ("spawn" context), each started by the first
+job it runs and kept for the next (a service that runs no job has no worker process: nothing
+competes with requests for the CPU once it says ready), so a worker killed mid-fit breaks
+only its own pool, which is rebuilt; its job is marked failed at once. A dispatcher task claims queued jobs from the store (an atomic
 ``UPDATE``, so with several API processes on one database each job runs once) whenever a
 slot is free, and hands each to ``worker.run_job``. ``launch`` only wakes the dispatcher.
 A worker whose job the store has ended (the sweeper of any API process failed it: no
@@ -39,9 +40,6 @@ from service.jobs.store import JobStore
 log = logging.getLogger(__name__)
 
 SHUTDOWN = "interrupted: the service shut down while this job ran; submit it again"
-#: Seconds after start-up before the idle workers are started and warmed, so a service
-#: that has just become ready (or a short-lived one, like a test's) serves first.
-WARM_AFTER_S = 2.0
 #: How long shutdown waits for a dispatcher tick under way before cancelling it.
 STOP_DISPATCH_S = 10.0
 
@@ -82,11 +80,6 @@ async def _import_worker() -> None:
     await asyncio.to_thread(importlib.import_module, "service.jobs.worker")
 
 
-def _log_warm_up_failure(done: asyncio.Future[None]) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.warning("a training worker failed to warm up: %r", done.exception())
-
-
 class LocalLauncher:
     """Runs jobs in ``max_running`` worker processes owned by this launcher."""
 
@@ -111,25 +104,13 @@ class LocalLauncher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._on_done: Callable[[str], Awaitable[None]] | None = None
-        self._warmer: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
-        """Dispatch, and start and warm the workers shortly after; ``on_done(job_id)`` after
-        each job."""
+        """Dispatch (a worker process starts with the first job of its slot); ``on_done(job_id)``
+        after each job."""
         self._on_done = on_done
         self._dispatcher = asyncio.create_task(self._dispatch_loop())
-        self._warmer = asyncio.create_task(self._warm_workers())
-
-    async def _warm_workers(self) -> None:
-        await asyncio.sleep(WARM_AFTER_S)
-        await _import_worker()
-        from service.jobs.worker import warm_up
-
-        for slot in self._slots:
-            if slot.pool is None:
-                slot.pool = _new_pool(self.nice)
-                _submit(slot.pool, warm_up).add_done_callback(_log_warm_up_failure)
 
     async def launch(self, job_id: str) -> None:
         """A job was queued: look for it now rather than at the next poll."""
@@ -137,10 +118,6 @@ class LocalLauncher:
 
     async def aclose(self) -> None:
         """Ask running jobs to stop (they end ``failed``: ``SHUTDOWN``), stop the workers."""
-        if self._warmer is not None:
-            self._warmer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._warmer
         if self._dispatcher is not None:
             self._stopping = True
             self._wake.set()
@@ -153,7 +130,7 @@ class LocalLauncher:
         for slot in self._slots:
             if slot.job_id is not None:  # did not stop in time: say so, leave it to exit
                 await asyncio.to_thread(self.store.fail, slot.job_id, SHUTDOWN, owner=self.owner)
-            if slot.pool is not None:  # an idle worker may still be warming: do not wait
+            if slot.pool is not None:  # an idle worker: do not wait for it
                 slot.pool.shutdown(wait=False, cancel_futures=True)
 
     @property

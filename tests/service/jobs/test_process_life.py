@@ -122,10 +122,21 @@ def test_kill_9_of_the_api_stops_its_training_worker_within_5_s(
 def test_ctrl_c_stops_the_service_and_its_idle_worker_without_a_traceback(
     service: tuple[subprocess.Popen[str], str, str],
 ) -> None:
-    """Ctrl-C (SIGINT to the whole process group) ends the API and its pre-started worker
-    cleanly: exit status 0, no traceback, no ``KeyboardInterrupt`` printed."""
-    process, _, _ = service
-    workers = poll(lambda: children(process.pid), 30, "the pre-started training worker")
+    """A service that has run no job is one process (no idle training worker competes with
+    requests); after a job its worker stays, idle; Ctrl-C (SIGINT to the whole process
+    group) ends both cleanly: exit status 0, no traceback, no ``KeyboardInterrupt`` printed."""
+    process, base, _ = service
+    time.sleep(3)  # the old launcher started its workers 2 s after start-up
+    assert children(process.pid) == []
+    body = {"family": "logistic", "hyperparameters": {"iterations": 20}}
+    job_id = httpx.post(f"{base}/train", json=body, timeout=10).json()["id"]
+    poll(
+        lambda: httpx.get(f"{base}/train/{job_id}", timeout=5).json()["status"] == "succeeded",
+        120,
+        "the short job to succeed",
+    )
+    workers = children(process.pid)
+    assert workers, "the job's worker is kept for the next job"
     os.killpg(process.pid, signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
