@@ -3,9 +3,10 @@
 It keeps ``max_running`` single-process pools ("spawn" context), each started by the first
 job it runs and kept for the next (a service that runs no job has no worker process: nothing
 competes with requests for the CPU once it says ready), so a worker killed mid-fit breaks
-only its own pool, which is rebuilt; its job is marked failed at once. A dispatcher task claims queued jobs from the store (an atomic
-``UPDATE``, so with several API processes on one database each job runs once) whenever a
-slot is free, and hands each to ``worker.run_job``. ``launch`` only wakes the dispatcher.
+only its own pool, which is rebuilt; its job is marked failed at once. A dispatcher task
+claims queued jobs from the store (an atomic ``UPDATE``, so with several API processes on
+one database each job runs once) whenever a slot is free, and hands each to
+``worker.run_job``. ``launch`` only wakes the dispatcher.
 A worker whose job the store has ended (the sweeper of any API process failed it: no
 progress, or over its time limit) is SIGKILLed, stopped or not, and its pool rebuilt.
 """

@@ -486,21 +486,23 @@ def test_models_page_reads_as_a_summary_with_axes_and_units(
         for version in model["versions"]:
             row = card.locator(f"tr[data-version='{version['version']}']")
             arch = row.locator(".arch").inner_text()
-            assert "{" not in arch and "family" not in arch, arch
+            assert "{" not in arch, arch
+            assert "family" not in arch, arch
             fit = row.locator(".recipe").inner_text()
             seconds = version["manifest"]["metrics"]["fit_seconds"]
             assert re.search(r"in \d+(\.\d)? s$|in \d+ ms$|in \d+ min \d\d s$", fit), fit
             if seconds >= 60:
                 assert "min" in fit, fit
     cnn = page.locator("#models-cnn tr[data-version='1'] .arch").inner_text()
-    assert "conv3×3 24 → conv3×3 48" in cnn
+    assert "conv3\u00d73 24 \u2192 conv3\u00d73 48" in cnn  # x: the multiplication sign
     members = served["ensemble"]["versions"][0]["manifest"]["architecture"]["members"]
     listed = page.locator("#models-ensemble tr[data-version='1'] .arch li")
     assert listed.count() == len(members)
     chart = page.locator("#models-cnn .curves svg").nth(1)  # accuracy
     assert chart.locator(".legend").all_text_contents() == ["test", "train"]
     assert chart.locator(".title").all_text_contents() == ["iteration", "accuracy"]
-    assert chart.locator(".tick.x").count() >= 3 and chart.locator(".tick.y").count() >= 2
+    assert chart.locator(".tick.x").count() >= 3
+    assert chart.locator(".tick.y").count() >= 2
     screenshot(page, "models-summary")
     assert offline.blocked == []
 
@@ -519,7 +521,7 @@ def test_a_running_job_is_listed_with_its_progress_moving(
         page.wait_for_selector(f"{row}[data-status='running']", timeout=60_000)
         first = page.locator(f"{row} progress").evaluate("p => p.value")
         page.wait_for_function(
-            f"v => document.querySelector(\"{row} progress\").value > v", arg=first
+            f'v => document.querySelector("{row} progress").value > v', arg=first
         )
         assert page.locator("#jobs-empty").is_hidden()
         screenshot(page, "train-running")
@@ -574,10 +576,11 @@ def test_moving_production_asks_first(keyed: LiveService, offline: OfflinePage) 
     page.on("dialog", dismiss)
     card.locator(".admin input[aria-label=alias]").fill("production")
     card.locator("button", has_text="Move alias").click()
-    page.wait_for_function("n => true", arg=0)
-    assert asked and asked[0].startswith("Move production of cnn to v1?"), asked
+    assert asked, "no confirmation was asked"
+    assert asked[0].startswith("Move production of cnn to v1?"), asked
     card.locator("button", has_text="Roll back production").click()
-    assert len(asked) == 2 and "Roll production of cnn back" in asked[1]
+    assert len(asked) == 2
+    assert "Roll production of cnn back" in asked[1]
     after = httpx.get(f"{keyed.url}/models/cnn/history", headers=admin).json()["moves"]
     assert after == before
     assert card.locator(".diagram .chip").count() >= 1

@@ -17,7 +17,14 @@ def test_the_page_links_only_its_own_assets(client: TestClient) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     linked = re.findall(r'(?:src|href)="console/assets/([^"]+)"', page.text)
-    assert set(linked) == {"console.css", "reduce.js", "chart.js", "models.js", "train.js", "console.js"}
+    assert set(linked) == {
+        "console.css",
+        "reduce.js",
+        "chart.js",
+        "models.js",
+        "train.js",
+        "console.js",
+    }
     assert "http" not in "".join(re.findall(r'(?:src|href)="([^"]+)"', page.text))
     for name in ASSETS:
         assert client.get(f"/console/assets/{name}").status_code == 200, name
