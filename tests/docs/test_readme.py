@@ -150,3 +150,20 @@ def test_training_help_runs_as_documented() -> None:
     assert result.returncode == 0, result.stderr
     for option in ("--recipe", "--models-dir", "--shipped-dir", "--ship"):
         assert re.search(rf"\s{option}\b", result.stdout), option
+
+
+def test_make_train_and_make_test_say_what_they_do() -> None:
+    """``make train`` names the families ``python -m training`` fits by default (the ensemble
+    is not one of them); ``make test`` runs pytest verbosely (each test named as it starts),
+    as the README says, and the README gives its duration."""
+    from training.models import FAMILIES
+
+    makefile = (ROOT / "Makefile").read_text()
+    train = makefile.split("\ntrain:", 1)[1].split("\n\n", 1)[0]
+    said = re.search(r'echo "make: fitting ([a-z, ]+) with', train)
+    assert said is not None
+    assert re.split(r", | and ", said.group(1)) == list(FAMILIES)
+    test = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "pytest -v" in test
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(r"`make test` takes about \d+ minutes", readme)
