@@ -113,7 +113,7 @@ def encode(result: Explanation) -> bytes:
         for label, target, p, a in zip(
             maps.labels.tolist(),
             maps.targets.tolist(),
-            maps.probabilities.tolist(),
+            maps.probabilities,  # float32, written as predict writes its rows
             maps.attributions,
             strict=True,
         )
