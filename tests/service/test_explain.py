@@ -235,9 +235,11 @@ def test_every_openapi_example_is_answered_200(shipped: TestClient) -> None:
     operation = shipped.get("/openapi.json").json()["paths"]["/models/{name}/explain"]["post"]
     examples = operation["requestBody"]["content"]["application/json"]["examples"]
     assert examples
-    assert {p["name"] for p in operation["parameters"]} >= {"name", "version", "alias", "target"}
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) >= {"name", "version", "alias", "target"}
+    (name,) = [e["value"] for e in parameters["name"]["examples"].values()]
     for example in examples.values():
-        answer = _explain(shipped, "/models/cnn/explain", example["value"])
+        answer = _explain(shipped, f"/models/{name}/explain", example["value"])
         assert len(answer["explanations"]) == len(example["value"].get("instances", [0]))
 
 

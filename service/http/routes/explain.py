@@ -10,10 +10,10 @@ At most ``DIGITS_MAX_EXPLAIN_ROWS`` rows a request: each row costs 65 rows of fo
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from service.errors import InvalidInput, PayloadTooLarge
 from service.http.decode import decode_rows
@@ -35,6 +35,10 @@ TARGET_PARAM = {
     "schema": {"type": "integer", "minimum": 0, "maximum": N_CLASSES - 1},
     "description": "the class to explain (default: each row's predicted label)",
 }
+#: The path's model name, with an example Swagger UI fills in for "Try it out".
+ModelName = Annotated[
+    str, Path(description="the model", openapi_examples={"cnn": {"value": "cnn"}})
+]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     413: {
@@ -56,7 +60,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     openapi_extra={**predict_openapi(), "parameters": [*ROUTING_PARAMS, TARGET_PARAM]},
 )
 @needs(READ)
-async def explain_rows(name: str, request: Request) -> Response:
+async def explain_rows(name: ModelName, request: Request) -> Response:
     """For each row, an 8x8 map: the probability of the class explained (``target``, else
     the predicted label) for the row as sent, minus the same with that pixel set to 0
     (background). Positive: the pixel supports the class. All rows and their 64 occluded
