@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     0 = no deadline."""
     max_rows: int = Field(default=1024, ge=1)
     """Most rows one predict request may carry (413 beyond)."""
+    max_explain_rows: int = Field(default=16, ge=1)
+    """Most rows one explain request may carry (413 beyond): each costs 65 rows of forward."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted (413 beyond)."""
     max_image_bytes: int = Field(default=2 * 1024 * 1024, ge=1)

@@ -40,6 +40,7 @@ from service.http.policy import OPEN, RouteTable, needs
 from service.http.routes import (
     console,
     docs,
+    explain,
     health,
     image,
     metrics,
@@ -100,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _include_routers(app: FastAPI) -> None:
     """Every resource's router, and FastAPI's own ``/openapi.json`` declared open."""
     routers = (
-        *(predict.router, image.router, models.router, rollout.router, train.router),
+        *(predict.router, image.router, explain.router, models.router, rollout.router),
+        train.router,
         health.router,
         *(console.curves_router, metrics.router, v2.router, v2_repository.router),
         *(docs.router, console.router),

@@ -92,6 +92,29 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction] = Field(description="one per input row, in order")
 
 
+class RowExplanation(BaseModel):
+    label: int = Field(description="the predicted class (as /predict answers)", examples=[7])
+    target: int = Field(description="the class explained: `?target=`, else `label`")
+    probability: float = Field(description="the probability of `target` for the row as sent")
+    attribution: list[list[float]] = Field(
+        description="8x8, row-major, image rows top to bottom: p(target) of the row minus "
+        "p(target) with that pixel set to 0; positive where the pixel supports `target`"
+    )
+
+
+class ExplainResponse(BaseModel):
+    model: str = Field(examples=["cnn"])
+    version: str = Field(examples=["1"], description="the version that answered")
+    alias: str | None = Field(
+        examples=["production"],
+        description="the alias the request was routed by (null when pinned with ?version=)",
+    )
+    device: str = Field(examples=["cpu"])
+    method: str = Field(examples=["occlusion"], description="how the maps were made")
+    baseline: float = Field(examples=[0.0], description="the value an occluded pixel takes")
+    explanations: list[RowExplanation] = Field(description="one per input row, in order")
+
+
 class ModelVersion(BaseModel):
     version: int
     is_default: bool = Field(description="whether `production` names this version")

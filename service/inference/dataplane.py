@@ -146,6 +146,12 @@ class DataPlane:
             threshold,
         )
 
+    async def scored(self, model: LoadedModel, rows: np.ndarray) -> np.ndarray:
+        """(N, 11) for float32 ``rows`` (N, 64) through ``model``'s batcher, within the
+        request's deadline, counted as rows run (not as a request answered): the forward of
+        ``service.inference.explain``. A version unloaded meanwhile answers 503."""
+        return await self._batcher(model).submit(rows, REQUEST_DEADLINE.get())
+
     async def _probabilities(self, model: LoadedModel, rows: np.ndarray) -> np.ndarray:
         """The class probabilities (N, 10) of ``rows`` through ``model``'s batcher."""
         scored = await self._batcher(model).submit(rows)

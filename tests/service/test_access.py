@@ -61,6 +61,7 @@ def declared(app: FastAPI) -> dict[str, Access]:
 INFERENCE = {
     "POST /predict",
     "POST /models/{name}/predict",
+    "POST /models/{name}/explain",
     "POST /predict/image",
     "POST /models/{name}/predict/image",
     "POST /v2/models/{name}/infer",

@@ -145,7 +145,8 @@ def test_swagger_ui_renders_offline_and_try_it_out_answers(
     live: LiveService, offline: OfflinePage
 ) -> None:
     """/docs renders every operation with nothing but 127.0.0.1 reachable, and "Try it out" +
-    "Execute" with the shown examples answers 200 on POST /predict and 202 on POST /train."""
+    "Execute" with the shown examples answers 200 on POST /predict and on POST
+    /models/{name}/explain (name filled in: cnn), and 202 on POST /train."""
     from playwright.sync_api import expect
 
     page = offline.page
@@ -157,6 +158,7 @@ def test_swagger_ui_renders_offline_and_try_it_out_answers(
     }
     expect(page.get_by_text("Start a training job")).to_be_visible()
     assert _try_it_out(page, "post", "/predict") == "200"
+    assert _try_it_out(page, "post", "/models/{name}/explain") == "200"  # name: cnn
     assert _try_it_out(page, "post", "/train") == "202"
     assert offline.blocked == []
     assert offline.csp_violations == []  # the page works under its Content-Security-Policy

@@ -38,9 +38,12 @@ def test_no_route_answers_a_server_error(live: LiveService) -> None:
     operations = [op.ok() for op in schema.exclude(path_regex=LEFT_OUT).get_all_operations()]
     labels = {op.label for op in operations}
     # The protocols' inference, the rollout and the console routes are all in the schema.
-    assert {"POST /predict", "POST /v2/models/{name}/infer", "PUT /models/{name}/traffic"} <= (
-        labels
-    )
+    assert {
+        "POST /predict",
+        "POST /models/{name}/explain",
+        "POST /v2/models/{name}/infer",
+        "PUT /models/{name}/traffic",
+    } <= labels
     assert len(operations) >= 25
     for operation in operations:
 

@@ -56,14 +56,20 @@ async def churn(client: httpx.AsyncClient, stop: asyncio.Event) -> list[str]:
     return odd
 
 
-async def infer(client: httpx.AsyncClient, stop: asyncio.Event, v2: bool) -> Counter[str]:
-    """Infer until the churn stops; the count of each kind of answer."""
+#: Each inference route raced: its path under the model, and its body.
+ROUTES = {
+    "v2": (f"/v2/models/{MODEL}/infer", V2_BODY),
+    "predict": (f"/models/{MODEL}/predict", {"pixels": ROW}),
+    "explain": (f"/models/{MODEL}/explain", {"instances": [ROW] * 4}),
+}
+
+
+async def infer(client: httpx.AsyncClient, stop: asyncio.Event, route: str) -> Counter[str]:
+    """Infer on ``route`` until the churn stops; the count of each kind of answer."""
     seen: Counter[str] = Counter()
+    path, body = ROUTES[route]
     while not stop.is_set():
-        if v2:
-            answer = await client.post(f"/v2/models/{MODEL}/infer", json=V2_BODY)
-        else:
-            answer = await client.post(f"/models/{MODEL}/predict", json={"pixels": ROW})
+        answer = await client.post(path, json=body)
         seen[kind(answer)] += 1
     return seen
 
@@ -72,7 +78,8 @@ async def race(url: str) -> tuple[list[str], Counter[str]]:
     limits = httpx.Limits(max_connections=16)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
         stop = asyncio.Event()
-        inferring = [asyncio.create_task(infer(client, stop, v2=i % 2 == 0)) for i in range(8)]
+        routes = list(ROUTES) * 3  # 9 clients, 3 on each route
+        inferring = [asyncio.create_task(infer(client, stop, route)) for route in routes]
         # Two clients unload and load the same model at once: a load may meet an unload.
         churned = await asyncio.gather(churn(client, stop), churn(client, asyncio.Event()))
         counts = sum((await asyncio.gather(*inferring)), Counter())
@@ -84,8 +91,8 @@ async def race(url: str) -> tuple[list[str], Counter[str]]:
 
 
 def test_unloads_and_loads_racing_inference_answer_what_happened(live: LiveService) -> None:
-    """8 clients infer (``/v2`` and ``/predict``) while 2 unload and load the model 12 times
-    each: every load and unload answers 200, every inference a prediction or "unavailable"
+    """9 clients infer (``/v2``, ``/predict``, ``/explain``) while 2 unload and load the model
+    12 times each: every load and unload answers 200, every inference a prediction or "unavailable"
     (503 + ``Retry-After``) or "unloaded"; the log holds no traceback and no shutdown."""
     odd, counts = asyncio.run(race(live.url))
     print(dict(counts))  # noqa: T201  # the mix of answers, shown with -s
