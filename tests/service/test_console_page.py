@@ -392,6 +392,8 @@ def test_drawing_to_bars_latency_over_100_strokes_is_reported(
     asserted); every stroke gets its bars."""
     page = offline.page
     page.goto(live.url + "/")
+    page.wait_for_load_state("networkidle")
+    weight = first_load_bytes(page)  # the page, its files and its first API calls
     wait_for_bars(page)
     box = page.locator("#canvas").bounding_box()
     page.evaluate("() => { window.consoleStats.drawLatencies = []; }")
@@ -407,7 +409,6 @@ def test_drawing_to_bars_latency_over_100_strokes_is_reported(
         wait_for_bars(page)
     latencies = page.evaluate("() => window.consoleStats.drawLatencies")
     assert len(latencies) >= 100
-    weight = first_load_bytes(page)
     figures = (
         f"drawing to bars over {len(latencies)} updates of 100 strokes: "
         f"p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
