@@ -34,6 +34,7 @@ from service.http.deps import get_dataplane
 from service.http.handlers import error_response
 from service.http.numbers import parse_int
 from service.http.policy import READ, needs
+from service.http.request_log import ANSWERED_BY
 from service.http.schemas import PredictResponse, predict_openapi
 from service.inference.dataplane import DataPlane, InferenceResult
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
@@ -90,7 +91,7 @@ class PredictFront:
         except ClientDisconnect:
             return  # nobody to answer
         except (ServiceError, RequestValidationError) as error:
-            await error_response(error)(scope, receive, send)
+            await error_response(error, scope)(scope, receive, send)
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -194,9 +195,11 @@ async def infer(
     alias: str | None,
 ) -> InferenceResult:
     """``rows`` through the data plane, kept on its side of a canary split by the request's
-    ``X-Request-Id``."""
+    ``X-Request-Id``; the version that answered is left in the scope for the access line."""
     request_id = request.headers.get("x-request-id")
-    return await dataplane.infer(name, version, rows, alias=alias, request_id=request_id)
+    result = await dataplane.infer(name, version, rows, alias=alias, request_id=request_id)
+    request.scope[ANSWERED_BY] = (result.model, result.version)
+    return result
 
 
 async def read_body(request: Request) -> bytes:
