@@ -78,7 +78,8 @@ def test_one_text_line_per_request_with_its_fields(
     assert (get["client"], get["method"], get["path"], get["status"]) == (
         "testclient", "GET", "/health/live", "200",
     )  # fmt: skip
-    assert get["key"] == "-" and get["model"] is None
+    assert get["key"] == "-"
+    assert get["model"] is None
     predict = line_of(caplog, "p-1")
     body = answers[1].json()
     assert (predict["method"], predict["path"], predict["status"]) == ("POST", "/predict", "200")
@@ -114,13 +115,15 @@ def test_json_line_of_a_predict_parses_with_every_field(
     text = JsonFormatter().format(record)
     assert "\n" not in text
     line = json.loads(text)
-    assert line["logger"] == ACCESS_LOGGER and line["level"] == "INFO"
+    assert line["logger"] == ACCESS_LOGGER
+    assert line["level"] == "INFO"
     assert {k: line[k] for k in ("method", "path", "status", "client", "request_id")} == {
         "method": "POST", "path": "/predict", "status": 200, "client": "testclient",
         "request_id": "j-1",
     }  # fmt: skip
     assert (line["key_id"], line["model"], line["version"]) == ("read", answer.json()["model"], 1)
-    assert isinstance(line["duration_ms"], float) and line["duration_ms"] > 0
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] > 0
 
 
 def test_no_line_is_built_while_the_access_logger_is_off(
@@ -209,8 +212,10 @@ def test_an_upload_that_is_no_image_says_so_without_a_python_repr(keyed: TestCli
         )
         assert answer.status_code == 422, answer.text
         error = answer.json()["error"]
-        assert "<_io" not in error["message"] and "object at 0x" not in error["message"]
-        assert "not a PNG or JPEG image" in error["message"] and says in error["message"]
+        assert "<_io" not in error["message"]
+        assert "object at 0x" not in error["message"]
+        assert "not a PNG or JPEG image" in error["message"]
+        assert says in error["message"]
         assert "PNG or JPEG" in error["expected"]
 
 
@@ -240,6 +245,7 @@ def test_the_service_writes_json_access_lines_and_no_uvicorn_ones(
     assert not any(line["logger"].startswith("uvicorn.access") for line in lines)
     predict = access["p-1"]
     assert (predict["status"], predict["key_id"], predict["model"]) == (200, "read", "cnn")
-    assert predict["version"] == 1 and predict["client"] == "127.0.0.1"
+    assert predict["version"] == 1
+    assert predict["client"] == "127.0.0.1"
     assert (access["denied-1"]["status"], access["denied-1"]["key_id"]) == (401, None)
     assert READ_KEY not in service.output()
