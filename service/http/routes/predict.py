@@ -128,7 +128,8 @@ REQUEST_ID_PARAM = {
     "in": "header",
     "required": False,
     "schema": {"type": "string"},
-    "description": "keeps a caller on the same side of a canary split",
+    "description": "keeps a caller on the same side of a canary split; echoed in the "
+    "answer's X-Request-Id (a new id when absent or not 1-128 of A-Za-z0-9._:-)",
 }
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 #: The query and header parameters that pick the version, on every predict route.
