@@ -249,3 +249,15 @@ def test_the_service_writes_json_access_lines_and_no_uvicorn_ones(
     assert predict["client"] == "127.0.0.1"
     assert (access["denied-1"]["status"], access["denied-1"]["key_id"]) == (401, None)
     assert READ_KEY not in service.output()
+
+
+def test_a_json_line_stays_one_line_for_any_path(
+    keyed: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """U+2028 is a line break to some readers (``str.splitlines``): escaped like ``\\n``."""
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    keyed.get("/a%E2%80%A8b%0Ac", headers={"X-Request-Id": "ls-1"})
+    (record,) = access_lines(caplog)
+    text = JsonFormatter().format(record)
+    assert len(text.splitlines()) == 1
+    assert json.loads(text)["path"] == "/a\u2028b\nc"
