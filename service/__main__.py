@@ -7,7 +7,7 @@ The only place the environment is read. Command-line options override environmen
 from __future__ import annotations
 
 import argparse
-import logging
+import logging.config
 import os
 import signal
 import sys
@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.db import HEAD, StoreBehind, current, make_engine, prepare, upgrade
 from service.http.access import exposure_problem
+from service.http.request_log import log_config
 from service.settings import Settings
 from service.startup import pause_gc, resume_gc
 
@@ -96,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"digits-serve: {problem}", file=sys.stderr)  # noqa: T201
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
     _serve(settings, overrides)
     return 0
 
@@ -125,6 +124,9 @@ def _serve(settings: Settings, overrides: dict[str, Any]) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            # The same logging in each worker process; uvicorn's access log off: the app
+            # writes one access line per request (service/http/request_log.py).
+            log_config=log_config(settings.log_level, settings.log_format),
             access_log=False,
             factory=True,
             # No route is a WebSocket: without this uvicorn imports the websockets package at

@@ -34,6 +34,7 @@ Domain code raises these; only ``app.py`` turns them into HTTP responses.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -224,7 +225,18 @@ def public_message(exc: BaseException) -> str:
         return database_failure(exc)
     if isinstance(exc, SQLAlchemyError):
         return f"database error ({type(exc).__name__})"
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {without_reprs(str(exc))}"
+
+
+#: A Python object's default repr (``<_io.BytesIO object at 0x7f...>``): it says nothing to a
+#: client and names a memory address.
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def without_reprs(message: str) -> str:
+    """A library error's ``message`` as a client may read it: each object repr it names
+    becomes ``<object>``."""
+    return _OBJECT_REPR.sub("<object>", message)
 
 
 def database_failure(exc: OperationalError) -> str:

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Level of every logger; the access lines are ``INFO`` (``warning`` turns them off)."""
+    log_format: Literal["text", "json"] = "text"
+    """``text``: one line per record; ``json``: one JSON object per line (an access line's
+    fields: method, path, status, duration_ms, client, request_id, key_id, model, version)."""
     opentelemetry: bool = False
     """FastAPI's native OpenTelemetry spans and metrics (with the global providers)."""
 

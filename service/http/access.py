@@ -22,7 +22,8 @@ service's JSON error envelope.
 The key that passed is named, for the records of who changed what (alias moves), by the
 name configured with it (``DIGITS_ADMIN_API_KEY_NAME``, default ``admin``; the read key's
 ``read``), which says nothing about the key; put in the ASGI scope under ``ACTOR``
-(``anonymous`` when no key is configured or sent).
+(``anonymous`` when no key is configured or sent; service/http/request_log.py), where the
+access line reads it too.
 """
 
 from __future__ import annotations
@@ -44,12 +45,10 @@ from service.errors import (
 from service.http import browser
 from service.http.middleware import send_error
 from service.http.policy import ADMIN, OPEN, READ, Access, RouteTable
+from service.http.request_log import ACTOR, ANONYMOUS
 from service.settings import Settings
 
 KEY_HINT = "Authorization: Bearer <key> or X-API-Key: <key>"
-#: ASGI scope key of the id of the key a request passed with.
-ACTOR = "digits.actor"
-ANONYMOUS = "anonymous"
 
 
 class Keys:
@@ -149,7 +148,7 @@ class AccessControl:
             try:
                 self._check(scope)
             except ServiceError as error:
-                await send_error(send, error)
+                await send_error(scope, send, error)
                 return
         await self.app(scope, receive, send)
 

@@ -2,11 +2,12 @@
 
 Nothing is created at import time; a test builds a whole app on a temporary folder with its
 own ``Settings``. Built in ``create_app``: ``settings``, ``metrics``, the routers and the
-middleware (metrics, then access, then body limits: every request passes all three). Built in
-the lifespan, in this order: the database's one engine (``service/db``: the store migrated
-under a lock, or refused when it is behind and ``DIGITS_DB_AUTO_MIGRATE=false``), ``device``,
-``registry`` (with the ``aliases`` store: which version answers), ``dataplane`` (micro-batchers
-and the forward thread), the models watcher, ``jobs`` (on the same engine); then ``started``.
+middleware (metrics with the request id and access line, then access, then body limits:
+every request passes all three). Built in the lifespan, in this order: the database's one
+engine (``service/db``: the store migrated under a lock, or refused when it is behind and
+``DIGITS_DB_AUTO_MIGRATE=false``), ``device``, ``registry`` (with the ``aliases`` store: which
+version answers), ``dataplane`` (micro-batchers and the forward thread), the models watcher,
+``jobs`` (on the same engine); then ``started``.
 """
 
 from __future__ import annotations
@@ -117,11 +118,11 @@ def _include_routers(app: FastAPI) -> None:
 
 
 def _add_middleware(app: FastAPI, settings: Settings, routes: RouteTable, keys: Keys) -> None:
-    # The last added runs first: metrics see every answer, access runs before any body is
-    # read, each request gets its deadline (service/http/deadlines.py), and the predict front
-    # (service/http/routes/predict.py) is inside them all. The front serves both inference
-    # protocols' inference routes: /predict and /v2 .../infer (each request is matched against
-    # them in turn: only the POST routes, the most frequent first).
+    # The last added runs first: metrics (and the access line) see every answer, access runs
+    # before any body is read, each request gets its deadline (service/http/deadlines.py),
+    # and the predict front (service/http/routes/predict.py) is inside them all. The front
+    # serves both inference protocols' inference routes: /predict and /v2 .../infer (each
+    # request is matched against them in turn: only the POST routes, the most frequent first).
     front = [*predict.router.routes, *v2.infer_routes()]
     app.add_middleware(predict.PredictFront, routes=front)
     app.add_middleware(RequestDeadline, timeout_ms=settings.request_timeout_ms)

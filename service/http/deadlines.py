@@ -39,7 +39,7 @@ class RequestDeadline:
                 try:
                     timeout_ms = self._asked(value)
                 except ServiceError as error:
-                    await send_error(send, error)
+                    await send_error(scope, send, error)
                     return
         deadline = None
         if timeout_ms > 0:

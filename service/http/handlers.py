@@ -1,5 +1,6 @@
 """Exception handlers: every error leaves the service in one JSON envelope,
-``{"error": {"code", "message", "expected", ...}}`` (see ``service/errors.py``)."""
+``{"error": {"code", "message", "expected", ...}, "request_id"}`` (see ``service/errors.py``;
+``request_id``: the request's ``X-Request-Id``, service/http/request_log.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
 from service.errors import ServiceError, StoreUnavailable, database_failure
 from service.http.policy import RouteTable
+from service.http.request_log import REQUEST_ID, with_request_id
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,8 @@ def install(app: FastAPI, routes: RouteTable) -> None:
                 f"{database_failure(exc)}: the job store cannot serve this request now",
                 expected=f"retry after {STORE_RETRY_AFTER_S} s",
                 headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
-            )
+            ),
+            request.scope,
         )
 
     app.add_exception_handler(ServiceError, handle_service_error)  # type: ignore[arg-type]  # starlette types handlers loosely
@@ -73,18 +77,20 @@ def install(app: FastAPI, routes: RouteTable) -> None:
 
 async def handle_service_error(request: Request, exc: ServiceError) -> JSONResponse:
     """Render a domain error in the service's JSON envelope."""
-    return error_response(exc)
+    return error_response(exc, request.scope)
 
 
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Render FastAPI's validation errors in the same envelope, naming each bad field."""
-    return error_response(exc)
+    return error_response(exc, request.scope)
 
 
-def error_response(exc: ServiceError | RequestValidationError) -> JSONResponse:
-    """The envelope of a domain error, or of FastAPI's validation errors (naming each field)."""
+def error_response(exc: ServiceError | RequestValidationError, scope: Scope) -> JSONResponse:
+    """The envelope of a domain error, or of FastAPI's validation errors (naming each field),
+    with the id of the request of ``scope``."""
     if isinstance(exc, ServiceError):
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+        body = with_request_id(exc.body(), scope)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
     problems = [
         {
             "loc": [str(part) for part in err.get("loc", ())],
@@ -103,7 +109,7 @@ def error_response(exc: ServiceError | RequestValidationError) -> JSONResponse:
             "problems": problems,
         }
     }
-    return JSONResponse(body, status_code=422)
+    return JSONResponse(with_request_id(body, scope), status_code=422)
 
 
 def http_error(request: Request, exc: HTTPException, routes: RouteTable) -> Response:
@@ -118,7 +124,7 @@ def http_error(request: Request, exc: HTTPException, routes: RouteTable) -> Resp
             "message": f"body: the request body is not valid JSON ({reason})",
             "expected": "a JSON object, UTF-8 encoded (Content-Type: application/json)",
         }
-        return JSONResponse({"error": error}, status_code=422)
+        return JSONResponse(with_request_id({"error": error}, request.scope), status_code=422)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         methods = routes.methods(request.url.path) or {}
@@ -128,14 +134,22 @@ def http_error(request: Request, exc: HTTPException, routes: RouteTable) -> Resp
             return Response(status_code=204, headers=headers)
         message = f"{request.method} is not served at {request.url.path}; it serves {allow}"
         error = {"code": "method_not_allowed", "message": message, "expected": allow}
-        return JSONResponse({"error": error}, status_code=405, headers=headers)
+        body = with_request_id({"error": error}, request.scope)
+        return JSONResponse(body, status_code=405, headers=headers)
     code = {404: "not_found"}.get(exc.status_code, "http_error")
-    body = {"code": code, "message": str(exc.detail), "expected": None}
-    return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
+    envelope = {"code": code, "message": str(exc.detail), "expected": None}
+    body = with_request_id({"error": envelope}, request.scope)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    """The one catch-all: log the traceback, answer 500 in the envelope without details."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    body = {"error": {"code": "internal", "message": "internal server error", "expected": None}}
-    return JSONResponse(body, status_code=500)
+    """The one catch-all: log the traceback, answer 500 in the envelope without details.
+    Starlette runs it outside the middleware, so it sends ``X-Request-Id`` itself."""
+    rid = request.scope.get(REQUEST_ID)
+    log.error(
+        "unhandled error on %s %s (request %s)", request.method, request.url.path, rid, exc_info=exc
+    )
+    error = {"code": "internal", "message": "internal server error", "expected": None}
+    body: dict[str, object] = {"error": error, "request_id": rid}
+    headers = {"X-Request-Id": rid} if rid else None
+    return JSONResponse(body, status_code=500, headers=headers)

@@ -1,6 +1,8 @@
 """Pure ASGI middleware (no ``BaseHTTPMiddleware``: it costs a task and a queue per request).
 
-- ``RequestMetrics``: counts requests by route template and status, and their latency.
+- ``RequestMetrics``: gives each request its id (``X-Request-Id``), counts requests by route
+  template and status, and their latency, and writes each request's access line
+  (service/http/request_log.py).
 - ``BodyLimit``: answers 413 for a body over the limit, by ``Content-Length`` before the app
   runs, and by the bytes actually received for chunked bodies (no ``Content-Length``; the
   HTTP server itself never delivers more bytes than a ``Content-Length`` announces); and 408
@@ -19,13 +21,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import InvalidInput, PayloadTooLarge, RequestTimeout, ServiceError
 from service.http.numbers import parse_int
+from service.http.request_log import REQUEST_ID, request_id, with_request_id, write_access
 from service.metrics import ServiceMetrics
 
 UNMATCHED = "<unmatched>"
 
 
 class RequestMetrics:
-    """Observe every HTTP request in ``metrics`` under its route template (``/models/{name}``)."""
+    """Observe every HTTP request in ``metrics`` under its route template (``/models/{name}``)
+    and in its access line, and give it its id: in the scope (``REQUEST_ID``), for the layers
+    inside, and in the answer's ``X-Request-Id``."""
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -36,20 +41,23 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        scope[REQUEST_ID] = rid = request_id(scope["headers"])
+        header = (b"x-request-id", rid.encode())
+        status = 500  # unless the app answers: what ServerErrorMiddleware (outside) sends
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.metrics.observe_request(
-                route_template(scope), scope["method"], status, time.perf_counter() - start
-            )
+            seconds = time.perf_counter() - start
+            self.metrics.observe_request(route_template(scope), scope["method"], status, seconds)
+            write_access(scope, status, seconds)
 
 
 def route_template(scope: Scope) -> str:
@@ -89,7 +97,8 @@ class BodyLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
-            await self._refuse(send, _too_large(f"Content-Length {length}", self.max_bytes))
+            error = _too_large(f"Content-Length {length}", self.max_bytes)
+            await self._refuse(scope, send, error)
             return
         if length == 0 or (length is None and not _chunked(scope)):
             await self.app(scope, receive, send)  # no body: nothing to limit or wait for
@@ -98,12 +107,12 @@ class BodyLimit:
         with contextlib.suppress(_BodyRefused):  # the app stopped reading: answer below
             await self.app(scope, guard.receive, guard.send)
         if guard.refused is not None and not guard.started:
-            await self._refuse(send, guard.refused)
+            await self._refuse(scope, send, guard.refused)
 
     @staticmethod
-    async def _refuse(send: Send, error: ServiceError) -> None:
+    async def _refuse(scope: Scope, send: Send, error: ServiceError) -> None:
         error.headers = {**(error.headers or {}), "Connection": "close"}
-        await send_error(send, error)
+        await send_error(scope, send, error)
 
 
 class _BodyGuard:
@@ -183,9 +192,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def send_error(send: Send, error: ServiceError) -> None:
+async def send_error(scope: Scope, send: Send, error: ServiceError) -> None:
     """Answer ``error`` in the service's JSON envelope, straight from a middleware."""
-    body = orjson.dumps(error.body())
+    body = orjson.dumps(with_request_id(error.body(), scope))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

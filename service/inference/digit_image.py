@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.errors import InvalidInput, PayloadTooLarge
+from service.errors import InvalidInput, PayloadTooLarge, without_reprs
 from service.inference.image_modes import check_mode, to_grey
 from training.reduce import reduce_grey
 
@@ -89,9 +89,13 @@ def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:
             f"{limits.max_pixels}",
             expected=f"an image of at most {limits.max_pixels} pixels",
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except UnidentifiedImageError:  # its text is "cannot identify image file <_io.BytesIO ...>"
         raise InvalidInput(
-            f"the body is not a PNG or JPEG image Pillow can read ({exc})",
+            f"the body is not a PNG or JPEG image: {what_it_is(data)}", expected=EXPECTED_IMAGE
+        ) from None
+    except (OSError, ValueError) as exc:  # e.g. a PNG text chunk over its bound
+        raise InvalidInput(
+            f"the body is not a PNG or JPEG image Pillow can read ({without_reprs(str(exc))})",
             expected=EXPECTED_IMAGE,
         ) from None
     with image:
@@ -101,8 +105,37 @@ def _decode(data: bytes, limits: ImageLimits) -> np.ndarray:
             return to_grey(image)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow: corrupt, truncated
             raise InvalidInput(
-                f"the image could not be decoded ({exc})", expected=EXPECTED_IMAGE
+                f"the image could not be decoded ({without_reprs(str(exc))})",
+                expected=EXPECTED_IMAGE,
             ) from None
+
+
+#: The first bytes of the formats an upload is most often instead of a PNG or JPEG.
+SIGNATURES = (
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"RIFF", "a RIFF file (WebP image or WAV sound)"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+)
+
+
+def what_it_is(data: bytes) -> str:
+    """What a body that Pillow could not identify as a PNG or JPEG is, in a user's words."""
+    if not data:
+        return "the body is empty"
+    if data.startswith((b"\x89PNG", b"\xff\xd8")):
+        return f"its PNG or JPEG header is damaged ({len(data)} bytes)"
+    for signature, name in SIGNATURES:
+        if data.startswith(signature):
+            return f"it is {name}, which is not read here"
+    if data[4:8] == b"ftyp":
+        return "it is an ISO media file (HEIC or AVIF image, MP4), which is not read here"
+    if data.lstrip()[:1] in (b"{", b"["):
+        return "it is JSON (send 64 numbers to /predict instead)"
+    return f"its {len(data)} bytes start with neither a PNG nor a JPEG signature"
 
 
 def check_size(size: tuple[int, int], limits: ImageLimits) -> None:

@@ -197,12 +197,14 @@ CASES = [
 def test_a_bad_json_request_is_a_400_naming_the_fault(
     http: httpx.Client, body: bytes, message: str
 ) -> None:
-    """The protocol's error object, 400, and a message that names what is wrong."""
+    """The protocol's error object (plus the request's id, as every error body), 400, and a
+    message that names what is wrong."""
     answer = http.post(INFER, content=body, headers=JSON_HEADERS)
     assert answer.status_code == 400, answer.text
     assert answer.headers["content-type"] == "application/json"
     error = answer.json()
-    assert list(error) == ["error"]
+    assert list(error) == ["error", "request_id"]
+    assert error["request_id"] == answer.headers["x-request-id"]
     assert isinstance(error["error"], str)
     assert message in error["error"]
 
@@ -354,7 +356,8 @@ def test_more_rows_than_max_rows_is_a_413(http: httpx.Client) -> None:
     assert answer.status_code == 413
     assert answer.json() == {
         "error": "input 'pixels': 5 rows, at most 4 rows per request; "
-        "at most 4 rows; split larger batches"
+        "at most 4 rows; split larger batches",
+        "request_id": answer.headers["x-request-id"],
     }
 
 

@@ -34,6 +34,7 @@ from service.http.deps import get_dataplane
 from service.http.handlers import error_response
 from service.http.numbers import parse_int
 from service.http.policy import READ, needs
+from service.http.request_log import ANSWERED_BY
 from service.http.schemas import PredictResponse, predict_openapi
 from service.inference.dataplane import DataPlane, InferenceResult
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
@@ -90,7 +91,7 @@ class PredictFront:
         except ClientDisconnect:
             return  # nobody to answer
         except (ServiceError, RequestValidationError) as error:
-            await error_response(error)(scope, receive, send)
+            await error_response(error, scope)(scope, receive, send)
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -127,7 +128,8 @@ REQUEST_ID_PARAM = {
     "in": "header",
     "required": False,
     "schema": {"type": "string"},
-    "description": "keeps a caller on the same side of a canary split",
+    "description": "keeps a caller on the same side of a canary split; echoed in the "
+    "answer's X-Request-Id (a new id when absent or not 1-128 of A-Za-z0-9._:-)",
 }
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 #: The query and header parameters that pick the version, on every predict route.
@@ -194,9 +196,11 @@ async def infer(
     alias: str | None,
 ) -> InferenceResult:
     """``rows`` through the data plane, kept on its side of a canary split by the request's
-    ``X-Request-Id``."""
+    ``X-Request-Id``; the version that answered is left in the scope for the access line."""
     request_id = request.headers.get("x-request-id")
-    return await dataplane.infer(name, version, rows, alias=alias, request_id=request_id)
+    result = await dataplane.infer(name, version, rows, alias=alias, request_id=request_id)
+    request.scope[ANSWERED_BY] = (result.model, result.version)
+    return result
 
 
 async def read_body(request: Request) -> bytes:

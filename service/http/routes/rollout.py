@@ -16,10 +16,10 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import GateRefused, InvalidInput
-from service.http.access import ACTOR, ANONYMOUS
 from service.http.deps import AliasesDep, DataPlaneDep, RegistryDep, SettingsDep
 from service.http.numbers import PLAIN
 from service.http.policy import ADMIN, READ, needs
+from service.http.request_log import ACTOR, ANONYMOUS
 from service.inference.validation import stored_accuracy
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, Move, MoveResult, check_alias_name
 from service.rollout.gate import Gate, Verdict

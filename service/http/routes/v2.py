@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.routing import BaseRoute
+from starlette.types import Scope
 
 from service.errors import (
     InvalidInput,
@@ -31,6 +32,7 @@ from service.errors import (
 from service.http.deps import get_dataplane, get_registry, get_started_registry
 from service.http.numbers import parse_int, shown
 from service.http.policy import OPEN, READ, needs
+from service.http.request_log import ANSWERED_BY, with_request_id
 from service.http.routes.predict import Endpoint, RawRoute, read_body
 from service.http.v2_codec import (
     MODEL_INPUTS,
@@ -72,20 +74,20 @@ class V2Route(RawRoute):
             try:
                 return await endpoint(request)
             except ServiceError as error:
-                return v2_error(error)
+                return v2_error(error, request.scope)
 
         super().__init__(path, answer, **kwargs)
 
 
-def v2_error(error: ServiceError) -> Response:
-    """``{"error": "<message>"}``: 400 for a request at fault (bad input or media type, a
-    model unloaded on request, as Triton answers), else the error's own status (404 unknown
-    model or version, 413 too many rows, 503 a version that cannot be loaded)."""
+def v2_error(error: ServiceError, scope: Scope) -> Response:
+    """``{"error": "<message>", "request_id": "<X-Request-Id>"}``: 400 for a request at fault
+    (bad input or media type, a model unloaded on request, as Triton answers), else the
+    error's own status (404 unknown model or version, 413 too many rows, 503 a version that
+    cannot be loaded)."""
     client_fault = isinstance(error, InvalidInput | UnsupportedMediaType | ModelUnloaded)
     message = error.message if error.expected is None else f"{error.message}; {error.expected}"
-    return json_response(
-        {"error": message}, 400 if client_fault else error.status_code, error.headers
-    )
+    body = with_request_id({"error": message}, scope)
+    return json_response(body, 400 if client_fault else error.status_code, error.headers)
 
 
 def json_response(
@@ -238,6 +240,7 @@ async def infer(request: Request) -> Response:
     header_length = _header_length(request)
     decoded = decode_infer(await read_body(request), header_length, dataplane.max_rows)
     result = await dataplane.infer(name, version, decoded.rows)
+    request.scope[ANSWERED_BY] = (result.model, result.version)
     body, json_length = encode_infer(result, decoded)
     if json_length is None:
         return Response(body, media_type="application/json")
