@@ -344,7 +344,10 @@ def versions_claim(deployment: dict[str, Any]) -> str | None:
 def kserve_problems(doc: dict[str, Any]) -> list[str]:
     """The InferenceService's required fields; its predictor validated as a Pod's spec."""
     found = []
-    if (doc.get("apiVersion"), doc.get("kind")) != ("serving.kserve.io/v1beta1", "InferenceService"):
+    if (doc.get("apiVersion"), doc.get("kind")) != (
+        "serving.kserve.io/v1beta1",
+        "InferenceService",
+    ):
         found.append(f"{KSERVE.name}: not a serving.kserve.io/v1beta1 InferenceService")
     predictor = doc.get("spec", {}).get("predictor", {})
     containers = predictor.get("containers", [])
