@@ -183,7 +183,7 @@ def settings_problems(name: str, env: dict[str, Any]) -> list[str]:
         elif isinstance(value, str) and not field.endswith("_file"):  # files: in the pod
             values[field] = value
     try:
-        Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        Settings.model_validate(values)  # these values only: no environment, no .env
     except ValidationError as exc:
         found.append(f"{name}: invalid settings: {exc}")
     return found
