@@ -19,10 +19,13 @@ read by ``JsonFormatter``), and not even built when ``digits.access`` is off
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import re
+import sys
+import threading
 import time
 from typing import Any
 
@@ -172,10 +175,45 @@ class JsonFormatter(logging.Formatter):
         return text if text.isascii() else json.dumps(entry, default=str)
 
 
+class BufferedStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """The access lines' handler: stderr through a 64 KiB buffer, written every ``flush_s``
+    seconds (and when full, and at exit), not once per line. A line-buffered stderr costs a
+    write call per request (~12 us into a pipe, the largest part of an access line). Lines
+    reach the log up to ``flush_s`` late; other records keep the root handler, unbuffered.
+
+    It also turns off what every ``LogRecord`` would look up and no format here prints (the
+    thread and process names, the pid): a few microseconds per record."""
+
+    def __init__(self, flush_s: float = 0.5) -> None:
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+        try:
+            raw = io.FileIO(sys.stderr.fileno(), "wb", closefd=False)
+            stream: Any = io.TextIOWrapper(
+                io.BufferedWriter(raw, 65536), encoding="utf-8", errors="backslashreplace"
+            )
+        except (AttributeError, OSError, ValueError):  # a stderr with no descriptor (tests)
+            stream = sys.stderr
+        super().__init__(stream)
+        self.flush_s = flush_s
+        threading.Thread(target=self._flush_every, name="access-log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+        except Exception:  # as logging's own handlers: report, never raise into a request
+            self.handleError(record)
+
+    def _flush_every(self) -> None:
+        while True:
+            time.sleep(self.flush_s)
+            self.flush()
+
+
 def log_config(level: str, fmt: str) -> dict[str, Any]:
     """The ``logging.config.dictConfig`` of the service (and of each uvicorn worker): every
-    logger to stderr at ``level`` in format ``fmt`` (``text`` or ``json``); uvicorn's own
-    access log stays off (``RequestMetrics`` writes one line per request)."""
+    logger to stderr at ``level`` in format ``fmt`` (``text`` or ``json``), the access lines
+    through ``BufferedStderr``; uvicorn's own access log stays off (``RequestMetrics`` writes
+    one line per request)."""
     formatter: dict[str, Any] = {"()": JsonFormatter} if fmt == "json" else {"format": TEXT_FORMAT}
     return {
         "version": 1,
@@ -186,10 +224,12 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "service",
-            }
+            },
+            "access": {"()": BufferedStderr, "formatter": "service"},
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
+            ACCESS_LOGGER: {"handlers": ["access"], "propagate": False},
             "uvicorn": {"level": level.upper(), "handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False},
         },

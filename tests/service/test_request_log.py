@@ -261,3 +261,26 @@ def test_a_json_line_stays_one_line_for_any_path(
     text = JsonFormatter().format(record)
     assert len(text.splitlines()) == 1
     assert json.loads(text)["path"] == "/a\u2028b\nc"
+
+
+def test_access_lines_reach_the_log_within_a_second_while_the_service_runs(
+    tiny_models: Path, tmp_path: Path
+) -> None:
+    """The access lines are written through a buffer (one write a half second, not one a
+    request), yet an operator following the log sees a request's line within a second,
+    before the service stops; and every line of a burst arrives, none lost or cut."""
+    import time
+
+    with running_service(tiny_models, tmp_path, {"DIGITS_LOG_FORMAT": "json"}) as service:
+        with httpx.Client(base_url=service.url) as http:
+            for n in range(200):
+                http.get("/health/live", headers={"X-Request-Id": f"burst-{n}"})
+        deadline = time.monotonic() + 1.5
+        seen: set[str] = set()
+        while time.monotonic() < deadline and len(seen) < 200:
+            lines = service.output().splitlines()
+            seen = {json.loads(x).get("request_id") for x in lines if x.startswith("{")}
+            seen = {s for s in seen if s and s.startswith("burst-")}
+            time.sleep(0.05)
+        assert service.process.poll() is None  # still running: nothing was flushed by an exit
+    assert len(seen) == 200
