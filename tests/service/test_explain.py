@@ -178,8 +178,9 @@ def test_the_explain_limit_is_the_setting(models_dir: Path) -> None:
     ],
 )
 def test_a_bad_body_gets_the_answer_predict_gives(shipped: TestClient, raw: bytes) -> None:
-    """Same decoder: the same status and the same error body, word for word."""
-    headers = {"content-type": "application/json"}
+    """Same decoder: the same status and the same error body, word for word (one request id
+    for both, so that the bodies' ``request_id`` agree too)."""
+    headers = {"content-type": "application/json", "X-Request-Id": "same-request"}
     explained = shipped.post("/models/cnn/explain", content=raw, headers=headers)
     predicted = shipped.post("/models/cnn/predict", content=raw, headers=headers)
     assert explained.status_code == predicted.status_code == 422
@@ -190,10 +191,11 @@ def test_routing_is_predicts(shipped: TestClient) -> None:
     """Unknown model or version: predict's 404s; ``?version=`` pins (no alias),
     ``?alias=production`` routes by the alias."""
     body = {"pixels": ZEROS}
+    same = {"X-Request-Id": "same-request"}  # so that the bodies' request_id agree too
     for path in ("/models/nope/explain", "/models/cnn/explain?version=7"):
         explained, predicted = (
-            shipped.post(path, json=body),
-            shipped.post(path.replace("explain", "predict"), json=body),
+            shipped.post(path, json=body, headers=same),
+            shipped.post(path.replace("explain", "predict"), json=body, headers=same),
         )
         assert explained.status_code == 404
         assert explained.json() == predicted.json()
