@@ -1,6 +1,7 @@
 """Every route but ``/train`` fuzzed from the service's own OpenAPI schema with schemathesis,
 against a real ``python -m service`` holding the admin key: whatever the request, valid or
-not, the answer is never a 5xx and the service logs no traceback.
+not, the answer is never a 5xx, no answer shows a Python repr, and the service logs no
+traceback.
 
 ``/train`` has its own, stricter fuzz test (tests/service/jobs/test_train_fuzz.py; here jobs
 would train). Repository unload is left out: it takes a model out of this process on purpose,
@@ -9,7 +10,9 @@ after which that model's routes answer 503 ``model_unavailable`` as documented.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -23,6 +26,17 @@ from tests.service.live import LiveService, running_copy
 
 ADMIN = "fuzz-admin-key"
 LEFT_OUT = r"^/train|/unload$"
+#: What must never reach a client: a Python object's repr, a class, a traceback.
+PYTHON_REPR = re.compile(r"object at 0x[0-9a-fA-F]+|<_io\.|<class '|Traceback \(most recent")
+
+
+@schemathesis.check
+def no_python_repr(ctx: Any, response: Any, case: Case) -> bool | None:
+    """Every answer, error bodies above all, says what was wrong in the client's terms."""
+    found = PYTHON_REPR.search(response.text)
+    if found:
+        raise AssertionError(f"a Python repr in the answer: {response.text[:300]}")
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +67,7 @@ def test_no_route_answers_a_server_error(live: LiveService) -> None:
             case.call_and_validate(
                 base_url=live.url,
                 headers={"Authorization": f"Bearer {ADMIN}"},
-                checks=[not_a_server_error],
+                checks=[not_a_server_error, no_python_repr],
             )
 
         never_a_server_error()
