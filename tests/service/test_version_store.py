@@ -98,7 +98,7 @@ def test_an_upload_cut_midway_is_never_served(
     store = VersionStore(URL)
     version = store.claim("m", 1)
     folder = write_artifact(tmp_path / "src", "m", version, lit(2))
-    with pytest.raises(StoreError, match=r"cannot write prod/m/2/manifest.json to s3://"):
+    with pytest.raises(StoreError) as failure:
         store.upload(folder, "m", version, on_file=lambda _file: proxy.kill())
     proxy.start()
     assert "prod/m/2/model.pt" in moto.objects()
@@ -108,6 +108,7 @@ def test_an_upload_cut_midway_is_never_served(
     assert [m.version for m in registry.versions("m")] == [1]
     assert not (tmp_path / "cache" / "m" / "2").exists()
     assert store.claim("m", 1) == 3  # the half-written number stays taken
+    assert str(failure.value).startswith(f"cannot write prod/m/2/manifest.json to {URL}: ")
 
 
 def test_a_replica_keeps_serving_while_the_store_is_away_and_recovers(
