@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from service.http.app import create_app
 from service.inference.artifact_store import StoreError, VersionStore
 from service.inference.registry import ModelRegistry
 from service.inference.repository import ModelRepository
 from service.rollout.aliases import AliasStore
 from service.settings import Settings
+from tests.conftest import make_settings
 from tests.service.conftest import write_artifact
+from tests.service.live import free_port
 from tests.service.s3 import BUCKET, Moto, Server, point_at, proxy_to, running
 from tests.service.test_registry import label, lit
 
@@ -179,3 +183,28 @@ def test_versions_url_takes_a_bucket_or_a_local_folder(tmp_path: Path) -> None:
         settings("gs://b/p")
     with pytest.raises(ValidationError, match="expected s3://bucket/prefix"):
         settings("s3:///p")
+
+
+def test_readiness_names_the_store_problem_only_to_key_holders(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store nobody answers for: the app starts ``degraded`` on its shipped models; with
+    the read key ``/health/ready`` says which store and why, without it only that the
+    version store cannot be read (no bucket, no address)."""
+    port = free_port()  # nothing listens there
+    point_at(monkeypatch, port)
+    settings = make_settings(models_dir, versions_url=URL, read_api_key="reader")
+    with TestClient(create_app(settings)) as client:
+        full = client.get("/health/ready", headers={"X-API-Key": "reader"})
+        assert full.status_code == 200
+        assert full.json()["status"] == "degraded"
+        assert full.json()["version_store"].startswith(f"cannot list {URL}: ")
+        public = client.get("/health/ready")
+        assert public.status_code == 200
+        assert public.json()["reason"] == "the version store cannot be read"
+        assert BUCKET not in public.text
+        assert str(port) not in public.text
+        predicted = client.post(
+            "/models/logistic/predict", json={"pixels": [0.0] * 64}, headers={"X-API-Key": "reader"}
+        )
+        assert predicted.status_code == 200  # the shipped version answers
