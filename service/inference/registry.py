@@ -69,6 +69,8 @@ class ModelRegistry:
         aliases: AliasStore,
         store: VersionStore | None = None,
     ) -> None:
+        if store is not None and repository.runtime is None:
+            raise ValueError("a version store needs a runtime folder for its local cache")
         self.repository = repository
         self.store = store
         #: Why the version store could not be read at the last refresh, if it could not.

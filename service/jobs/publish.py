@@ -53,6 +53,8 @@ class Destination:
     ) -> Destination:
         runtime = None if versions_dir is None else Path(versions_dir)
         store = VersionStore(versions_url) if versions_url else None
+        if store is not None and runtime is None:  # never the shipped folder
+            raise ValueError("a version store needs versions_dir for its local cache")
         return cls(ModelRepository(Path(models_dir), runtime), store)
 
     def export(self, fitted: Fitted, name: str, recipe: str) -> Manifest:
