@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     versions_dir: Path = Path("var/models")
     """Folder of the versions made at run time (jobs) and of the default pins; served
     together with ``models_dir``."""
+    versions_url: str | None = None
+    """Where versions made at run time are kept: unset (or a local path, which then replaces
+    ``versions_dir``) for the folder ``versions_dir``; ``s3://bucket/prefix`` for an
+    S3-compatible bucket shared by every replica and worker, ``versions_dir`` being then each
+    process's local cache of it (endpoint and credentials: the usual ``AWS_*`` variables;
+    docs/deployment.md "Model versions in object storage")."""
     device: str = "auto"
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     default_model: str = "cnn"
@@ -168,6 +174,28 @@ class Settings(BaseSettings):
         if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+    @field_validator("versions_url")
+    @classmethod
+    def _check_versions_url(cls, value: str | None) -> str | None:
+        value = value.strip() if value is not None else None
+        if not value:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme == "file":
+            return value
+        if scheme != "s3" or not rest.split("/")[0]:
+            raise ValueError(f"expected s3://bucket/prefix or a local path, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _local_versions_url(self) -> Self:
+        """A local ``versions_url`` (a path or ``file://`` URL) is the versions folder."""
+        url = self.versions_url
+        if url is not None and not url.startswith("s3://"):
+            self.versions_dir = Path(url.removeprefix("file://"))
+            self.versions_url = None
+        return self
 
     @field_validator("admin_api_key", "read_api_key", mode="after")
     @classmethod

@@ -52,6 +52,7 @@ from service.http.routes import (
     v2,
     v2_repository,
 )
+from service.inference.artifact_store import VersionStore
 from service.inference.dataplane import DataPlane
 from service.inference.device import resolve_device
 from service.inference.registry import ModelRegistry
@@ -191,7 +192,8 @@ async def _open_dataplane(
     repository = ModelRepository(settings.models_dir, settings.versions_dir)
     aliases = AliasStore(engine)
     app.state.aliases = aliases
-    registry = ModelRegistry(repository, device, aliases)
+    store = VersionStore(settings.versions_url) if settings.versions_url else None
+    registry = ModelRegistry(repository, device, aliases, store)
     app.state.registry = registry
     app.state.metrics.track_models(lambda: len(registry))
     dataplane = DataPlane(

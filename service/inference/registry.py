@@ -11,6 +11,11 @@ version of a legacy ``DEFAULT`` pin file, once: the alias is the record from the
 production version cannot be loaded the model is not ready (503 on its predict, the reason in
 ``/health/ready``): another version never answers in its place.
 
+With a version store (``DIGITS_VERSIONS_URL=s3://...``), each refresh first copies the
+versions published there that the local cache (the runtime folder) lacks
+(``VersionStore.pull``); while the store cannot be read, what is on disk keeps serving and
+``store_problem`` says why (readiness: ``degraded``).
+
 ``unload(name)`` drops every version of a model from memory and keeps it out (``refresh``
 skips it, ``get`` raises ``ModelUnloaded``) until ``load(name)`` loads it from disk again. Both
 are this process's own: another process serving the same folders is not told.
@@ -32,6 +37,7 @@ from service.errors import (
     ModelUnloaded,
     VersionNotFound,
 )
+from service.inference.artifact_store import StoreError, VersionStore
 from service.inference.loaded import Attempt, LoadedModel, load_artifact
 from service.inference.model_state import ModelState, snapshot
 from service.inference.repository import ModelRepository, Scan
@@ -57,9 +63,18 @@ class ModelRegistry:
     """Loaded models by name and version, and each model's state."""
 
     def __init__(
-        self, repository: ModelRepository, device: torch.device, aliases: AliasStore
+        self,
+        repository: ModelRepository,
+        device: torch.device,
+        aliases: AliasStore,
+        store: VersionStore | None = None,
     ) -> None:
+        if store is not None and repository.runtime is None:
+            raise ValueError("a version store needs a runtime folder for its local cache")
         self.repository = repository
+        self.store = store
+        #: Why the version store could not be read at the last refresh, if it could not.
+        self.store_problem: str | None = None
         self.device = device
         self.aliases = aliases
         self._routing: dict[str, Routing] = {}
@@ -81,6 +96,7 @@ class ModelRegistry:
         event loop. Concurrent calls are serialised.
         """
         with self._refresh_lock:
+            self._pull()
             scan = self.repository.scan()
             loaded: list[LoadedModel] = []
             attempts: dict[tuple[str, int], Attempt] = {}
@@ -97,6 +113,22 @@ class ModelRegistry:
             routing = self._sync_aliases(scan)
             self._publish(scan, attempts, routing)
             return loaded
+
+    def _pull(self) -> None:
+        """Copy the store's new versions into the runtime folder (with a store); keep why it
+        failed in ``store_problem`` (logged once per new reason)."""
+        if self.store is None:
+            return
+        try:
+            self.store.pull(self.repository.writable)
+            problem = None
+        except StoreError as exc:
+            problem = str(exc)
+        if problem is not None and problem != self.store_problem:
+            log.error("version store: %s; serving the versions on disk", problem)
+        elif problem is None and self.store_problem is not None:
+            log.info("version store %s readable again", self.store.url)
+        self.store_problem = problem
 
     def _sync_aliases(self, scan: Scan) -> dict[str, Routing]:
         """Give each new model its first ``production``, then read every model's routing; on

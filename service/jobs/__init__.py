@@ -62,6 +62,7 @@ async def open_job_runner(
             store,
             models_dir=settings.models_dir,
             versions_dir=settings.versions_dir,
+            versions_url=settings.versions_url,
             max_running=settings.max_running_jobs,
             nice=settings.job_nice,
         )

@@ -72,6 +72,7 @@ def create_celery_app(settings: Settings) -> Celery:
             Path(settings.models_dir),
             job_id,
             versions_dir=settings.versions_dir,
+            versions_url=settings.versions_url,
         )
 
     return app

@@ -90,6 +90,7 @@ class LocalLauncher:
         *,
         models_dir: Path,
         versions_dir: Path | None = None,
+        versions_url: str | None = None,
         max_running: int,
         nice: int = 0,
         poll_interval: float = 0.25,
@@ -97,6 +98,7 @@ class LocalLauncher:
         self.store = store
         self.models_dir = Path(models_dir)
         self.versions_dir = versions_dir
+        self.versions_url = versions_url
         self.nice = nice
         self.poll_interval = poll_interval
         self.owner = new_owner()
@@ -190,6 +192,7 @@ class LocalLauncher:
                 job_id,
                 self.owner,
                 versions_dir=self.versions_dir,
+                versions_url=self.versions_url,
             )
             await _submit(slot.pool, run)
         except BrokenProcessPool:

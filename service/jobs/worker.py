@@ -5,7 +5,8 @@ function. It needs only the database URL, the models folder and the job id: it r
 resolved spec from the store, fits with ``training.pipeline.fit_calibrated`` (every training
 row, then 5 fits on folds for the out-of-fold temperature and held-out accuracy), reports
 progress and checks for a cancel from the ``on_step`` callback, publishes through
-``training.export.export`` (the CLI's code) with the held-out accuracy in the manifest,
+``training.export.export`` (the CLI's code) with the held-out accuracy in the manifest (and
+into the version store, with one: ``service/jobs/publish.py``),
 applies the promotion gate (``service/rollout/promotion.py``) and records the outcome. It
 never raises for a failed fit: the job says why.
 """
@@ -30,9 +31,9 @@ from sqlalchemy.exc import OperationalError
 
 from service.db import make_engine
 from service.errors import database_failure, public_message
-from service.inference.repository import ModelRepository
 from service.inference.validation import stored_accuracy
 from service.jobs.liveness import new_owner
+from service.jobs.publish import Destination
 from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import JobStore
 from service.rollout.aliases import AliasStore
@@ -204,7 +205,7 @@ def _metrics(result: FitResult) -> dict[str, Any]:
 
 
 def _fit_and_publish(
-    store: JobStore, job: JobRecord, owner: str, repository: ModelRepository, interval: float
+    store: JobStore, job: JobRecord, owner: str, destination: Destination, interval: float
 ) -> JobStatus:
     spec, recipe = job.spec.fit_spec()
     split, validation = _split()
@@ -223,7 +224,7 @@ def _fit_and_publish(
         status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
         store.finish(job.id, owner, status, metrics=metrics, error=reason)
         return status
-    _publish(store, job, owner, repository, fitted, validation, metrics)
+    _publish(store, job, owner, destination, fitted, validation, metrics)
     return JobStatus.SUCCEEDED
 
 
@@ -231,22 +232,18 @@ def _publish(
     store: JobStore,
     job: JobRecord,
     owner: str,
-    repository: ModelRepository,
+    destination: Destination,
     fitted: Fitted,
     validation: Validation,
     metrics: dict[str, Any],
 ) -> None:
-    """Export the fitted model as the job's next version, gate and promote it as the job
-    asked, and end the job ``succeeded`` with ``metrics`` (completed here)."""
-    manifest = fitted.export(
-        repository.writable,  # the runtime folder: never the shipped one
-        job.name,
-        job.spec.recipe,
-        after_version=repository.highest_version(job.name),
-    )
+    """Export the fitted model as the job's next version (``service/jobs/publish.py``: into
+    the version store too, if any), gate and promote it as the job asked, and end the job
+    ``succeeded`` with ``metrics`` (completed here)."""
+    manifest = destination.export(fitted, job.name, job.spec.recipe)
     metrics["test_errors"] = manifest.metrics.test_errors
     gate = Gate(
-        stored_accuracy(repository, manifest.name, validation),
+        stored_accuracy(destination.repository, manifest.name, validation),
         job.spec.gate_tolerance,
     )
     metrics["promotion"] = promote_job_version(
@@ -269,6 +266,7 @@ def run_job(
     owner: str | None = None,
     *,
     versions_dir: str | Path | None = None,
+    versions_url: str | None = None,
     progress_interval: float = PROGRESS_INTERVAL_S,
 ) -> str:
     """Run job ``job_id`` to its end in this process; returns its final status.
@@ -276,7 +274,8 @@ def run_job(
     ``owner``: the claimant that already holds the job (the local runner claims before it
     hands the job over); ``None`` claims it here (a Celery task). A job that is not queued
     and not held by ``owner`` is left alone (another worker has it, or it was cancelled):
-    that is what makes a redelivered task harmless.
+    that is what makes a redelivered task harmless. ``versions_url``: the version store
+    (``s3://...``), if any (``versions_dir`` is then its local cache).
     """
     owner = owner or new_owner()
     store = JobStore(make_engine(database_url))  # the API migrated the store
@@ -286,9 +285,8 @@ def run_job(
             log.info("job %s is not ours to run; refusing it", job_id)
             return store.get(job_id).status.value
         try:
-            runtime = None if versions_dir is None else Path(versions_dir)
-            repository = ModelRepository(Path(models_dir), runtime)
-            status = _fit_and_publish(store, job, owner, repository, progress_interval)
+            destination = Destination.of(models_dir, versions_dir, versions_url)
+            status = _fit_and_publish(store, job, owner, destination, progress_interval)
         except Exception as exc:  # the one catch-all: any failure of a fit fails its job
             log.exception("job %s failed", job_id)
             error = public_message(exc)

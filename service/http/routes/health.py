@@ -29,11 +29,12 @@ async def live() -> dict[str, str]:
 )
 @needs(OPEN)
 async def ready(registry: StartedRegistryDep, request: Request) -> JSONResponse:
-    """200 while at least one model can answer (``degraded`` when some cannot or a model
-    folder is refused, with the reason), 503 while starting or when none can; each model's
-    state and every refused folder, with why. Recomputed at each call, as models come and go.
-    Where a read key is set, a request without it sees whether each model is ready and why in
-    general terms, not the folders, paths or checksums (``refused_folders`` counts them)."""
+    """200 while at least one model can answer (``degraded`` when some cannot, a model
+    folder is refused or the version store cannot be read, with the reason), 503 while
+    starting or when none can; each model's state and every refused folder, with why.
+    Recomputed at each call, as models come and go. Where a read key is set, a request
+    without it sees whether each model is ready and why in general terms, not the folders,
+    paths or checksums (``refused_folders`` counts them)."""
     if registry is None:
         return JSONResponse({"status": "not_ready", "reason": "starting"}, status_code=503)
     states = [registry.state(name) for name in registry.names()]
@@ -47,15 +48,19 @@ async def ready(registry: StartedRegistryDep, request: Request) -> JSONResponse:
         for s in states
     }
     servable = sum(s.ready for s in states)
-    failures = registry.failures
-    whole = 0 < servable == len(states) and not failures
+    failures, store = registry.failures, registry.store_problem
+    whole = 0 < servable == len(states) and not failures and store is None
     status = "ready" if whole else "degraded" if servable else "not_ready"
     body: dict[str, Any] = {"status": status, "models": models, "failures": failures}
+    stale = [] if store is None else [f"version store: {store}"]
+    if store is not None:
+        body["version_store"] = store
     if not states:
-        body["reason"] = registry.problem or "no model on disk"
+        body["reason"] = "; ".join([registry.problem or "no model on disk", *stale])
     elif status == "degraded":
         unready = [f"{s.name}: {s.reason}" for s in states if not s.ready]
-        body["reason"] = "; ".join(unready + [f"refused {p}: {why}" for p, why in failures.items()])
+        refused = [f"refused {p}: {why}" for p, why in failures.items()]
+        body["reason"] = "; ".join(unready + refused + stale)
     keys: Keys = request.app.state.keys
     if not keys.reads(presented_key(request.scope["headers"])):
         body = _public(body, states)
@@ -69,12 +74,17 @@ def _public(body: dict[str, Any], states: list[ModelState]) -> dict[str, Any]:
     """``ready``'s body for anyone: ready or not and why, without paths or checksums."""
     models = {s.name: {"ready": s.ready, "reason": _public_reason(s)} for s in states}
     public = {"status": body["status"], "models": models, "refused_folders": len(body["failures"])}
+    whole = all(s.ready for s in states) and not body["failures"]
     if "reason" in body:
         public["reason"] = (
-            "some models or model folders cannot be served"
-            if body["status"] == "degraded"
-            else "no model can be served"
+            "no model can be served"
+            if body["status"] != "degraded"
+            else "the version store cannot be read"
+            if whole
+            else "some models or model folders cannot be served"
         )
+    if "version_store" in body:
+        public["version_store"] = "cannot be read: versions published there are not seen yet"
     public["detail"] = "versions, reasons and refused folders with the read key"
     return public
 
