@@ -23,6 +23,7 @@ loads it. Endpoint, credentials and region come from the usual AWS variables and
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from training.export import MANIFEST_FILE
+
+log = logging.getLogger(__name__)
 
 CLAIM_FILE = ".claim"
 SCHEME = "s3://"
@@ -185,7 +188,18 @@ class VersionStore:
         try:
             yield
         except (BotoCoreError, ClientError) as exc:
-            raise StoreError(f"cannot {what} {self.url}: {exc}") from exc
+            log.warning("version store: cannot %s %s: %s", what, self.url, exc)  # the whole text
+            raise StoreError(f"cannot {what} {self.url}: {_why(exc)}") from exc
+
+
+def _why(exc: Exception) -> str:
+    """The client's error in words that name no endpoint host or port (botocore's connection
+    errors quote the endpoint URL): the store's error code and message, or the error's kind."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__} (the endpoint could not be reached or did not answer)"
 
 
 def _fetch_into(

@@ -114,6 +114,8 @@ def test_a_store_unreachable_at_start_degrades_readiness_until_it_returns(
         job = finished_job(api, QUICK_JOB)
         assert job["status"] == "failed"
         assert job["error"].startswith(f"StoreError: cannot list {URL}: ")
+        assert str(moto.port) not in job["error"]  # the endpoint is not told to readers
+        assert str(moto.port) not in ready.json()["version_store"]
         cache = tmp_path / "a" / "cache"
         assert not (cache / "logistic").exists()
         assert not cache.exists() or list(cache.iterdir()) == []  # no staging folder left
