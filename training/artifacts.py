@@ -1,13 +1,15 @@
 """Reading a published model version back: its manifest, its checked ``model.pt``, the
-TorchScript module (``training.export`` writes them)."""
+TorchScript module, its checked ``model.onnx`` (``training.export`` writes them)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
 
 from training.export import MANIFEST_FILE, MODEL_FILE, ArtifactError, Manifest, sha256_file
+from training.onnx_export import ONNX_FILE
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -33,6 +35,26 @@ def verify(folder: Path, manifest: Manifest) -> Path:
             "refusing a modified or corrupt artifact"
         )
     return path
+
+
+def onnx_bytes(folder: Path, manifest: Manifest) -> bytes:
+    """The bytes of ``model.onnx`` once their sha256 matches the manifest's ``onnx`` entry
+    (read once: what is checked is what is loaded); ``ArtifactError`` if not, or if the
+    manifest has no ``onnx`` entry (a version exported before ONNX)."""
+    path = Path(folder) / ONNX_FILE
+    if manifest.onnx is None:
+        raise ArtifactError(f"{Path(folder) / MANIFEST_FILE} lists no {ONNX_FILE}")
+    try:
+        graph = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing") from None
+    actual = hashlib.sha256(graph).hexdigest()
+    if actual != manifest.onnx.sha256:
+        raise ArtifactError(
+            f"{path} has sha256 {actual[:12]}..., its manifest says "
+            f"{manifest.onnx.sha256[:12]}...; refusing a modified or corrupt artifact"
+        )
+    return graph
 
 
 def load_artifact(
