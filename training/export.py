@@ -7,8 +7,9 @@ checked against ``model.pt`` on the test rows before anything is published),
 It is built in a temporary folder beside its final place and renamed into place, so a reader
 never sees half a model; the rename also allocates the version number safely when several
 processes publish at once. ``training.artifacts.load_artifact`` reads a version back and
-refuses a ``model.pt`` (or ``model.onnx``) whose sha256 differs from its manifest's. The module is scripted and
-timed by ``training.scripting``, the curves drawn by ``training.curves``.
+refuses a ``model.pt`` whose sha256 differs from its manifest's (``onnx_bytes``: the same for
+``model.onnx``). The module is scripted and timed by ``training.scripting``, the curves drawn
+by ``training.curves``.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class _Scored(nn.Module):
         self.module = module
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, score = self.module.forward_scored(x)
+        logits, score = self.module.forward_scored(x)  # type: ignore[operator]  # a ScriptModule method
         return torch.softmax(logits, dim=1), score
 
 
@@ -112,7 +112,7 @@ def to_onnx(module: torch.jit.ScriptModule) -> bytes:
         torch.onnx.export(
             head,
             (torch.zeros(2, N_FEATURES),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file object works, the annotation says paths
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
