@@ -172,8 +172,7 @@ def export(
     model_dir = Path(models_dir) / name
     with _staging(model_dir) as staging:
         base = _describe(name, spec, recipe, recipe_name, split, result, members, outlier_entry)
-        base.update(_save_module(staging, scripted, measure))
-        base["onnx"] = write_onnx(scripted, staging, split.x_test)
+        base.update(_save_module(staging, scripted, measure, split.x_test))
         title = f"{name} ({spec.family}, {recipe_name})"
         write_curves(staging, result, title)
         if calibration is not None:
@@ -219,11 +218,15 @@ def _describe(
     }
 
 
-def _save_module(staging: Path, scripted: torch.jit.ScriptModule, measure: bool) -> dict[str, Any]:
-    """Save ``model.pt`` into ``staging``; the manifest's fields about it (forward cost when
-    ``measure``, torch version, time, sha256)."""
+def _save_module(
+    staging: Path, scripted: torch.jit.ScriptModule, measure: bool, x_check: torch.Tensor
+) -> dict[str, Any]:
+    """Save ``model.pt`` and ``model.onnx`` (once it matches ``model.pt`` on the rows
+    ``x_check``) into ``staging``; the manifest's fields about them (forward cost when
+    ``measure``, torch version, time, sha256s)."""
     torch.jit.save(scripted, str(staging / MODEL_FILE))
     return {
+        "onnx": write_onnx(scripted, staging, x_check),
         "forward_cost": measure_forward(scripted) if measure else None,
         "torch_version": torch.__version__,
         "created": datetime.now(UTC),

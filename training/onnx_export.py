@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -40,6 +42,8 @@ OUTPUT_NAMES = ("probabilities", "score")
 THRESHOLD_KEY = "outlier_threshold"
 #: Largest difference allowed between the two runtimes' probabilities (and relative scores).
 TOLERANCE = 1e-4
+#: The TorchScript-based exporter keeps global state: one export at a time per process.
+_EXPORTING = threading.Lock()
 
 
 class OnnxParityError(RuntimeError):
@@ -70,14 +74,15 @@ class OnnxEntry(BaseModel):
 
 
 class _Scored(nn.Module):
-    """``(probabilities, score)`` of a module with ``forward_scored``."""
+    """``(probabilities, score)`` of a module with ``forward_scored``. (No ``type:``
+    comments in these forwards: TorchScript reads them.)"""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: Any) -> None:  # a ScriptModule: its methods are untyped
         super().__init__()
         self.module = module
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, score = self.module.forward_scored(x)  # type: ignore[operator]  # a ScriptModule method
+        logits, score = self.module.forward_scored(x)
         return torch.softmax(logits, dim=1), score
 
 
@@ -106,7 +111,7 @@ def to_onnx(module: torch.jit.ScriptModule) -> bytes:
     wrapper = _Scored(module) if threshold is not None else _Unscored(module)
     head = torch.jit.script(wrapper.eval())  # eval: a training-mode head exports dropout
     buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the notice that this exporter is the legacy one
+    with _EXPORTING, warnings.catch_warnings():  # the notice that this exporter is legacy
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         torch.onnx.export(
