@@ -57,6 +57,15 @@ def onnx_bytes(folder: Path, manifest: Manifest) -> bytes:
     return graph
 
 
+def verify_all(folder: Path, manifest: Manifest) -> None:
+    """``ArtifactError`` unless ``model.pt`` and, where the manifest lists it, ``model.onnx``
+    match their sha256: a version with either file modified is refused whichever runtime
+    would serve it."""
+    verify(folder, manifest)
+    if manifest.onnx is not None:
+        onnx_bytes(folder, manifest)
+
+
 def load_module(
     folder: Path, manifest: Manifest, device: torch.device | str = "cpu"
 ) -> torch.jit.ScriptModule:

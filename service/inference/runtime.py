@@ -2,9 +2,10 @@
 
 Two runtimes serve the same artifact folder: ``runtime_torchscript`` (``model.pt`` through
 ``torch.jit``, CPU or CUDA) and ``runtime_onnx`` (``model.onnx`` through ONNX Runtime, CPU).
-Each loads from a version folder (the file it reads sha256-checked against the manifest),
-answers a float32 (N, 64) batch with the (N, 11) array of class probabilities and outlier
-score (NaN without one), warms up, and describes itself. Nothing above this module (the data
+Each loads from a version folder (both files sha256-checked against the manifest first: a
+version with either modified is refused whichever runtime serves it), answers a float32
+(N, 64) batch with the (N, 11) array of class probabilities and outlier score (NaN without
+one), warms up, and describes itself. Nothing above this module (the data
 plane, the batcher, the shadow scorer, the gate, ``/v2``) knows which one runs.
 
 ``DIGITS_RUNTIME`` (``Settings.runtime``) picks: ``auto`` serves a version with ONNX Runtime
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from service.inference import runtime_onnx, runtime_torchscript
-from training.artifacts import read_manifest
+from training.artifacts import read_manifest, verify_all
 from training.export import Manifest
 
 RuntimeSetting = Literal["auto", "torchscript", "onnxruntime"]
@@ -95,6 +96,8 @@ def open_runtime(
     folder: Path, setting: RuntimeSetting, device: torch.device, threads: int = 1
 ) -> tuple[Manifest, Runtime]:
     """Read ``folder``'s manifest and load the version in the runtime ``setting`` picks
-    (``ArtifactError`` when its file is missing, modified or not loadable)."""
+    (``ArtifactError`` when a file it lists is missing or modified, whichever runtime reads
+    it, or the file the runtime reads is not loadable)."""
     manifest = read_manifest(folder)
+    verify_all(folder, manifest)
     return manifest, LOADERS[choose(setting, manifest, device)](folder, manifest, device, threads)
