@@ -43,7 +43,11 @@ def onnx_bytes(folder: Path, manifest: Manifest) -> bytes:
     manifest has no ``onnx`` entry (a version exported before ONNX)."""
     path = Path(folder) / ONNX_FILE
     if manifest.onnx is None:
-        raise ArtifactError(f"{Path(folder) / MANIFEST_FILE} lists no {ONNX_FILE}")
+        raise ArtifactError(
+            f"{Path(folder) / MANIFEST_FILE} lists no {ONNX_FILE}: a version exported before "
+            "ONNX (`python -m training.reexport` adds it; DIGITS_RUNTIME=auto serves it with "
+            "TorchScript)"
+        )
     try:
         graph = path.read_bytes()
     except FileNotFoundError:
