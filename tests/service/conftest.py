@@ -17,6 +17,7 @@ from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import SHIPPED_MODELS
 from training.export import MANIFEST_FILE, MODEL_FILE, Manifest, Metrics, sha256_file
+from training.onnx_export import write_onnx
 
 #: The runtimes a version can be served by (``DIGITS_RUNTIME``, docs/service.md "Runtimes").
 RUNTIMES = ("torchscript", "onnxruntime")
@@ -62,10 +63,15 @@ def anyio_backend() -> str:
 
 
 def write_artifact(root: Path, name: str, version: int, module: torch.nn.Module) -> Path:
-    """Script ``module`` and write it as ``root/name/version`` with a valid manifest."""
+    """Script ``module`` and write it as ``root/name/version`` with a valid manifest, as
+    ``model.pt`` and ``model.onnx`` (checked against each other on a few rows of 0..16), so
+    that either runtime serves it."""
     folder = root / name / str(version)
     folder.mkdir(parents=True)
-    torch.jit.save(torch.jit.script(module.eval()), str(folder / MODEL_FILE))
+    scripted = torch.jit.script(module.eval())
+    torch.jit.save(scripted, str(folder / MODEL_FILE))
+    probe = torch.arange(16 * 64, dtype=torch.float32).reshape(16, 64) % 17
+    onnx = write_onnx(scripted, folder, probe)
     manifest = Manifest(
         name=name,
         version=version,
@@ -86,6 +92,7 @@ def write_artifact(root: Path, name: str, version: int, module: torch.nn.Module)
         torch_version=torch.__version__,
         created=datetime.now(UTC),
         sha256=sha256_file(folder / MODEL_FILE),
+        onnx=onnx,
     )
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json())
     return folder
