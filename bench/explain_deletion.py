@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from service.inference.explain import area_under, deletion_curve, occlusion  # noqa: E402
 from service.inference.inline import forward_of  # noqa: E402
 from service.inference.loaded import LoadedModel  # noqa: E402
+from service.inference.runtime_torchscript import TorchScriptRuntime  # noqa: E402
 from training.artifacts import read_manifest  # noqa: E402
 from training.data import N_FEATURES, load_split  # noqa: E402
 from training.export import MODEL_FILE  # noqa: E402
@@ -39,7 +40,8 @@ SHOWN_K = (0, 4, 8, 16, 32, 64)
 def load(folder: Path) -> LoadedModel:
     """The version in ``folder`` on the CPU, as the service loads it (no sha256 check)."""
     module = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
-    return LoadedModel(read_manifest(folder), module, torch.device("cpu"), folder)
+    runtime = TorchScriptRuntime(module, torch.device("cpu"))
+    return LoadedModel(read_manifest(folder), runtime, folder)
 
 
 def curves(model: LoadedModel, rows: np.ndarray, seeds: int) -> dict[str, np.ndarray]:

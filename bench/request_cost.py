@@ -69,7 +69,7 @@ class Ablations:
         self.answer = predict.encode(_one_answer())
         # (1, 11): class probabilities and the outlier score, as ``predict_scored`` answers
         scored = torch.cat([torch.softmax(torch.rand(1, 10), dim=1), torch.zeros(1, 1)], 1)
-        self.probabilities = scored
+        self.probabilities = scored.numpy()
 
     def restore(self) -> None:
         for owner, name, value in self.saved:
@@ -78,7 +78,7 @@ class Ablations:
 
     def forward(self) -> None:
         probabilities = self.probabilities
-        LoadedModel.predict_scored = lambda _self, x: probabilities.expand(len(x), 11)
+        LoadedModel.predict_scored = lambda _self, x: np.broadcast_to(probabilities, (len(x), 11))
 
     def decode(self) -> None:
         rows = self.rows

@@ -24,8 +24,8 @@ class Settings(BaseSettings):
 
     # --- serving -------------------------------------------------------------------------
     models_dir: Path = Path("models")
-    """Folder of the shipped models: ``<name>/<version>/model.pt`` + ``manifest.json``; only
-    read."""
+    """Folder of the shipped models: ``<name>/<version>/model.pt`` + ``model.onnx`` +
+    ``manifest.json``; only read."""
     versions_dir: Path = Path("var/models")
     """Folder of the versions made at run time (jobs) and of the default pins; served
     together with ``models_dir``."""
@@ -37,10 +37,15 @@ class Settings(BaseSettings):
     docs/deployment.md "Model versions in object storage")."""
     device: str = "auto"
     """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    runtime: Literal["auto", "torchscript", "onnxruntime"] = "auto"
+    """What runs each version's forward: ``auto`` (ONNX Runtime on the CPU where the version
+    has ``model.onnx``, TorchScript otherwise and on CUDA), ``torchscript`` or
+    ``onnxruntime`` (CPU; a version without ``model.onnx`` is refused)."""
     default_model: str = "cnn"
     """Model answering ``POST /predict``."""
     torch_threads: int = Field(default=1, ge=1)
-    """Intra-op threads per process; 1 per worker avoids oversubscribing the cores."""
+    """Intra-op threads per process (torch's, and each ONNX Runtime session's); 1 per worker
+    avoids oversubscribing the cores."""
     max_batch_size: int = Field(default=256, ge=1)
     """Most rows the micro-batcher runs in one forward pass."""
     max_wait_ms: float = Field(default=0.0, ge=0)

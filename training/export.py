@@ -1,12 +1,15 @@
-"""TorchScript export and the artifact contract of ``models/``.
+"""TorchScript and ONNX export and the artifact contract of ``models/``.
 
 A model version is a folder ``<models_dir>/<name>/<version>/`` holding ``model.pt``
-(TorchScript), ``manifest.json`` (the ``Manifest`` below), ``curves.json`` and ``curves.png``.
+(TorchScript), ``model.onnx`` (the same module as an ONNX graph, ``training.onnx_export``,
+checked against ``model.pt`` on the test rows before anything is published),
+``manifest.json`` (the ``Manifest`` below), ``curves.json`` and ``curves.png``.
 It is built in a temporary folder beside its final place and renamed into place, so a reader
 never sees half a model; the rename also allocates the version number safely when several
 processes publish at once. ``training.artifacts.load_artifact`` reads a version back and
-refuses a ``model.pt`` whose sha256 differs from its manifest's. The module is scripted and
-timed by ``training.scripting``, the curves drawn by ``training.curves``.
+refuses a ``model.pt`` whose sha256 differs from its manifest's (``onnx_bytes``: the same for
+``model.onnx``). The module is scripted and timed by ``training.scripting``, the curves drawn
+by ``training.curves``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torch import nn
 from training.curves import write_curves
 from training.data import N_CLASSES, N_FEATURES, PIXEL_MAX, PIXEL_MIN, Split
 from training.fit import FitResult
+from training.onnx_export import OnnxEntry, write_onnx
 from training.scripting import ForwardCost, measure_forward, script_model
 
 if TYPE_CHECKING:
@@ -112,7 +116,11 @@ class Manifest(BaseModel):
     members: list[dict[str, Any]] | None = None
     torch_version: str
     created: datetime
+    #: sha256 of ``model.pt``.
     sha256: str
+    #: ``model.onnx``: its sha256, opset, outputs and the parity check against ``model.pt``
+    #: at export; ``None`` for a version exported before ONNX (served by TorchScript).
+    onnx: OnnxEntry | None = None
 
 
 def sha256_file(path: Path) -> str:
@@ -147,7 +155,8 @@ def export(
     outlier: OutlierStats | None = None,
 ) -> Manifest:
     """Script ``model`` and publish it as the next version of ``name`` under ``models_dir``
-    (numbered after ``after_version`` too: the highest version kept in another folder).
+    (numbered after ``after_version`` too: the highest version kept in another folder), as
+    ``model.pt`` and ``model.onnx`` (``OnnxParityError`` if the two differ on the test rows).
 
     ``calibration`` (its temperature already folded into ``model``) adds the manifest's
     ``validation`` and ``calibration`` entries and ``reliability.png``; ``members`` lists an
@@ -163,7 +172,7 @@ def export(
     model_dir = Path(models_dir) / name
     with _staging(model_dir) as staging:
         base = _describe(name, spec, recipe, recipe_name, split, result, members, outlier_entry)
-        base.update(_save_module(staging, scripted, measure))
+        base.update(_save_module(staging, scripted, measure, split.x_test))
         title = f"{name} ({spec.family}, {recipe_name})"
         write_curves(staging, result, title)
         if calibration is not None:
@@ -209,11 +218,15 @@ def _describe(
     }
 
 
-def _save_module(staging: Path, scripted: torch.jit.ScriptModule, measure: bool) -> dict[str, Any]:
-    """Save ``model.pt`` into ``staging``; the manifest's fields about it (forward cost when
-    ``measure``, torch version, time, sha256)."""
+def _save_module(
+    staging: Path, scripted: torch.jit.ScriptModule, measure: bool, x_check: torch.Tensor
+) -> dict[str, Any]:
+    """Save ``model.pt`` and ``model.onnx`` (once it matches ``model.pt`` on the rows
+    ``x_check``) into ``staging``; the manifest's fields about them (forward cost when
+    ``measure``, torch version, time, sha256s)."""
     torch.jit.save(scripted, str(staging / MODEL_FILE))
     return {
+        "onnx": write_onnx(scripted, staging, x_check),
         "forward_cost": measure_forward(scripted) if measure else None,
         "torch_version": torch.__version__,
         "created": datetime.now(UTC),

@@ -189,7 +189,12 @@ async def _open_dataplane(
     """Load and warm every version on disk, one micro-batcher each."""
     torch.set_num_threads(settings.torch_threads)
     device = resolve_device(settings.device)
-    repository = ModelRepository(settings.models_dir, settings.versions_dir)
+    repository = ModelRepository(
+        settings.models_dir,
+        settings.versions_dir,
+        serve_with=settings.runtime,
+        threads=settings.torch_threads,
+    )
     aliases = AliasStore(engine)
     app.state.aliases = aliases
     store = VersionStore(settings.versions_url) if settings.versions_url else None

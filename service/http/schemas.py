@@ -89,6 +89,9 @@ class PredictResponse(BaseModel):
         description="the alias the request was routed by (null when pinned with ?version=)",
     )
     device: str = Field(examples=["cpu"])
+    runtime: str = Field(
+        examples=["onnxruntime"], description="what ran the forward: torchscript or onnxruntime"
+    )
     predictions: list[Prediction] = Field(description="one per input row, in order")
 
 
@@ -110,6 +113,9 @@ class ExplainResponse(BaseModel):
         description="the alias the request was routed by (null when pinned with ?version=)",
     )
     device: str = Field(examples=["cpu"])
+    runtime: str = Field(
+        examples=["onnxruntime"], description="what ran the forward: torchscript or onnxruntime"
+    )
     method: str = Field(examples=["occlusion"], description="how the maps were made")
     baseline: float = Field(examples=[0.0], description="the value an occluded pixel takes")
     explanations: list[RowExplanation] = Field(description="one per input row, in order")
@@ -120,6 +126,13 @@ class ModelVersion(BaseModel):
     is_default: bool = Field(description="whether `production` names this version")
     aliases: list[str] = Field(description="the aliases naming this version")
     created: datetime
+    runtime: str = Field(
+        examples=["onnxruntime"], description="what runs its forward: torchscript or onnxruntime"
+    )
+    platform: str = Field(
+        examples=["onnxruntime_onnx"],
+        description="Triton's name of the file served: onnxruntime_onnx or pytorch_torchscript",
+    )
     manifest: Manifest
 
 

@@ -110,6 +110,8 @@ def encode_infer(result: InferenceResult, request: InferRequest) -> tuple[bytes,
     response: dict[str, Any] = {"model_name": result.model, "model_version": str(result.version)}
     if request.id is not None:
         response["id"] = request.id
+    if result.runtime is not None:
+        response["parameters"] = {"runtime": result.runtime}
     response["outputs"] = outputs
     header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:

@@ -50,6 +50,8 @@ class InferenceResult:
     #: exported without an outlier score.
     outlier_scores: np.ndarray | None = None
     outlier_threshold: float | None = None
+    #: The runtime that ran the forward (``torchscript``, ``onnxruntime``).
+    runtime: str | None = None
 
     @property
     def outliers(self) -> np.ndarray | None:
@@ -144,6 +146,7 @@ class DataPlane:
             labels,
             None if threshold is None else scores,
             threshold,
+            model.runtime.name,
         )
 
     async def scored(self, model: LoadedModel, rows: np.ndarray) -> np.ndarray:

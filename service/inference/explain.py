@@ -56,6 +56,8 @@ class Explanation:
     alias: str | None
     device: str
     maps: Occlusion
+    #: The runtime that ran the forward (``torchscript``, ``onnxruntime``).
+    runtime: str = ""
 
 
 def occluded_batch(rows: np.ndarray) -> np.ndarray:
@@ -143,4 +145,5 @@ async def explain(
     model = choice.model
     scored = await dataplane.scored(model, occluded_batch(rows))
     maps = maps_of(scored, len(rows), target)
-    return Explanation(model.name, model.version, choice.alias, str(model.device), maps)
+    device = str(model.device)
+    return Explanation(model.name, model.version, choice.alias, device, maps, model.runtime.name)

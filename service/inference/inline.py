@@ -12,7 +12,6 @@ import logging
 import time
 
 import numpy as np
-import torch
 
 from service.inference.batcher import Forward
 from service.inference.loaded import LoadedModel
@@ -77,6 +76,6 @@ def forward_of(model: LoadedModel) -> Forward:
 
     def forward(rows: np.ndarray) -> np.ndarray:
         # (N, 11): probabilities and the outlier score, sliced per request by the batcher
-        return model.predict_scored(torch.from_numpy(rows)).numpy()
+        return model.predict_scored(rows)
 
     return forward

@@ -1,18 +1,19 @@
-"""One model version in memory: its TorchScript module on a device, and loading it from an
-artifact on disk (sha256 checked by the repository, warm-up forward run here)."""
+"""One model version in memory: its runtime (``service.inference.runtime``: TorchScript or
+ONNX Runtime), and loading it from an artifact on disk (sha256 checked by the runtime's
+loader, warm-up forward run here)."""
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from service.inference.repository import Artifact, ModelRepository
-from training.data import N_FEATURES
+from service.inference.runtime import Runtime
+from training.data import N_CLASSES
 from training.export import ArtifactError, Manifest
 
 log = logging.getLogger(__name__)
@@ -20,11 +21,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """One model version on its device, ready to answer."""
+    """One model version in its runtime, ready to answer."""
 
     manifest: Manifest
-    module: torch.jit.ScriptModule
-    device: torch.device
+    runtime: Runtime
     folder: Path
 
     @property
@@ -35,37 +35,28 @@ class LoadedModel:
     def version(self) -> int:
         return self.manifest.version
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, 10) on the CPU for a float32 (N, 64) batch."""
-        with torch.inference_mode():
-            logits = self.module(x.to(self.device, non_blocking=True))
-            return torch.softmax(logits, dim=1).cpu()
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
 
-    @functools.cached_property
+    @property
     def outlier_threshold(self) -> float | None:
-        """The threshold of the module's outlier score (``training.outlier``); ``None`` for a
-        version exported without one (its predictions carry no flag)."""
-        if not hasattr(self.module, "forward_scored"):
-            return None
-        return float(self.module.outlier_threshold)
+        """The threshold of the outlier score (``training.outlier``); ``None`` for a version
+        exported without one (its predictions carry no flag)."""
+        return self.runtime.outlier_threshold
 
-    def predict_scored(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 11) on the CPU: the class probabilities and, as the last column, the outlier
-        score of each row (NaN without one), from ONE call of the module."""
-        with torch.inference_mode():
-            x = x.to(self.device, non_blocking=True)
-            if self.outlier_threshold is None:
-                logits = self.module(x)
-                score = torch.full((len(x),), math.nan, device=x.device)
-            else:
-                logits, score = self.module.forward_scored(x)
-            probabilities = torch.softmax(logits, dim=1)
-            return torch.cat([probabilities, score.unsqueeze(1).to(probabilities.dtype)], 1).cpu()
+    def predict_scored(self, rows: np.ndarray) -> np.ndarray:
+        """(N, 11) for float32 ``rows`` (N, 64): the class probabilities and, as the last
+        column, the outlier score of each row (NaN without one), from ONE forward."""
+        return self.runtime.forward(np.ascontiguousarray(rows, dtype=np.float32))
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, 10) for float32 ``rows`` (N, 64)."""
+        return self.predict_scored(rows)[:, :N_CLASSES]
 
     def warm_up(self) -> None:
         """Run a few forwards so the first request does not pay for lazy initialisation."""
-        for rows in (1, 8, 1):
-            self.predict_scored(torch.zeros(rows, N_FEATURES))
+        self.runtime.warm_up()
 
 
 @dataclass(frozen=True)
@@ -80,10 +71,10 @@ class Attempt:
 def load_artifact(repository: ModelRepository, artifact: Artifact, device: torch.device) -> Attempt:
     """Load and warm ``artifact`` on ``device``; a refusal is an ``Attempt`` with the reason."""
     try:
-        manifest, module = repository.load(artifact, device)
-        model = LoadedModel(manifest, module, device, artifact.folder)
+        manifest, runtime = repository.load(artifact, device)
+        model = LoadedModel(manifest, runtime, artifact.folder)
         model.warm_up()
     except (ArtifactError, RuntimeError) as exc:
         return Attempt(artifact.stamp, None, str(exc))
-    log.info("loaded %s v%d on %s", model.name, model.version, device)
+    log.info("loaded %s v%d: %s on %s", model.name, model.version, runtime.name, model.device)
     return Attempt(artifact.stamp, model, None)

@@ -2,10 +2,11 @@
 answer. Knows nothing about HTTP.
 
 ``refresh()`` looks at the disk again (``ModelRepository.scan``): it loads the versions it has
-not loaded (sha256 checked, warm-up forward run), reloads those whose files changed, forgets
-those that are gone, and retries a refused artifact once its files change (size or mtime of
-``model.pt`` or ``manifest.json``), then reads the aliases and traffic settings of every model
-(``AliasStore``, shared by the replicas). A model answers with the version its ``production``
+not loaded (in the runtime ``DIGITS_RUNTIME`` picks, sha256 checked, warm-up forward run),
+reloads those whose files changed, forgets those that are gone, and retries a refused artifact
+once its files change (size or mtime of ``model.pt``, ``model.onnx`` or ``manifest.json``),
+then reads the aliases and traffic settings of every model (``AliasStore``, shared by the
+replicas). A model answers with the version its ``production``
 alias names; a model seen for the first time gets its first version as ``production`` (or the
 version of a legacy ``DEFAULT`` pin file, once: the alias is the record from then on). When the
 production version cannot be loaded the model is not ready (503 on its predict, the reason in
@@ -92,8 +93,8 @@ class ModelRegistry:
     def refresh(self) -> list[LoadedModel]:
         """Bring memory in line with the disk; returns the versions newly (re)loaded.
 
-        Blocking (file reads, ``torch.jit.load``, warm-up): call it from a thread, not the
-        event loop. Concurrent calls are serialised.
+        Blocking (file reads, ``torch.jit.load`` or an ONNX Runtime session, warm-up): call
+        it from a thread, not the event loop. Concurrent calls are serialised.
         """
         with self._refresh_lock:
             self._pull()

@@ -3,7 +3,7 @@ each name's pinned default.
 
 Layout (written by ``training.export``)::
 
-    models/<name>/<version>/{model.pt, manifest.json, curves.*}   shipped, read-only
+    models/<name>/<version>/{model.pt, model.onnx, manifest.json, curves.*}   shipped, read-only
     var/models/<name>/<version>/...                               made at run time (jobs)
     var/models/<name>/DEFAULT                                     optional: the pinned default
 
@@ -22,13 +22,15 @@ from pathlib import Path
 
 import torch
 
-from training.artifacts import load_artifact, read_manifest
+from service.inference.runtime import Runtime, RuntimeSetting, open_runtime
+from training.artifacts import read_manifest
 from training.export import (
     MANIFEST_FILE,
     MODEL_FILE,
     ArtifactError,
     Manifest,
 )
+from training.onnx_export import ONNX_FILE
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class Artifact:
 
     folder: Path
     manifest: Manifest
-    #: Size and mtime of the model and manifest files: a change means "look again".
+    #: Size and mtime of the model files and the manifest: a change means "look again".
     stamp: tuple[int, ...]
 
     @property
@@ -62,11 +64,22 @@ class Scan:
 
 class ModelRepository:
     """Reads model folders under ``shipped`` and ``runtime``; never unpickles anything but
-    TorchScript. New versions go to ``runtime`` (``shipped`` when it is ``None``)."""
+    TorchScript. New versions go to ``runtime`` (``shipped`` when it is ``None``). Versions
+    load in the runtime ``serve_with`` picks (``service.inference.runtime``), ONNX Runtime
+    sessions with ``threads`` intra-op threads."""
 
-    def __init__(self, shipped: Path, runtime: Path | None = None) -> None:
+    def __init__(
+        self,
+        shipped: Path,
+        runtime: Path | None = None,
+        *,
+        serve_with: RuntimeSetting = "auto",
+        threads: int = 1,
+    ) -> None:
         self.shipped = Path(shipped)
         self.runtime = Path(runtime) if runtime is not None else None
+        self.serve_with: RuntimeSetting = serve_with
+        self.threads = threads
 
     @property
     def writable(self) -> Path:
@@ -105,11 +118,9 @@ class ModelRepository:
             missing = f"the models folder {self.shipped} does not exist"
         return Scan(list(found.values()), problems, versions, missing)
 
-    def load(
-        self, artifact: Artifact, device: torch.device
-    ) -> tuple[Manifest, torch.jit.ScriptModule]:
-        """Verify the sha256 and ``torch.jit.load`` the module onto ``device``."""
-        return load_artifact(artifact.folder, device)
+    def load(self, artifact: Artifact, device: torch.device) -> tuple[Manifest, Runtime]:
+        """Load ``artifact`` in its runtime on ``device``, the file it reads sha256-checked."""
+        return open_runtime(artifact.folder, self.serve_with, device, self.threads)
 
     def pinned_default(self, name: str) -> int | None:
         """The version a legacy ``DEFAULT`` file pins for ``name``, if any (runtime pin first).
@@ -156,7 +167,7 @@ def _read(folder: Path) -> Artifact:
             f"folder is {folder.parent.name}/{folder.name}"
         )
     stamp: list[int] = []
-    for file in (MODEL_FILE, MANIFEST_FILE):
+    for file in (MODEL_FILE, ONNX_FILE, MANIFEST_FILE):
         try:
             stat = (folder / file).stat()
             stamp += [stat.st_size, stat.st_mtime_ns]

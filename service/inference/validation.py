@@ -15,16 +15,18 @@ import functools
 import logging
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from service.inference.repository import ModelRepository
 from service.rollout.gate import Measure
-from training.data import Validation, carve_validation, load_split
+from training.data import N_CLASSES, Validation, carve_validation, load_split
 from training.export import ArtifactError, Manifest
 
 log = logging.getLogger(__name__)
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
+#: float32 rows (N, 64) in, (N, >= 10) out: a runtime's forward (``Runtime.forward``).
+Forward = Callable[[np.ndarray], np.ndarray]
 
 
 @functools.cache
@@ -43,16 +45,17 @@ def accuracy(manifest: Manifest, forward: Callable[[], Forward], validation: Val
         record.get("from") == "out_of_fold" or facts == validation.describe()
     ):
         return float(record["accuracy"])
-    with torch.inference_mode():
-        predicted = forward()(validation.x).argmax(dim=1).cpu()
-    return float((predicted == validation.y).float().mean())
+    rows = validation.x.numpy().astype(np.float32, copy=False)
+    predicted = forward()(rows)[:, :N_CLASSES].argmax(axis=1)
+    return float((predicted == validation.y.numpy()).mean())
 
 
 def stored_accuracy(
     repository: ModelRepository, name: str, validation: Validation | None = None
 ) -> Measure:
     """The gate's ``measure`` for model ``name``, for a job's worker and a manual move alike:
-    ``accuracy`` of a version on disk (loaded on the CPU if its manifest has no figure) on
+    ``accuracy`` of a version on disk (loaded on the CPU, in the repository's runtime, if
+    its manifest has no figure) on
     ``validation`` (default: ``validation_rows()``, loaded at the first measure); ``None``
     when it is not on disk or cannot be loaded."""
 
@@ -64,7 +67,7 @@ def stored_accuracy(
         try:
             return accuracy(
                 artifact.manifest,
-                lambda: repository.load(artifact, torch.device("cpu"))[1],
+                lambda: repository.load(artifact, torch.device("cpu"))[1].forward,
                 validation if validation is not None else validation_rows(),
             )
         except ArtifactError as exc:

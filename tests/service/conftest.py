@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,43 @@ from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import SHIPPED_MODELS
 from training.export import MANIFEST_FILE, MODEL_FILE, Manifest, Metrics, sha256_file
+from training.onnx_export import write_onnx
+
+#: The runtimes a version can be served by (``DIGITS_RUNTIME``, docs/service.md "Runtimes").
+RUNTIMES = ("torchscript", "onnxruntime")
+#: The suites that run once per runtime: predict, /v2, the gate, the data plane and the
+#: shadow (test_rollout). Every other suite runs under the default, ``auto`` (ONNX Runtime on
+#: the CPU for every version with ``model.onnx``).
+BOTH_RUNTIMES = frozenset(
+    {
+        "test_predict",
+        "test_v2_client",
+        "test_v2_batching",
+        "test_v2_errors",
+        "test_rollout",
+        "test_promotion",
+        "test_dataplane",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The ``BOTH_RUNTIMES`` suites run twice, ``[torchscript]`` and ``[onnxruntime]``
+    (module-scoped, so a module's own fixtures are built once per runtime)."""
+    if metafunc.module.__name__.rpartition(".")[2] in BOTH_RUNTIMES:
+        metafunc.parametrize("serving_runtime", RUNTIMES, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serving_runtime(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The runtime this module's tests serve with: ``DIGITS_RUNTIME`` is set for the module
+    (``make_settings`` and ``python -m service`` read it), ``auto`` where not parametrized.
+    A module-scoped fixture of the module that starts a service must take this fixture, so
+    that it is built again for the other runtime."""
+    runtime: str = getattr(request, "param", "auto")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGITS_RUNTIME", runtime)
+        yield runtime
 
 
 @pytest.fixture
@@ -26,10 +63,15 @@ def anyio_backend() -> str:
 
 
 def write_artifact(root: Path, name: str, version: int, module: torch.nn.Module) -> Path:
-    """Script ``module`` and write it as ``root/name/version`` with a valid manifest."""
+    """Script ``module`` and write it as ``root/name/version`` with a valid manifest, as
+    ``model.pt`` and ``model.onnx`` (checked against each other on a few rows of 0..16), so
+    that either runtime serves it."""
     folder = root / name / str(version)
     folder.mkdir(parents=True)
-    torch.jit.save(torch.jit.script(module.eval()), str(folder / MODEL_FILE))
+    scripted = torch.jit.script(module.eval())
+    torch.jit.save(scripted, str(folder / MODEL_FILE))
+    probe = torch.arange(16 * 64, dtype=torch.float32).reshape(16, 64) % 17
+    onnx = write_onnx(scripted, folder, probe)
     manifest = Manifest(
         name=name,
         version=version,
@@ -50,6 +92,7 @@ def write_artifact(root: Path, name: str, version: int, module: torch.nn.Module)
         torch_version=torch.__version__,
         created=datetime.now(UTC),
         sha256=sha256_file(folder / MODEL_FILE),
+        onnx=onnx,
     )
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json())
     return folder

@@ -63,9 +63,12 @@ def running_service(
 ) -> Iterator[LiveService]:
     """``python -m service`` on ``models_dir`` with its job database and log in ``workdir``
     (also its working directory, so no ``.env`` of the checkout applies), plus ``settings``
-    (``DIGITS_*`` variables); stopped after."""
+    (``DIGITS_*`` variables; of the test's own environment only ``DIGITS_RUNTIME``, which
+    the suites run under each runtime set); stopped after."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("DIGITS_") or k == "DIGITS_RUNTIME"
+    }
     env.update(
         DIGITS_DATABASE_URL=f"sqlite:///{workdir / 'jobs.db'}",
         DIGITS_DEVICE="cpu",

@@ -18,6 +18,7 @@ from service.http.app import create_app
 from service.inference.explain import area_under, deletion_curve, occlusion
 from service.inference.inline import forward_of
 from service.inference.loaded import LoadedModel
+from service.inference.runtime_torchscript import TorchScriptRuntime
 from tests.conftest import SHIPPED_MODELS, make_settings
 from tests.service.conftest import write_artifact
 from training.artifacts import read_manifest
@@ -248,7 +249,8 @@ def test_every_openapi_example_is_answered_200(shipped: TestClient) -> None:
 def _load(name: str) -> LoadedModel:
     folder = SHIPPED_MODELS / name / "1"
     module = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
-    return LoadedModel(read_manifest(folder), module, torch.device("cpu"), folder)
+    runtime = TorchScriptRuntime(module, torch.device("cpu"))
+    return LoadedModel(read_manifest(folder), runtime, folder)
 
 
 @pytest.mark.parametrize("name", ["cnn", "logistic"])

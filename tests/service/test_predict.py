@@ -31,8 +31,11 @@ def test_shipped_model_reproduces_its_manifest_test_accuracy(
     assert correct / len(labels) == pytest.approx(manifest.metrics.test_accuracy, abs=1e-9)
 
 
-def test_known_weights_linear_gives_the_hand_computed_answer(tmp_path: Path) -> None:
-    """A Linear(64, 10) with identity weights on the first 10 pixels predicts the lit pixel."""
+def test_known_weights_linear_gives_the_hand_computed_answer(
+    tmp_path: Path, serving_runtime: str
+) -> None:
+    """A Linear(64, 10) with identity weights on the first 10 pixels predicts the lit pixel,
+    in the runtime the suite runs under (the answer names it)."""
     linear = torch.nn.Linear(64, 10)
     with torch.no_grad():
         linear.weight.zero_()
@@ -46,6 +49,7 @@ def test_known_weights_linear_gives_the_hand_computed_answer(tmp_path: Path) -> 
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["model"], body["version"], body["device"]) == ("known", "1", "cpu")
+    assert body["runtime"] == serving_runtime
     (prediction,) = body["predictions"]
     assert prediction["label"] == 3
     expected = math.exp(16) / (math.exp(16) + 9)

@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.http.app import create_app
+from service.inference.runtime_torchscript import TorchScriptRuntime
 from service.settings import Settings
 from tests.conftest import SHIPPED_MODELS, make_settings
 from tests.databases import BACKENDS, database_url
@@ -335,6 +336,7 @@ def test_the_gate_reads_an_out_of_fold_accuracy_as_held_out() -> None:
     assert accuracy(oof, no_forward, validation_rows()) == 0.875
     other = manifest.model_copy(update={"validation": {"from": "elsewhere", "accuracy": 0.9}})
     module = torch.jit.load(str(SHIPPED_MODELS / "logistic" / "1" / "model.pt"))
-    measured = accuracy(other, lambda: module, validation_rows())  # measured, not the record
+    forward = TorchScriptRuntime(module, torch.device("cpu")).forward
+    measured = accuracy(other, lambda: forward, validation_rows())  # measured, not the record
     assert measured != 0.9
     assert measured > 0.9

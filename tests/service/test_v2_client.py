@@ -18,11 +18,12 @@ from training.artifacts import read_manifest
 from training.data import Split
 
 FAMILIES = ("logistic", "fnn", "cnn")
+PLATFORMS = {"torchscript": "pytorch_torchscript", "onnxruntime": "onnxruntime_onnx"}
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    """The service on a private copy of the shipped models."""
+def live(tmp_path_factory: pytest.TempPathFactory, serving_runtime: str) -> Iterator[LiveService]:
+    """The service on a private copy of the shipped models, under ``serving_runtime``."""
     workdir = tmp_path_factory.mktemp("v2-client")
     shutil.copytree(SHIPPED_MODELS, workdir / "models")
     with running_service(workdir / "models", workdir) as service:
@@ -75,15 +76,15 @@ def test_server_metadata_names_the_extensions(client: triton.InferenceServerClie
 
 @pytest.mark.parametrize("version", ["", "1"])
 def test_model_metadata_describes_the_tensors(
-    client: triton.InferenceServerClient, version: str
+    client: triton.InferenceServerClient, version: str, serving_runtime: str
 ) -> None:
     """Input ``pixels`` FP32 [-1, 64]; outputs ``probabilities`` FP32 [-1, 10], ``label``
     INT64 [-1], ``outlier`` BOOL [-1] and ``outlier_score`` FP32 [-1] with the threshold; the
-    TorchScript platform and the versions."""
+    platform of the runtime that serves it (Triton's names) and the versions."""
     metadata = client.get_model_metadata("fnn", version)
     assert metadata["name"] == "fnn"
     assert metadata["versions"] == ["1"]
-    assert metadata["platform"] == "pytorch_torchscript"
+    assert metadata["platform"] == PLATFORMS[serving_runtime]
     assert metadata["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}]
     assert metadata["outputs"] == [
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
@@ -117,10 +118,14 @@ def test_infer_flags_a_blank_input_and_not_a_digit(
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_infer_answers_what_predict_answers(
-    client: triton.InferenceServerClient, live: LiveService, split: Split, binary: bool
+    client: triton.InferenceServerClient,
+    live: LiveService,
+    split: Split,
+    binary: bool,
+    serving_runtime: str,
 ) -> None:
     """Inputs and outputs as binary data (tritonclient's default) or as JSON: the labels and
-    probabilities of /predict, and the request id echoed."""
+    probabilities of /predict, the request id echoed and the runtime that ran it named."""
     rows = split.x_test[:5].numpy()
     outputs = [
         triton.InferRequestedOutput(n, binary_data=binary) for n in ("probabilities", "label")
@@ -130,6 +135,7 @@ def test_infer_answers_what_predict_answers(
     assert response["id"] == "req-7"
     assert response["model_name"] == "cnn"
     assert response["model_version"] == "1"
+    assert response["parameters"] == {"runtime": serving_runtime}
     assert [("binary_data_size" in o.get("parameters", {})) for o in response["outputs"]] == [
         binary,
         binary,

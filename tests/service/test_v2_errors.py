@@ -23,8 +23,10 @@ ZERO = [0] * 64
 
 
 @pytest.fixture(scope="module")
-def http(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[httpx.Client]:
-    """An HTTP client on the app served by uvicorn (``max_rows`` 4)."""
+def http(
+    tmp_path_factory: pytest.TempPathFactory, tiny_models: Path, serving_runtime: str
+) -> Iterator[httpx.Client]:
+    """An HTTP client on the app served by uvicorn (``max_rows`` 4), under ``serving_runtime``."""
     models = tmp_path_factory.mktemp("v2-errors") / "models"
     shutil.copytree(tiny_models, models)
     with (

@@ -127,6 +127,7 @@ def encode(result: Explanation) -> bytes:
         "version": str(result.version),
         "alias": result.alias,
         "device": result.device,
+        "runtime": result.runtime,
         "method": METHOD,
         "baseline": BASELINE,
         "explanations": explanations,

@@ -58,6 +58,8 @@ def _info(dataplane: DataPlane, name: str) -> ModelInfo:
                 is_default=m.version == state.default_version,
                 aliases=by_version.get(m.version, []),
                 created=m.manifest.created,
+                runtime=m.runtime.name,
+                platform=m.runtime.platform,
                 manifest=m.manifest,
             )
             for m in registry.versions(name)

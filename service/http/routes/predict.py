@@ -241,6 +241,7 @@ def encode(result: InferenceResult, **extra: Any) -> bytes:
         "version": str(result.version),
         "alias": result.alias,
         "device": result.device,
+        "runtime": result.runtime,
         "predictions": predictions,
         **extra,
     }

@@ -44,7 +44,6 @@ from service.http.v2_codec import (
 from service.inference.registry import ModelRegistry
 
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
-PLATFORM = "pytorch_torchscript"
 HEADER_LENGTH = b"inference-header-content-length"
 #: The body media types the infer routes take: JSON, or binary tensor data.
 INFER_TYPES = ("application/json", "application/octet-stream")
@@ -184,7 +183,7 @@ async def model_metadata(request: Request) -> Response:
     body: dict[str, Any] = {
         "name": name,
         "versions": [str(m.version) for m in registry.versions(name)],
-        "platform": PLATFORM,
+        "platform": model.runtime.platform,
         "inputs": MODEL_INPUTS,
         # a version exported without an outlier score has no outlier outputs
         "outputs": [
