@@ -154,7 +154,7 @@ def test_what_the_service_writes_is_on_a_volume(rendered: dict[str, Docs]) -> No
 @pytest.mark.parametrize("shape", ["embedded", "scaled"])
 def test_every_digits_variable_is_a_setting(rendered: dict[str, Docs], shape: str) -> None:
     """env and the ConfigMap read by envFrom: real settings with valid values. A setting
-    that does not exist yet (the object-storage store of the roadmap) is caught."""
+    that does not exist (a misspelt name) is caught."""
     docs = rendered[shape]
     maps = checks.config_maps(docs)
     for name, pod in checks.pod_specs(docs):
@@ -163,10 +163,10 @@ def test_every_digits_variable_is_a_setting(rendered: dict[str, Docs], shape: st
             assert any(k.startswith("DIGITS_") for k in env)
             assert checks.settings_problems(name, env) == []
     planted = copy.deepcopy(docs)
-    config(planted)["DIGITS_VERSIONS_URL"] = "s3://bucket/versions"
+    config(planted)["DIGITS_VERSION_STORE"] = "s3://bucket/versions"  # a misspelt setting
     config(planted)["DIGITS_JOB_BACKEND"] = "kubernetes"
     found = checks.container_problems(planted)
-    assert any("DIGITS_VERSIONS_URL is not a setting" in p for p in found), found
+    assert any("DIGITS_VERSION_STORE is not a setting" in p for p in found), found
     assert any("job_backend" in p for p in found), found
 
 
