@@ -239,8 +239,8 @@ def wait_ready(cluster: Cluster, timeout: float = 300) -> None:
                 if httpx.get(base + path, headers=cluster.headers(), timeout=2).status_code == 200:
                     ready[container] = time.time()
         if time.monotonic() > deadline:
-            logs = {c: logs(c, 30) for c in cluster.api}
-            raise SmokeFailure(f"API pods not ready after {timeout:.0f} s: {logs}")
+            tails = {c: logs(c, 30) for c in cluster.api}
+            raise SmokeFailure(f"API pods not ready after {timeout:.0f} s: {tails}")
         time.sleep(0.2)
     for container, at in ready.items():
         cluster.report.check(
@@ -253,16 +253,22 @@ def wait_ready(cluster: Cluster, timeout: float = 300) -> None:
 
 
 def wait_worker(cluster: Cluster) -> None:
-    wait_for(
-        lambda: " ready." in logs(cluster.worker),
-        300,
-        f"the worker pod ({podman('logs', '--tail', '30', cluster.worker, check=False)})",
-        every=0.5,
+    try:
+        wait_for(lambda: " ready." in logs(cluster.worker), 300, "the worker pod", every=0.5)
+    except SmokeFailure as failure:
+        raise SmokeFailure(f"{failure}: {logs(cluster.worker, 30)}") from None
+    # Celery's own time stamp of its 'ready.' line (UTC in the image).
+    found = re.search(
+        r"\[([\d-]+ [\d:]+,\d+): INFO/MainProcess\] \S+ ready\.", logs(cluster.worker)
     )
-    took = time.time() - started_at(cluster.worker)
+    at = time.time()
+    if found:
+        stamp = dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        at = stamp.replace(tzinfo=dt.UTC).timestamp()
     cluster.report.check(True, f"{cluster.worker} up", "celery 'ready.'")
     cluster.report.figure(
-        f"cold start {cluster.worker} (container start -> 'ready.')", f"~{took:.1f} s"
+        f"cold start {cluster.worker} (container start -> 'ready.')",
+        f"{at - started_at(cluster.worker):.1f} s",
     )
 
 
@@ -308,12 +314,10 @@ def check_job(cluster: Cluster, moto_port: int, bucket: str) -> str:
         ).json()
         return job if job["status"] in ("succeeded", "failed", "cancelled") else None
 
-    job = wait_for(
-        finished,
-        300,
-        f"job {job_id} (worker: {podman('logs', '--tail', '20', cluster.worker, check=False)})",
-        every=0.2,
-    )
+    try:
+        job = wait_for(finished, 300, f"job {job_id}", every=0.2)
+    except SmokeFailure as failure:
+        raise SmokeFailure(f"{failure}: worker: {logs(cluster.worker, 20)}") from None
     cluster.report.check(
         job["status"] == "succeeded" and job["model"] is not None,
         f"POST /train to {first} (admin key from the Secret's file): job ran on the worker pod",
@@ -365,7 +369,8 @@ def scale_up(cluster: Cluster, played: list[dict[str, Any]], version: str) -> No
     for mount in container["volumeMounts"]:
         mount["name"] = mount["name"].replace(old, new)
     next(p for p in container["ports"] if p["name"] == "http")["hostPort"] = port
-    took = cluster.play([extra], "scale-up")
+    config = [d for d in played if k8s_play.kind_of(d) == "ConfigMap"]
+    took = cluster.play([*config, extra], "scale-up")
     name = container_of(extra)
     cluster.api = {name: f"http://127.0.0.1:{port}"}
     say(f"-- a third API pod (the HPA's scale-up): played in {took:.1f} s")
