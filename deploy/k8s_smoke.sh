@@ -4,6 +4,7 @@
 # bucket. See docs/deployment.md, "Run for real here: make k8s-test".
 #
 #   deploy/k8s_smoke.sh [--keep] [--remove-images]        (or: make k8s-test)
+#   deploy/k8s_smoke.sh --remove-images --images-only     only that (CI, after a failure)
 #
 #   1. the image localhost/digits-serve:smoke: reused when it exists (`deploy/smoke.sh --keep`
 #      or an earlier run left it), else built by `deploy/smoke.sh --build-only` (podman, base
@@ -22,12 +23,14 @@ cd "$(dirname "$0")/.."
 
 keep=${K8S_KEEP:-0}
 remove_images=0
+images_only=0
 for arg in "$@"; do
   case $arg in
     --keep) keep=1 ;;
     --remove-images) remove_images=1 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "k8s: unknown argument $arg (usage: deploy/k8s_smoke.sh [--keep] [--remove-images])" >&2; exit 2 ;;
+    --images-only) images_only=1 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "k8s: unknown argument $arg (usage: deploy/k8s_smoke.sh [--keep] [--remove-images] [--images-only])" >&2; exit 2 ;;
   esac
 done
 
@@ -81,6 +84,9 @@ if command -v podman >/dev/null; then
   # shellcheck source=deploy/podman.sh
   source deploy/podman.sh
   podman_conf "$work"
+fi
+if [[ $images_only == 1 ]]; then
+  exit 0
 fi
 if command -v podman >/dev/null && podman image exists "$app_image"; then
   say "image $app_image exists: reused (not rebuilt)"
