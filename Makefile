@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve train ship test test-fast lint fmt check bench report clean deploy-test
+.PHONY: install serve train ship test test-fast lint fmt check bench report clean deploy-test k8s-test
 
 # Where pip takes torch from. The default is the CPU build on any Linux x86_64 machine (PyPI's
 # own torch there is the CUDA build, several GB). For an NVIDIA GPU, the CUDA 12.8 build:
@@ -71,6 +71,12 @@ check: lint test
 ## Docker engine or container registry needed): deploy/smoke.sh, see docs/deployment.md.
 deploy-test: $(STAMP)
 	bash deploy/smoke.sh $(SMOKE_ARGS)
+
+## The rendered manifests (deploy/k8s/overlays/scaled) played for real with `podman kube play`:
+## 2 API pods, a worker pod, a job published through an S3 bucket (moto_server); reuses the
+## image deploy-test built (SMOKE_ARGS=--keep), builds it when missing. docs/deployment.md.
+k8s-test: $(STAMP)
+	bash deploy/k8s_smoke.sh $(K8S_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/serve_bench.py

@@ -4,6 +4,7 @@
 # registries, through the machine's own apt and pip configuration). Run as root.
 #
 #   deploy/smoke.sh [--keep]        (or: make deploy-test)
+#   deploy/smoke.sh --build-only    steps 1-4 only, images kept (deploy/k8s_smoke.sh uses it)
 #
 #   1. installs podman, runc, slirp4netns and debootstrap with apt when missing; podman runs
 #      with runc (crun fails on setrlimit on these machines), through a containers.conf of
@@ -26,11 +27,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 keep=${SMOKE_KEEP:-0}
+build_only=0
 for arg in "$@"; do
   case $arg in
     --keep) keep=1 ;;
+    --build-only) build_only=1; keep=1 ;;
     -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
-    *) echo "smoke: unknown argument $arg (usage: deploy/smoke.sh [--keep])" >&2; exit 2 ;;
+    *) echo "smoke: unknown argument $arg (usage: deploy/smoke.sh [--keep] [--build-only])" >&2; exit 2 ;;
   esac
 done
 
@@ -86,20 +89,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
 fi
-# Limits no higher than this machine's hard ones: podman's defaults (nofile and nproc at
-# 1048576/4194304) are refused here ("error setting rlimit ... operation not permitted").
-nofile=$(ulimit -Hn)
-[[ $nofile =~ ^[0-9]+$ ]] || nofile=65536
-cat >"$work/containers.conf" <<EOF
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-[containers]
-log_driver = "k8s-file"
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=8192:8192"]
-EOF
-export CONTAINERS_CONF=$work/containers.conf
+# shellcheck source=deploy/podman.sh
+source deploy/podman.sh
+podman_conf "$work"
 podman info >/dev/null || die "podman does not work here (see 'podman info')"
 
 # The machine's Debian mirror, as apt is configured (never a host name written here).
@@ -205,6 +197,9 @@ nice -n 10 podman build --format docker --pull=never --network host "${build_vol
 build_s=$((SECONDS - t0))
 made_images+=("$app_image")
 echo "smoke: built $app_image in ${build_s} s"
+if [[ $build_only == 1 ]]; then
+  exit 0
+fi
 
 # --- 5. the image checks, the stack, the faults ---------------------------------------------
 say "image checks, stack, faults (deploy/smoke_stack.py)"

@@ -164,9 +164,9 @@ def compose_service(name: str) -> tuple[list[str], dict[str, str]]:
 
 
 @contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new database ``digits_smoke_<hex>``; yields its name, dropped afterwards."""
-    name = f"digits_smoke_{uuid.uuid4().hex[:10]}"
+def fresh_database(prefix: str = "digits_smoke") -> Iterator[str]:
+    """A new database ``<prefix>_<hex>``; yields its name, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
