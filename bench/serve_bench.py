@@ -3,6 +3,7 @@ ASGI floor (not a test).
 
     .venv/bin/python bench/serve_bench.py [--models-dir models] [--seconds 5] [--rounds 2]
         [--baseline DIR]   # also the service of another checkout (e.g. a git worktree of main)
+        [--torchscript]    # also this service on DIGITS_RUNTIME=torchscript, side by side
         [--overload 30]    # then c=512 on the service alone for 30 s: status codes, p99, RSS
 
 References: ``floor`` (a bare ASGI app on uvicorn answering a constant: the Python floor),
@@ -50,6 +51,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 SERVER_CORE, CLIENT_CORE = "0", "1"
 PORTS = {"service": 8100, "naive": 8101, "ceiling": 8102, "floor": 8104}
+#: The servers that are this project's service: the one measured (its default runtime, ONNX
+#: Runtime where a version has model.onnx), the same service on TorchScript (--torchscript),
+#: and another checkout's (--baseline).
+SERVICES = ("service", "torchscript", "baseline")
 # Test row 0 of the lecture's split (a 7).
 SEVEN = [0, 0, 2, 15, 16, 16, 13, 0, 0, 0, 8, 12, 8, 12, 16, 0, 0, 0, 0, 0, 0, 15, 10, 0,
          0, 0, 0, 0, 6, 16, 3, 0, 0, 0, 0, 3, 16, 16, 14, 0, 0, 0, 0, 0, 12, 10, 1, 0,
@@ -121,8 +126,10 @@ def start(name: str, models_dir: Path, baseline: Path | None = None) -> Server:
     port = PORTS[name]
     env = {**os.environ, "DIGITS_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
     cwd = ROOT
-    if name in ("service", "baseline"):
+    if name in SERVICES:
         env |= {"DIGITS_MODELS_DIR": str(models_dir), "DIGITS_LOG_LEVEL": "warning"}
+        if name == "torchscript":
+            env["DIGITS_RUNTIME"] = "torchscript"
         env |= {"DIGITS_DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/jobs.db"}
         env |= {"DIGITS_VERSIONS_DIR": tempfile.mkdtemp()}
         if name == "baseline" and baseline is not None:
@@ -311,7 +318,7 @@ def _cnn_metric(port: int, name: str) -> float:
 
 def _cnn_forward_s(server: Server) -> float:
     """Seconds the service's CNN forwards have taken so far (nan for the other servers)."""
-    if server.name not in ("service", "baseline"):
+    if server.name not in SERVICES:
         return float("nan")
     return _cnn_metric(PORTS[server.name], "digits_forward_seconds_sum")
 
@@ -344,6 +351,12 @@ def run() -> int:
         "--baseline", type=Path, help="a checkout whose service is measured too, as 'baseline'"
     )
     parser.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="also the service with DIGITS_RUNTIME=torchscript, as 'torchscript' (the two "
+        "runtimes side by side in the same run)",
+    )
+    parser.add_argument(
         "--v2-only",
         action="store_true",
         help="only the service: /predict against /v2 (more rounds in the same time)",
@@ -351,6 +364,8 @@ def run() -> int:
     args = parser.parse_args()
     if args.baseline is not None:
         PORTS["baseline"] = 8103
+    if args.torchscript:
+        PORTS["torchscript"] = 8105
     if args.v2_only:
         for name in ("naive", "ceiling", "floor", "baseline"):
             PORTS.pop(name, None)
@@ -375,7 +390,7 @@ def run() -> int:
             servers[name] = start(name, args.models_dir, args.baseline)
             progress(f"{name} ready in {servers[name].cold_start_s:.2f} s")
         for name, server in servers.items():
-            if name in ("service", "baseline"):
+            if name in SERVICES:
                 progress(f"{name}: its job workers warmed, idle after {server.settle():.1f} s")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -452,6 +467,20 @@ def overload(server: Server, folder: Path, seconds: float, connections: int = 51
     )
 
 
+def runtimes(single: dict[tuple[str, int], list[Result]], args: argparse.Namespace) -> None:
+    """The service on its default runtime (ONNX Runtime) against itself on TorchScript."""
+    print("\n| single CNN row | ONNX Runtime req/s | TorchScript req/s | ratio | CPU us/req ORT "
+          "| TorchScript | ratio | forward us/req ORT | TorchScript |")  # fmt: skip
+    print("|---|" + "---:|" * 8)
+    for c in args.concurrency:
+        o, t = median(single[("service", c)]), median(single[("torchscript", c)])
+        print(
+            f"| c={c} | {o.rps:,.0f} | {t.rps:,.0f} | {o.rps / t.rps:.2f}x | {o.cpu_us:.0f} "
+            f"| {t.cpu_us:.0f} | {o.cpu_us / t.cpu_us:.2f}x | {o.forward_us:.0f} "
+            f"| {t.forward_us:.0f} |"
+        )
+
+
 def report(
     servers: dict[str, Server],
     single: dict[tuple[str, int], list[Result]],
@@ -482,6 +511,8 @@ def report(
             if baseline:
                 line += f" {r.rps / median(single[('baseline', c)]).rps:.3f}x |"
             print(line)
+    if "torchscript" in PORTS:
+        runtimes(single, args)
     print(
         "\n| batch of 256 rows | rows/s | in-process forward rows/s | ratio | p50 ms | errors "
         "| CPU us/row |"
