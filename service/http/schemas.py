@@ -81,7 +81,9 @@ class Prediction(BaseModel):
     )
 
 
-class PredictResponse(BaseModel):
+class AnsweredBy(BaseModel):
+    """Who answered: the head of every predict and explain answer."""
+
     model: str = Field(examples=["cnn"])
     version: str = Field(examples=["1"], description="the version that answered")
     alias: str | None = Field(
@@ -92,6 +94,9 @@ class PredictResponse(BaseModel):
     runtime: str = Field(
         examples=["onnxruntime"], description="what ran the forward: torchscript or onnxruntime"
     )
+
+
+class PredictResponse(AnsweredBy):
     predictions: list[Prediction] = Field(description="one per input row, in order")
 
 
@@ -105,17 +110,7 @@ class RowExplanation(BaseModel):
     )
 
 
-class ExplainResponse(BaseModel):
-    model: str = Field(examples=["cnn"])
-    version: str = Field(examples=["1"], description="the version that answered")
-    alias: str | None = Field(
-        examples=["production"],
-        description="the alias the request was routed by (null when pinned with ?version=)",
-    )
-    device: str = Field(examples=["cpu"])
-    runtime: str = Field(
-        examples=["onnxruntime"], description="what ran the forward: torchscript or onnxruntime"
-    )
+class ExplainResponse(AnsweredBy):
     method: str = Field(examples=["occlusion"], description="how the maps were made")
     baseline: float = Field(examples=[0.0], description="the value an occluded pixel takes")
     explanations: list[RowExplanation] = Field(description="one per input row, in order")

@@ -13,7 +13,7 @@ import torch
 
 from service.inference.repository import Artifact, ModelRepository
 from service.inference.runtime import Runtime
-from training.data import N_CLASSES
+from training.data import N_CLASSES, N_FEATURES
 from training.export import ArtifactError, Manifest
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ class LoadedModel:
         return self.predict_scored(rows)[:, :N_CLASSES]
 
     def warm_up(self) -> None:
-        """Run a few forwards so the first request does not pay for lazy initialisation."""
-        self.runtime.warm_up()
+        """Run a few forwards (1, 8, 1 rows) through the runtime, so the first request does not
+        pay for its lazy initialisation, whichever runtime it is."""
+        for rows in (1, 8, 1):
+            self.runtime.forward(np.zeros((rows, N_FEATURES), dtype=np.float32))
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ Two runtimes serve the same artifact folder: ``runtime_torchscript`` (``model.pt
 Each loads from a version folder (both files sha256-checked against the manifest first: a
 version with either modified is refused whichever runtime serves it), answers a float32
 (N, 64) batch with the (N, 11) array of class probabilities and outlier score (NaN without
-one), warms up, and describes itself. Nothing above this module (the data
-plane, the batcher, the shadow scorer, the gate, ``/v2``) knows which one runs.
+one), and describes itself (the warm-up forwards are ``LoadedModel.warm_up``'s). Nothing
+above this module (the data plane, the batcher, the shadow scorer, the gate, ``/v2``) knows
+which one runs.
 
 ``DIGITS_RUNTIME`` (``Settings.runtime``) picks: ``auto`` serves a version with ONNX Runtime
 when the device is the CPU and its manifest lists ``model.onnx``, with TorchScript otherwise
@@ -57,10 +58,6 @@ class Runtime(Protocol):
     def forward(self, rows: np.ndarray) -> np.ndarray:
         """(N, 11) float32 on the CPU for float32 ``rows`` (N, 64): the class probabilities
         and, as the last column, the outlier score of each row (NaN without one)."""
-        ...
-
-    def warm_up(self) -> None:
-        """Run a few forwards so the first request does not pay for lazy initialisation."""
         ...
 
     def describe(self) -> dict[str, str]:

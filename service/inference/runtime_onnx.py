@@ -18,7 +18,6 @@ import onnxruntime as ort
 import torch
 
 from training.artifacts import onnx_bytes
-from training.data import N_FEATURES
 from training.export import ArtifactError, Manifest
 from training.onnx_export import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, THRESHOLD_KEY
 
@@ -51,10 +50,6 @@ class OnnxRuntime:
     def forward(self, rows: np.ndarray) -> np.ndarray:
         probabilities, score = self.session.run(self._outputs, {INPUT_NAME: rows})
         return np.concatenate([probabilities, score[:, None]], axis=1)
-
-    def warm_up(self) -> None:
-        for rows in (1, 8, 1):
-            self.forward(np.zeros((rows, N_FEATURES), dtype=np.float32))
 
     def describe(self) -> dict[str, str]:
         return {

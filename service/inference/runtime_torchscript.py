@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from training.artifacts import load_module
-from training.data import N_FEATURES
 from training.export import MODEL_FILE, Manifest
 from training.onnx_export import threshold_of
 
@@ -52,10 +51,6 @@ class TorchScriptRuntime:
             scored = torch.cat([probabilities, score.unsqueeze(1).to(probabilities.dtype)], 1)
             out: np.ndarray = scored.cpu().numpy()
             return out
-
-    def warm_up(self) -> None:
-        for rows in (1, 8, 1):
-            self.forward(np.zeros((rows, N_FEATURES), dtype=np.float32))
 
     def describe(self) -> dict[str, str]:
         return {

@@ -20,7 +20,7 @@ from service.http.decode import decode_rows
 from service.http.deps import get_dataplane, get_settings
 from service.http.numbers import parse_int
 from service.http.policy import READ, needs
-from service.http.routes.predict import ERRORS, ROUTING_PARAMS, requested_target
+from service.http.routes.predict import ERRORS, ROUTING_PARAMS, answered_by, requested_target
 from service.http.schemas import ExplainResponse, predict_openapi
 from service.inference.explain import BASELINE, COPIES, METHOD, Explanation, explain
 from training.data import N_CLASSES
@@ -123,11 +123,7 @@ def encode(result: Explanation) -> bytes:
         )
     ]
     body = {
-        "model": result.model,
-        "version": str(result.version),
-        "alias": result.alias,
-        "device": result.device,
-        "runtime": result.runtime,
+        **answered_by(result),
         "method": METHOD,
         "baseline": BASELINE,
         "explanations": explanations,

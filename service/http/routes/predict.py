@@ -37,6 +37,7 @@ from service.http.policy import READ, needs
 from service.http.request_log import ANSWERED_BY
 from service.http.schemas import PredictResponse, predict_openapi
 from service.inference.dataplane import DataPlane, InferenceResult
+from service.inference.explain import Explanation
 from service.rollout.aliases import ALIAS_SCHEMA_PATTERN, check_alias_name
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -221,6 +222,17 @@ def parse_version(raw: str | None) -> int | None:
     return None if raw is None else parse_int(raw, "query.version", minimum=1)
 
 
+def answered_by(result: InferenceResult | Explanation) -> dict[str, Any]:
+    """The head of a predict or explain answer: who answered (``schemas.AnsweredBy``)."""
+    return {
+        "model": result.model,
+        "version": str(result.version),
+        "alias": result.alias,
+        "device": result.device,
+        "runtime": result.runtime,
+    }
+
+
 def encode(result: InferenceResult, **extra: Any) -> bytes:
     """The JSON answer of every predict route (``PredictResponse``), plus ``extra`` fields."""
     probabilities = result.probabilities  # (N, 10) float32 rows
@@ -236,13 +248,5 @@ def encode(result: InferenceResult, **extra: Any) -> bytes:
             strict=True,
         )
     ]
-    body = {
-        "model": result.model,
-        "version": str(result.version),
-        "alias": result.alias,
-        "device": result.device,
-        "runtime": result.runtime,
-        "predictions": predictions,
-        **extra,
-    }
+    body = {**answered_by(result), "predictions": predictions, **extra}
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
