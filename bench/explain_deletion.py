@@ -30,9 +30,12 @@ from service.inference.explain import area_under, deletion_curve, occlusion  # n
 from service.inference.inline import forward_of  # noqa: E402
 from service.inference.loaded import LoadedModel  # noqa: E402
 from service.inference.runtime_torchscript import TorchScriptRuntime  # noqa: E402
-from training.artifacts import read_manifest  # noqa: E402
-from training.data import N_FEATURES, load_split  # noqa: E402
-from training.export import MODEL_FILE  # noqa: E402
+from training.contract import (  # noqa: E402
+    MODEL_FILE,
+    read_manifest,
+)
+from training.data import load_split  # noqa: E402
+from training.digits import N_FEATURES  # noqa: E402
 
 SHOWN_K = (0, 4, 8, 16, 32, 64)
 

@@ -25,8 +25,8 @@ from service.jobs.cost import estimate
 from service.jobs.request import JobSpec
 from training.data import load_split
 from training.fit import train
-from training.models import ModelSpec
 from training.recipes import Recipe
+from training.specs import ModelSpec
 
 BODIES: list[dict[str, Any]] = [
     {"family": "logistic"},

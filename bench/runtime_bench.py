@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from service.inference import runtime_onnx, runtime_torchscript  # noqa: E402
 from service.inference.runtime import Runtime  # noqa: E402
-from training.artifacts import read_manifest  # noqa: E402
-from training.data import N_CLASSES, load_split  # noqa: E402
+from training.contract import read_manifest  # noqa: E402
+from training.data import load_split  # noqa: E402
+from training.digits import N_CLASSES  # noqa: E402
 
 CASES = (("cnn", 1), ("cnn", 256), ("ensemble", 1), ("ensemble", 256), ("fnn", 1), ("logistic", 1))
 CPU = torch.device("cpu")

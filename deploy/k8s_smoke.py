@@ -273,7 +273,7 @@ def wait_worker(cluster: Cluster) -> None:
 
 
 def check_predictions(cluster: Cluster) -> None:
-    from training.artifacts import read_manifest
+    from training.contract import read_manifest
     from training.data import load_split
 
     split = load_split()

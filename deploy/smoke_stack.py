@@ -474,7 +474,7 @@ class Smoke:
 
     def check_predictions(self) -> None:
         say("-- through nginx: health and the lecture's 360 test rows")
-        from training.artifacts import read_manifest
+        from training.contract import read_manifest
         from training.data import load_split
 
         ready = httpx.get(f"{self.proxy}/health/ready", timeout=5)

@@ -18,8 +18,8 @@ from service.settings import Settings
 from training.data import Split, load_split
 from training.export import export
 from training.fit import train
-from training.models import FAMILIES
 from training.recipes import DEFAULT
+from training.specs import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODELS = ROOT / "models"

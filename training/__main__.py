@@ -30,13 +30,14 @@ import torch
 from tqdm import tqdm
 
 from training.cli import add_threads_argument, int_at_least, positive_int
-from training.data import OUT_OF_FOLD_FOLDS, load_split
-from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
-from training.export import Manifest, next_version
+from training.contract import Manifest, next_version
+from training.data import load_split
+from training.digits import OUT_OF_FOLD_FOLDS
+from training.ensemble_spec import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.fit import Step, StepCallback
-from training.models import FAMILIES, Family, ModelSpec
 from training.pipeline import fit_calibrated, total_steps
 from training.recipes import RECIPE_NAMES, Recipe, RecipeName, preset
+from training.specs import FAMILIES, Family, ModelSpec
 
 #: What ``--family`` accepts: the single-model families and the ensemble of them.
 CHOICES: tuple[str, ...] = (*FAMILIES, ENSEMBLE)

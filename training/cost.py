@@ -17,10 +17,13 @@ import torch
 from torch import nn
 
 from training.cli import add_threads_argument, positive_int
-from training.ensemble import DEFAULT_MEMBERS, Ensemble
-from training.models import FAMILIES, Family, build_model
+from training.contract import ForwardCost
+from training.ensemble import Ensemble
+from training.ensemble_spec import DEFAULT_MEMBERS
+from training.models import build_model
 from training.recipes import DEFAULT
-from training.scripting import ForwardCost, measure_forward
+from training.scripting import measure_forward
+from training.specs import FAMILIES, Family
 
 
 def _build(families: tuple[Family, ...]) -> Callable[[], nn.Module]:

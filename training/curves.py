@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from training.fit import FitResult
+if TYPE_CHECKING:  # torch-free at run time: the service draws a job's curves with this module
+    from training.fit import FitResult
 
 CURVES_JSON = "curves.json"
 CURVES_PNG = "curves.png"

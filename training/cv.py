@@ -28,11 +28,12 @@ import torch
 
 from training.cli import add_threads_argument, positive_int
 from training.cv_grid import CANDIDATES
-from training.data import N_CLASSES, N_FEATURES, Split, fold_indices, held_out_fold, load_split
+from training.data import Split, fold_indices, held_out_fold, load_split
+from training.digits import N_CLASSES, N_FEATURES
 from training.fit import train
-from training.models import FAMILIES, Family, ModelSpec
 from training.recipes import DEFAULT, Preset
 from training.scripting import measure_forward, script_model
+from training.specs import FAMILIES, Family, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def cross_validate_ensemble(
 ) -> CVScore:
     """``cross_validate`` for an ensemble of ``families`` (each its default recipe): ensemble
     seed ``s * len(fold_splits) + fold``, its members seeded from it (``member_seed``)."""
-    from training.ensemble import ensemble_spec, train_ensemble
+    from training.ensemble import train_ensemble
+    from training.ensemble_spec import ensemble_spec
 
     accuracies, seed_errors, seconds = [], [], 0.0
     model = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from training.models import Family
 from training.recipes import DEFAULT, Preset
+from training.specs import Family
 
 
 def _variant(family: Family, spec: dict[str, object], recipe: dict[str, object]) -> Preset:

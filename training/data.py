@@ -1,33 +1,21 @@
-"""The lecture's data: ``load_digits`` split 80/20 with ``random_state=1234``."""
+"""The lecture's data as torch tensors: ``load_digits`` split 80/20 with ``random_state=1234``
+(``training.digits``: the same split as numpy arrays, and the data's constants)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-#: The split of the lecture; every reported figure uses it.
-LECTURE_RANDOM_STATE = 1234
-TEST_SIZE = 0.20
-#: The first test labels of the lecture's split, used as its fingerprint.
-LECTURE_FIRST_TEST_LABELS = (7, 1, 7, 6, 0, 2, 4, 3, 6, 3)
-N_FEATURES = 64
-N_CLASSES = 10
-PIXEL_MIN = 0.0
-PIXEL_MAX = 16.0
-#: The validation rows carved from the training rows (never from the test rows): the rows that
-#: choose (promotion gate, temperature scaling), while the lecture's test rows stay the report.
-VALIDATION_FRACTION = 0.15
-VALIDATION_RANDOM_STATE = 0
-#: The out-of-fold scoring of the training rows (temperature, held-out accuracy): stratified
-#: k-fold with this many folds and this shuffle seed.
-OUT_OF_FOLD_FOLDS = 5
-OUT_OF_FOLD_RANDOM_STATE = 0
-
-
-class SplitMismatch(RuntimeError):
-    """The split does not match the lecture's (different sklearn data or split code)."""
+from training.digits import (
+    LECTURE_RANDOM_STATE,
+    OUT_OF_FOLD_FOLDS,
+    OUT_OF_FOLD_RANDOM_STATE,
+    TEST_SIZE,
+    lecture_arrays,
+    validation_facts,
+    validation_positions,
+)
 
 
 @dataclass(frozen=True)
@@ -53,35 +41,16 @@ class Split:
 
 
 def load_split(random_state: int = LECTURE_RANDOM_STATE, *, check: bool = True) -> Split:
-    """Load the digits and split them as the lecture does.
-
-    With the lecture's ``random_state`` and ``check=True`` the first test labels are compared
-    with the lecture's, so a changed dataset or split never goes unnoticed.
-    """
-    # Imported here, not at module level: the service imports this module for its constants
-    # and must not pay scikit-learn's import time and memory (~1 s, ~80 MB) to serve.
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        digits.data, digits.target, test_size=TEST_SIZE, shuffle=True, random_state=random_state
-    )
-    split = Split(
-        x_train=torch.from_numpy(np.asarray(x_train, dtype=np.float32)),
-        y_train=torch.from_numpy(np.asarray(y_train, dtype=np.int64)),
-        x_test=torch.from_numpy(np.asarray(x_test, dtype=np.float32)),
-        y_test=torch.from_numpy(np.asarray(y_test, dtype=np.int64)),
+    """Load the digits and split them as the lecture does (``training.digits.lecture_arrays``:
+    with the lecture's ``random_state`` and ``check=True`` the first test labels are checked)."""
+    x_train, y_train, x_test, y_test = lecture_arrays(random_state, check=check)
+    return Split(
+        x_train=torch.from_numpy(x_train),
+        y_train=torch.from_numpy(y_train),
+        x_test=torch.from_numpy(x_test),
+        y_test=torch.from_numpy(y_test),
         random_state=random_state,
     )
-    if check and random_state == LECTURE_RANDOM_STATE:
-        first = tuple(int(v) for v in split.y_test[: len(LECTURE_FIRST_TEST_LABELS)])
-        if first != LECTURE_FIRST_TEST_LABELS:
-            raise SplitMismatch(
-                f"first test labels are {first}, the lecture's split has "
-                f"{LECTURE_FIRST_TEST_LABELS}; check the scikit-learn version"
-            )
-    return split
 
 
 @dataclass(frozen=True)
@@ -94,13 +63,7 @@ class Validation:
 
     def describe(self) -> dict[str, object]:
         """The facts a manifest records about the carve, enough to carve it again."""
-        return {
-            "from": "train",
-            "fraction": VALIDATION_FRACTION,
-            "random_state": VALIDATION_RANDOM_STATE,
-            "stratified": True,
-            "n_validation": len(self.y),
-        }
+        return validation_facts(len(self.y))
 
 
 def carve_validation(split: Split) -> tuple[Split, Validation]:
@@ -110,18 +73,8 @@ def carve_validation(split: Split) -> tuple[Split, Validation]:
     the lecture's, unchanged) and the :class:`Validation` rows. Stratified by label, with a
     fixed seed, so every version ever fitted is scored on the same validation rows.
     """
-    from sklearn.model_selection import train_test_split
-
-    positions = np.arange(len(split.y_train))
-    fit_idx, val_idx = train_test_split(
-        positions,
-        test_size=VALIDATION_FRACTION,
-        shuffle=True,
-        stratify=split.y_train.numpy(),
-        random_state=VALIDATION_RANDOM_STATE,
-    )
-    fit_pos = torch.from_numpy(np.sort(fit_idx))
-    val_pos = torch.from_numpy(np.sort(val_idx))
+    fit_idx, val_idx = validation_positions(split.y_train.numpy())
+    fit_pos, val_pos = torch.from_numpy(fit_idx), torch.from_numpy(val_idx)
     fitting = Split(
         x_train=split.x_train[fit_pos],
         y_train=split.y_train[fit_pos],

@@ -15,7 +15,6 @@ by ``training.curves``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -26,23 +25,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from training.contract import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    Manifest,
+    Metrics,
+    next_version,
+    sha256_file,
+)
 from training.curves import write_curves
-from training.data import N_CLASSES, N_FEATURES, PIXEL_MAX, PIXEL_MIN, Split
+from training.data import Split
 from training.fit import FitResult
-from training.onnx_export import OnnxEntry, write_onnx
-from training.scripting import ForwardCost, measure_forward, script_model
+from training.onnx_export import write_onnx
+from training.scripting import measure_forward, script_model
 
 if TYPE_CHECKING:
     from training.calibration import CalibrationReport
     from training.outlier import OutlierStats
 
-MODEL_FILE = "model.pt"
-MANIFEST_FILE = "manifest.json"
 RELIABILITY_PNG = "reliability.png"
-MANIFEST_SCHEMA = 1
 
 
 class Described(Protocol):
@@ -57,85 +61,6 @@ class Architecture(Described, Protocol):
 
     @property
     def family(self) -> str: ...
-
-
-class ArtifactError(Exception):
-    """A model folder that cannot be served: missing files, bad manifest, sha256 mismatch."""
-
-
-class InputSpec(BaseModel):
-    """What the exported module takes: float32 (N, 64) of raw pixel values in 0..16."""
-
-    shape: list[int | None] = Field(default_factory=lambda: [None, N_FEATURES])
-    dtype: str = "float32"
-    min: float = PIXEL_MIN
-    max: float = PIXEL_MAX
-    description: str = "raw sklearn load_digits pixels: 8x8 image flattened row by row, 0..16"
-
-
-class Metrics(BaseModel):
-    """Figures measured at export time on the split the model was fitted on."""
-
-    train_accuracy: float
-    test_accuracy: float
-    test_errors: int
-    n_test: int
-    final_loss: float
-    fit_seconds: float
-    iterations: int
-
-
-class Manifest(BaseModel):
-    """The metadata file of one model version (``manifest.json``)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    schema_version: int = MANIFEST_SCHEMA
-    name: str
-    version: int
-    family: str
-    architecture: dict[str, Any]
-    hyperparameters: dict[str, Any]
-    recipe: str
-    data_split: dict[str, Any]
-    metrics: Metrics
-    input: InputSpec = Field(default_factory=InputSpec)
-    labels: list[int] = Field(default_factory=lambda: list(range(N_CLASSES)))
-    forward_cost: ForwardCost | None = None
-    #: The validation rows carved from the training rows (``training.data.carve_validation``)
-    #: and the model's accuracy on them; absent for a model fitted on every training row.
-    validation: dict[str, Any] | None = None
-    #: Temperature scaling fitted on the out-of-fold logits of the training rows and folded
-    #: into ``model.pt``: the temperature and the ECE/NLL/Brier/confidence figures before and
-    #: after it on the out-of-fold and test rows (older versions: on 216 validation rows).
-    calibration: dict[str, Any] | None = None
-    #: The outlier score inside ``model.pt`` (``training.outlier``): method, threshold, the
-    #: held-out and test flag rates; ``None`` for a version exported without one.
-    outlier: dict[str, Any] | None = None
-    #: ``ensemble`` only: each member's family, seed, architecture, recipe and accuracies.
-    members: list[dict[str, Any]] | None = None
-    torch_version: str
-    created: datetime
-    #: sha256 of ``model.pt``.
-    sha256: str
-    #: ``model.onnx``: its sha256, opset, outputs and the parity check against ``model.pt``
-    #: at export; ``None`` for a version exported before ONNX (served by TorchScript).
-    onnx: OnnxEntry | None = None
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def next_version(model_dir: Path) -> int:
-    """One more than the highest numeric version folder (1 when there is none)."""
-    versions = [int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()]
-    return max(versions, default=0) + 1
 
 
 def export(

@@ -18,9 +18,10 @@ from torch import nn
 
 from training.augment import rotate_images, shift_images
 from training.data import Split
-from training.models import ModelSpec, build_model
+from training.models import build_model
 from training.optim import WeightAverage, make_optimizer, make_scheduler
 from training.recipes import Recipe
+from training.specs import ModelSpec
 
 STOP = True
 

@@ -6,58 +6,11 @@ any input scaling is a buffer inside the module, so a caller never needs to know
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
-
 import torch
 from torch import nn
 
-from training.data import N_CLASSES, N_FEATURES
-
-Family = Literal["logistic", "fnn", "cnn"]
-Activation = Literal["relu", "tanh"]
-FAMILIES: tuple[Family, ...] = ("logistic", "fnn", "cnn")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The architecture of one model. Fields not used by a family keep their defaults."""
-
-    family: Family
-    #: logistic: the lecture's hand-made ``X @ beta + intercept`` form instead of ``nn.Linear``.
-    hand_made: bool = False
-    #: fnn: width of each hidden layer.
-    hidden: int = 64
-    #: fnn: number of hidden layers (1 or 2 in the lecture).
-    depth: int = 1
-    #: fnn: the hidden activation.
-    activation: Activation = "relu"
-    #: cnn: output channels of each 3x3 convolution (one max-pool after the last).
-    channels: tuple[int, ...] = (8,)
-    #: fnn/cnn: dropout before the output layer (and between hidden layers of an fnn).
-    dropout: float = 0.0
-    #: cnn: width of a hidden fully connected layer (ReLU) after the convolutions; 0 = none.
-    fc_hidden: int = 0
-    #: cnn: batch normalisation after each convolution (before its ReLU).
-    batch_norm: bool = False
-    #: Multiplies the raw 0..16 input inside the module (1/16 maps it to 0..1).
-    input_scale: float = 1.0
-    #: Free-form label, e.g. ``"lecture FNN, Tanh"``; not used to build the model.
-    label: str = field(default="", compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for manifests and job records)."""
-        data = asdict(self)
-        data["channels"] = list(self.channels)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        """Inverse of ``to_dict``."""
-        data = dict(data)
-        if "channels" in data:
-            data["channels"] = tuple(data["channels"])
-        return cls(**data)
+from training.digits import N_CLASSES, N_FEATURES
+from training.specs import FAMILIES, Activation, ModelSpec
 
 
 class _Scale(nn.Module):

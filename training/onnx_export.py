@@ -30,16 +30,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from pydantic import BaseModel
 from torch import nn
 
-from training.data import N_FEATURES
+from training.contract import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, THRESHOLD_KEY, OnnxEntry, Parity
+from training.digits import N_FEATURES
 
-ONNX_FILE = "model.onnx"
 OPSET = 17
-INPUT_NAME = "input"
-OUTPUT_NAMES = ("probabilities", "score")
-THRESHOLD_KEY = "outlier_threshold"
 #: Largest difference allowed between the two runtimes' probabilities (and relative scores).
 TOLERANCE = 1e-4
 #: The TorchScript-based exporter keeps global state: one export at a time per process.
@@ -48,29 +44,6 @@ _EXPORTING = threading.Lock()
 
 class OnnxParityError(RuntimeError):
     """The ONNX graph does not answer as the TorchScript module does."""
-
-
-class Parity(BaseModel):
-    """The comparison of the two files on the test rows, recorded in the manifest."""
-
-    rows: int
-    argmax_equal: bool
-    max_abs_diff_probabilities: float
-    max_rel_diff_score: float
-
-
-class OnnxEntry(BaseModel):
-    """The manifest's ``onnx`` entry: the file, its sha256 and how it was made and checked."""
-
-    file: str = ONNX_FILE
-    sha256: str
-    opset: int
-    inputs: list[str]
-    outputs: list[str]
-    exporter: str
-    onnx_version: str
-    onnxruntime_version: str
-    parity: Parity
 
 
 class _Scored(nn.Module):

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.data import N_CLASSES, N_FEATURES, PIXEL_MAX, Split
+from training.data import Split
+from training.digits import N_CLASSES, N_FEATURES, PIXEL_MAX
 from training.reduce import reduce_grey
 
 #: Ridge added to the covariance's diagonal (pixel values 0..16, so units of pixel²).

@@ -19,20 +19,16 @@ import torch
 from torch import nn
 
 from training.calibration import CalibrationReport, calibrate
-from training.data import (
-    N_CLASSES,
-    OUT_OF_FOLD_FOLDS,
-    Split,
-    fold_indices,
-    held_out_fold,
-    out_of_fold_record,
-)
-from training.ensemble import EnsembleSpec, train_ensemble
-from training.export import Architecture, Described, Manifest, export
+from training.contract import Manifest
+from training.data import Split, fold_indices, held_out_fold, out_of_fold_record
+from training.digits import N_CLASSES, OUT_OF_FOLD_FOLDS
+from training.ensemble import train_ensemble
+from training.ensemble_spec import EnsembleSpec
+from training.export import Architecture, Described, export
 from training.fit import FitResult, StepCallback, relay, train
-from training.models import ModelSpec
 from training.outlier import OutlierStats, fit_outlier
 from training.recipes import Recipe
+from training.specs import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training.artifacts import load_artifact
+from training.contract import MANIFEST_FILE, OnnxEntry
 from training.data import load_split
-from training.export import MANIFEST_FILE
-from training.onnx_export import OnnxEntry, checked_onnx
+from training.onnx_export import checked_onnx
 
 
 def version_folders(folder: Path) -> list[Path]:

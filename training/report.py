@@ -31,9 +31,8 @@ from tqdm import tqdm
 
 from training.cli import add_threads_argument, positive_int
 from training.data import Split, load_split
-from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
+from training.ensemble_spec import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.fit import train
-from training.models import FAMILIES
 from training.pipeline import fit_calibrated
 from training.recipes import LECTURE_REPORTED
 from training.report_rows import Job, RowResult, SeedResult, report_jobs
@@ -44,6 +43,7 @@ from training.report_tables import (
     plot_reliability_panels,
 )
 from training.scripting import measure_forward, script_model
+from training.specs import FAMILIES
 
 
 def fit_seed(job: Job, seed: int, split: Split, iterations: int | None = None) -> SeedResult:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from training.ensemble import ENSEMBLE, EnsembleSpec, ensemble_spec
-from training.models import Family
+from training.contract import ForwardCost
+from training.ensemble_spec import ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.recipes import DEFAULT, LECTURE_ROWS, Preset
-from training.scripting import ForwardCost
+from training.specs import Family
 
 RowRecipe = Literal["lecture", "default", "candidate"]
 

@@ -8,18 +8,10 @@ import math
 import time
 
 import torch
-from pydantic import BaseModel
 from torch import nn
 
-from training.data import N_FEATURES, PIXEL_MAX
-
-
-class ForwardCost(BaseModel):
-    """In-process forward time of the TorchScript module, measured at export."""
-
-    batch1_us: float
-    per_row_batch256_us: float
-    torch_threads: int
+from training.contract import ForwardCost
+from training.digits import N_FEATURES, PIXEL_MAX
 
 
 def script_model(model: nn.Module) -> torch.jit.ScriptModule:

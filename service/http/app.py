@@ -18,7 +18,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import torch
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import Engine
@@ -187,7 +186,6 @@ async def _open_dataplane(
     app: FastAPI, settings: Settings, engine: Engine, stack: contextlib.AsyncExitStack
 ) -> DataPlane:
     """Load and warm every version on disk, one micro-batcher each."""
-    torch.set_num_threads(settings.torch_threads)
     device = resolve_device(settings.device)
     repository = ModelRepository(
         settings.models_dir,
@@ -211,7 +209,6 @@ async def _open_dataplane(
         max_queued_rows=settings.max_queued_rows,
         freeze_heap=settings.freeze_heap,
         inline_forward_max_us=settings.inline_forward_max_us,
-        torch_threads=settings.torch_threads,
         shadow_queue_size=settings.shadow_queue_size,
     )
     stack.push_async_callback(dataplane.aclose)

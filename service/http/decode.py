@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from service.errors import InvalidInput, PayloadTooLarge
-from training.data import N_FEATURES, PIXEL_MAX, PIXEL_MIN
+from training.digits import N_FEATURES, PIXEL_MAX, PIXEL_MIN
 
 _RANGE = f"{PIXEL_MIN:g}..{PIXEL_MAX:g}"
 EXPECTED_ROW = (

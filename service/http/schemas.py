@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.http.decode import EXPECTED_ROW
-from training.data import N_CLASSES, N_FEATURES, PIXEL_MAX, PIXEL_MIN
-from training.export import Manifest
+from training.contract import Manifest
+from training.digits import N_CLASSES, N_FEATURES, PIXEL_MAX, PIXEL_MIN
 
 # load_digits test row 0 (a 7) and row 1 (a 1): working examples for Swagger UI.
 _SEVEN = [0, 0, 2, 15, 16, 16, 13, 0, 0, 0, 8, 12, 8, 12, 16, 0, 0, 0, 0, 0, 0, 15, 10, 0,

@@ -26,7 +26,7 @@ import orjson
 from service.errors import InvalidInput
 from service.http.v2_input import INPUT, input_rows, kind, raw_rows, show
 from service.inference.dataplane import InferenceResult
-from training.data import N_CLASSES, N_FEATURES
+from training.digits import N_CLASSES, N_FEATURES
 
 MODEL_INPUTS = [{"name": INPUT, "datatype": "FP32", "shape": [-1, N_FEATURES]}]
 MODEL_OUTPUTS = [

@@ -14,7 +14,7 @@ import numpy as np
 
 from service.errors import InvalidInput, PayloadTooLarge
 from service.http.decode import check_pixels
-from training.data import N_FEATURES
+from training.digits import N_FEATURES
 
 INPUT = "pixels"
 #: Input datatypes accepted (converted to float32) and their little-endian layout.

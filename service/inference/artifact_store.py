@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.export import MANIFEST_FILE
+from training.contract import MANIFEST_FILE
 
 log = logging.getLogger(__name__)
 

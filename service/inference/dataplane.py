@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from service.errors import InvalidInput, ModelNotReady, ModelUnavailable
 from service.inference.batcher import MicroBatcher
@@ -29,7 +28,7 @@ from service.inference.model_state import ModelState
 from service.inference.registry import ModelRegistry
 from service.inference.shadow import ShadowScorer
 from service.metrics import ServiceMetrics
-from training.data import N_CLASSES, N_FEATURES
+from training.digits import N_CLASSES, N_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,6 @@ class DataPlane:
         max_batch_size: int,
         max_wait_ms: float,
         max_queued_rows: int | None = None,
-        torch_threads: int = 1,
         inline_forward_max_us: float = 1000.0,
         freeze_heap: bool = False,
         shadow_queue_size: int = 64,
@@ -97,7 +95,7 @@ class DataPlane:
         self.max_queued_rows = max_queued_rows
         self.inline_forward_max_us = inline_forward_max_us
         self.freeze_heap = freeze_heap
-        self.executor = _forward_thread(torch_threads)
+        self.executor = _forward_thread()
         self._batchers: dict[tuple[str, int], tuple[LoadedModel, MicroBatcher]] = {}
         self._retired: list[MicroBatcher] = []  # replaced ones, closed at shutdown
         self._uncalibrated: list[tuple[LoadedModel, MicroBatcher]] = []  # inline_rows unset
@@ -264,12 +262,7 @@ class DataPlane:
         return batcher
 
 
-def _forward_thread(torch_threads: int) -> ThreadPoolExecutor:
+def _forward_thread() -> ThreadPoolExecutor:
     """The one thread that runs every forward of this device: forwards never overlap on the
-    cores (``torch_threads`` intra-op threads each)."""
-    return ThreadPoolExecutor(
-        max_workers=1,
-        thread_name_prefix="forward",
-        initializer=torch.set_num_threads,
-        initargs=(torch_threads,),
-    )
+    cores (each runtime runs ``DIGITS_TORCH_THREADS`` intra-op threads)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")

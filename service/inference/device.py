@@ -1,25 +1,61 @@
-"""Which torch device the service runs its models on."""
+"""Which device the service runs its models on: ``"cpu"`` or ``"cuda:N"``, a plain string.
+
+A string, not a ``torch.device``: the serving process imports torch only when a version is
+served by TorchScript (issue 24), so choosing the device must not import it either. ``auto``
+asks torch for CUDA only when torch is installed and the machine shows an NVIDIA GPU
+(``/proc/driver/nvidia/gpus``, which the NVIDIA driver and the container toolkit provide);
+on any other machine it is the CPU at no cost.
+"""
 
 from __future__ import annotations
 
-import torch
+import importlib.util
+from pathlib import Path
+
+CPU = "cpu"
+#: Where the NVIDIA kernel driver lists the GPUs it sees (one folder per GPU).
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto") -> str:
     """``auto`` = the first CUDA device when one is available, else the CPU.
 
-    An explicit ``cuda`` / ``cuda:N`` without such a device raises ``RuntimeError`` at start-up
-    rather than failing on the first request.
+    An explicit ``cuda`` / ``cuda:N`` without such a device (or without torch) raises
+    ``RuntimeError`` at start-up rather than failing on the first request.
     """
+    if name == CPU:
+        return CPU
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        index = device.index or 0
-        if index >= count:
-            raise RuntimeError(
-                f"device {name!r} asked for, but this machine has {count} CUDA device(s); "
-                "use DIGITS_DEVICE=auto or cpu"
-            )
-    return device
+        if not _nvidia_gpu_present() or importlib.util.find_spec("torch") is None:
+            return CPU
+        import torch  # only on a machine with an NVIDIA GPU and torch installed
+
+        return "cuda:0" if torch.cuda.is_available() else CPU
+    return _check_cuda(name)
+
+
+def _nvidia_gpu_present() -> bool:
+    try:
+        return any(NVIDIA_GPUS.iterdir())
+    except OSError:
+        return False
+
+
+def _check_cuda(name: str) -> str:
+    """``cuda:N`` for ``cuda`` / ``cuda:N`` once torch sees that device; ``RuntimeError``
+    otherwise."""
+    index = int(name.partition(":")[2] or 0)
+    if importlib.util.find_spec("torch") is None:
+        raise RuntimeError(
+            f"device {name!r} asked for, but torch is not installed (an API-only install serves "
+            "with ONNX Runtime on the CPU); use DIGITS_DEVICE=auto or cpu"
+        )
+    import torch
+
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise RuntimeError(
+            f"device {name!r} asked for, but this machine has {count} CUDA device(s); "
+            "use DIGITS_DEVICE=auto or cpu"
+        )
+    return f"cuda:{index}"

@@ -25,7 +25,7 @@ import numpy as np
 
 from service.errors import InvalidInput
 from service.inference.dataplane import DataPlane
-from training.data import N_CLASSES, N_FEATURES
+from training.digits import N_CLASSES, N_FEATURES
 
 #: The value an occluded pixel takes: load_digits' background.
 BASELINE = 0.0

@@ -15,7 +15,7 @@ import numpy as np
 
 from service.inference.batcher import Forward
 from service.inference.loaded import LoadedModel
-from training.data import N_FEATURES
+from training.digits import N_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def inline_rows(model: LoadedModel, budget_us: float, max_batch_size: int) -> in
     less: timing ``max_batch_size`` rows (tens of ms for the larger models) would cost
     start-up more than the budget it decides on.
     """
-    if model.device.type != "cpu" or budget_us <= 0:
+    if model.device != "cpu" or budget_us <= 0:
         return 0
     forward = forward_of(model)
     budget, n = budget_us, max_batch_size

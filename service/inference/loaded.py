@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from service.inference.repository import Artifact, ModelRepository
 from service.inference.runtime import Runtime
-from training.data import N_CLASSES, N_FEATURES
-from training.export import ArtifactError, Manifest
+from training.contract import ArtifactError, Manifest
+from training.digits import N_CLASSES, N_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class LoadedModel:
         return self.manifest.version
 
     @property
-    def device(self) -> torch.device:
+    def device(self) -> str:
         return self.runtime.device
 
     @property
@@ -70,7 +69,7 @@ class Attempt:
     error: str | None
 
 
-def load_artifact(repository: ModelRepository, artifact: Artifact, device: torch.device) -> Attempt:
+def load_artifact(repository: ModelRepository, artifact: Artifact, device: str) -> Attempt:
     """Load and warm ``artifact`` on ``device``; a refusal is an ``Attempt`` with the reason."""
     try:
         manifest, runtime = repository.load(artifact, device)

@@ -28,7 +28,6 @@ import logging
 import threading
 from typing import NamedTuple
 
-import torch
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.errors import (
@@ -66,7 +65,7 @@ class ModelRegistry:
     def __init__(
         self,
         repository: ModelRepository,
-        device: torch.device,
+        device: str,
         aliases: AliasStore,
         store: VersionStore | None = None,
     ) -> None:

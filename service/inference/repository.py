@@ -20,17 +20,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from service.inference.runtime import Runtime, RuntimeSetting, open_runtime
-from training.artifacts import read_manifest
-from training.export import (
+from training.contract import (
     MANIFEST_FILE,
     MODEL_FILE,
+    ONNX_FILE,
     ArtifactError,
     Manifest,
+    read_manifest,
 )
-from training.onnx_export import ONNX_FILE
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +116,7 @@ class ModelRepository:
             missing = f"the models folder {self.shipped} does not exist"
         return Scan(list(found.values()), problems, versions, missing)
 
-    def load(self, artifact: Artifact, device: torch.device) -> tuple[Manifest, Runtime]:
+    def load(self, artifact: Artifact, device: str) -> tuple[Manifest, Runtime]:
         """Load ``artifact`` in its runtime on ``device``, the file it reads sha256-checked."""
         return open_runtime(artifact.folder, self.serve_with, device, self.threads)
 

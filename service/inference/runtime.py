@@ -13,20 +13,20 @@ which one runs.
 when the device is the CPU and its manifest lists ``model.onnx``, with TorchScript otherwise
 (a version exported before ONNX, or CUDA); ``torchscript`` and ``onnxruntime`` force one (a
 version without ``model.onnx`` is refused under ``onnxruntime``; ``onnxruntime`` always runs
-on the CPU, whatever the device).
+on the CPU, whatever the device). A runtime's module is imported when a version is first served
+by it, so a process that serves only ONNX never imports torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import Literal, Protocol
 
 import numpy as np
-import torch
 
-from service.inference import runtime_onnx, runtime_torchscript
-from training.artifacts import read_manifest, verify_all
-from training.export import Manifest
+from training.contract import Manifest, read_manifest, verify_all
 
 RuntimeSetting = Literal["auto", "torchscript", "onnxruntime"]
 RUNTIME_SETTINGS: tuple[RuntimeSetting, ...] = ("auto", "torchscript", "onnxruntime")
@@ -46,8 +46,8 @@ class Runtime(Protocol):
         ...
 
     @property
-    def device(self) -> torch.device:
-        """Where its forward runs."""
+    def device(self) -> str:
+        """Where its forward runs: ``cpu`` or ``cuda:N``."""
         ...
 
     @property
@@ -69,32 +69,38 @@ class Loader(Protocol):
     """How a runtime module loads a version: ``load(folder, manifest, device, threads)``,
     the file it reads checked against ``manifest`` (``ArtifactError`` if it cannot)."""
 
-    def __call__(
-        self, folder: Path, manifest: Manifest, device: torch.device, threads: int
-    ) -> Runtime: ...
+    def __call__(self, folder: Path, manifest: Manifest, device: str, threads: int) -> Runtime: ...
 
 
-def choose(setting: RuntimeSetting, manifest: Manifest, device: torch.device) -> str:
+def choose(setting: RuntimeSetting, manifest: Manifest, device: str) -> str:
     """The runtime that serves a version under ``setting``: see the module docstring."""
     if setting != "auto":
         return setting
-    if device.type == "cpu" and manifest.onnx is not None:
+    if device == "cpu" and manifest.onnx is not None:
         return "onnxruntime"
     return "torchscript"
 
 
-LOADERS: dict[str, Loader] = {
-    runtime_torchscript.NAME: runtime_torchscript.load,
-    runtime_onnx.NAME: runtime_onnx.load,
+#: The module of each runtime, imported when a version is first served by it: the
+#: TorchScript one imports torch, which a process serving only ONNX never loads (issue 24).
+MODULES = {
+    "torchscript": "service.inference.runtime_torchscript",
+    "onnxruntime": "service.inference.runtime_onnx",
 }
 
 
+def runtime_module(name: str) -> ModuleType:
+    """The module of runtime ``name`` (its ``load`` is a ``Loader``), imported on first use."""
+    return importlib.import_module(MODULES[name])
+
+
 def open_runtime(
-    folder: Path, setting: RuntimeSetting, device: torch.device, threads: int = 1
+    folder: Path, setting: RuntimeSetting, device: str, threads: int = 1
 ) -> tuple[Manifest, Runtime]:
     """Read ``folder``'s manifest and load the version in the runtime ``setting`` picks
     (``ArtifactError`` when a file it lists is missing or modified, whichever runtime reads
     it, or the file the runtime reads is not loadable)."""
     manifest = read_manifest(folder)
     verify_all(folder, manifest)
-    return manifest, LOADERS[choose(setting, manifest, device)](folder, manifest, device, threads)
+    loader: Loader = runtime_module(choose(setting, manifest, device)).load
+    return manifest, loader(folder, manifest, device, threads)

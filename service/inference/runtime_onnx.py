@@ -15,16 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
-from training.artifacts import onnx_bytes
-from training.export import ArtifactError, Manifest
-from training.onnx_export import INPUT_NAME, ONNX_FILE, OUTPUT_NAMES, THRESHOLD_KEY
+from training.contract import (
+    INPUT_NAME,
+    ONNX_FILE,
+    OUTPUT_NAMES,
+    THRESHOLD_KEY,
+    ArtifactError,
+    Manifest,
+    onnx_bytes,
+)
 
 NAME = "onnxruntime"
 PLATFORM = "onnxruntime_onnx"
 PROVIDER = "CPUExecutionProvider"
-_CPU = torch.device("cpu")
 
 
 class OnnxRuntime:
@@ -40,8 +44,8 @@ class OnnxRuntime:
         self._outputs = list(OUTPUT_NAMES)
 
     @property
-    def device(self) -> torch.device:
-        return _CPU
+    def device(self) -> str:
+        return "cpu"
 
     @property
     def outlier_threshold(self) -> float | None:
@@ -73,7 +77,7 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-def load(folder: Path, manifest: Manifest, device: torch.device, threads: int) -> OnnxRuntime:
+def load(folder: Path, manifest: Manifest, device: str, threads: int) -> OnnxRuntime:
     """``model.onnx`` of ``folder`` (sha256 checked against ``manifest``) in a CPU session
     with ``threads`` intra-op threads; ``device`` is not used (ONNX Runtime runs on the CPU
     here)."""

@@ -7,17 +7,27 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from training.artifacts import load_module
-from training.export import MODEL_FILE, Manifest
+from training.contract import MODEL_FILE, Manifest
 from training.onnx_export import threshold_of
 
 NAME = "torchscript"
 PLATFORM = "pytorch_torchscript"
+#: The intra-op thread count torch was given in each thread that runs forwards: torch's
+#: setting is per thread under OpenMP, so the forward thread sets it once, itself.
+_THREADS = threading.local()
+
+
+def _set_threads(threads: int) -> None:
+    if getattr(_THREADS, "count", None) != threads:
+        torch.set_num_threads(threads)
+        _THREADS.count = threads
 
 
 class TorchScriptRuntime:
@@ -26,13 +36,14 @@ class TorchScriptRuntime:
     name = NAME
     platform = PLATFORM
 
-    def __init__(self, module: torch.jit.ScriptModule, device: torch.device) -> None:
+    def __init__(self, module: torch.jit.ScriptModule, device: str, threads: int = 1) -> None:
         self.module = module
         self._device = device
         self._threshold = threshold_of(module)
+        self._threads = threads
 
     @property
-    def device(self) -> torch.device:
+    def device(self) -> str:
         return self._device
 
     @property
@@ -40,6 +51,7 @@ class TorchScriptRuntime:
         return self._threshold
 
     def forward(self, rows: np.ndarray) -> np.ndarray:
+        _set_threads(self._threads)
         with torch.inference_mode():
             x = torch.from_numpy(rows).to(self._device, non_blocking=True)
             if self._threshold is None:
@@ -62,10 +74,7 @@ class TorchScriptRuntime:
         }
 
 
-def load(
-    folder: Path, manifest: Manifest, device: torch.device, threads: int
-) -> TorchScriptRuntime:
-    """``model.pt`` of ``folder`` (sha256 checked against ``manifest``) on ``device``; the
-    intra-op threads are torch's, set by the thread that runs the forwards."""
-    del threads  # torch.set_num_threads in the forward thread (service.inference.dataplane)
-    return TorchScriptRuntime(load_module(folder, manifest, device), device)
+def load(folder: Path, manifest: Manifest, device: str, threads: int) -> TorchScriptRuntime:
+    """``model.pt`` of ``folder`` (sha256 checked against ``manifest``) on ``device``, its
+    forwards on ``threads`` intra-op threads."""
+    return TorchScriptRuntime(load_module(folder, manifest, device), device, threads)

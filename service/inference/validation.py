@@ -1,7 +1,8 @@
 """The one accuracy measure of the promotion gate (``service/rollout/gate.py``): a version's
 accuracy on the validation rows.
 
-The validation rows are ``training.data.carve_validation(load_split())``: a fixed, stratified
+The validation rows are ``training.digits.validation_positions`` of the lecture's training rows
+(``carve_validation`` in training, the same rows as numpy arrays here): a fixed, stratified
 15% of the training rows, which job fits leave out; the lecture's test rows stay the report,
 never a selection criterion. A version's figure is the one recorded in its manifest
 (``"validation"``) when it was measured on these same rows, or out of fold on every training
@@ -14,14 +15,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from service.inference.repository import ModelRepository
 from service.rollout.gate import Measure
-from training.data import N_CLASSES, Validation, carve_validation, load_split
-from training.export import ArtifactError, Manifest
+from training.contract import ArtifactError, Manifest
+from training.digits import N_CLASSES, lecture_arrays, validation_facts, validation_positions
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,24 @@ log = logging.getLogger(__name__)
 Forward = Callable[[np.ndarray], np.ndarray]
 
 
+@dataclass(frozen=True)
+class Validation:
+    """The validation rows: ``x`` float32 (N, 64), ``y`` int64 (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def describe(self) -> dict[str, object]:
+        """What a manifest records of these rows (``training.data.Validation.describe``)."""
+        return validation_facts(len(self.y))
+
+
 @functools.cache
 def validation_rows() -> Validation:
-    """The validation rows (loaded once per process, ~0.5 s)."""
-    return carve_validation(load_split())[1]
+    """The validation rows (loaded once per process, ~0.5 s; scikit-learn reads the data)."""
+    x_train, y_train, _, _ = lecture_arrays()
+    _, positions = validation_positions(y_train)
+    return Validation(x_train[positions], y_train[positions])
 
 
 def accuracy(manifest: Manifest, forward: Callable[[], Forward], validation: Validation) -> float:
@@ -45,9 +60,8 @@ def accuracy(manifest: Manifest, forward: Callable[[], Forward], validation: Val
         record.get("from") == "out_of_fold" or facts == validation.describe()
     ):
         return float(record["accuracy"])
-    rows = validation.x.numpy().astype(np.float32, copy=False)
-    predicted = forward()(rows)[:, :N_CLASSES].argmax(axis=1)
-    return float((predicted == validation.y.numpy()).mean())
+    predicted = forward()(validation.x)[:, :N_CLASSES].argmax(axis=1)
+    return float((predicted == validation.y).mean())
 
 
 def stored_accuracy(
@@ -67,7 +81,7 @@ def stored_accuracy(
         try:
             return accuracy(
                 artifact.manifest,
-                lambda: repository.load(artifact, torch.device("cpu"))[1].forward,
+                lambda: repository.load(artifact, "cpu")[1].forward,
                 validation if validation is not None else validation_rows(),
             )
         except ArtifactError as exc:

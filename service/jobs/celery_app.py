@@ -4,8 +4,9 @@
 task, ``train_job(job_id)``, calls the same ``run_job`` as the local backend: the job row,
 its curve and its cancel flag live in the shared store (``settings.database_url``), the new
 version goes into the shared ``settings.versions_dir``. The API sends the task by name with its
-own app (``CeleryLauncher``); the worker finds ``app`` here, built from the environment on
-first access (PEP 562), so importing this module has no side effect.
+own app (``CeleryLauncher``'s ``sender_app``: no task registered, no torch imported); the
+worker finds ``app`` here, built from the environment on first access (PEP 562), so
+importing this module has no side effect.
 
 When a worker dies mid-job (see docs/deployment.md, "what happens when a worker dies"):
 
@@ -32,37 +33,17 @@ import torch
 from celery import Celery, Task
 
 from service.db import open_database
+from service.jobs.celery_launcher import TRAIN_TASK, sender_app
 from service.jobs.worker import run_job, warm_up
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TRAIN_TASK = "digits.train_job"
-#: How long Redis keeps a delivered, unacknowledged message before handing it out again.
-#: Longer than any job may run, so a long job is never delivered twice while it runs.
-VISIBILITY_TIMEOUT_S = 12 * 3600
-
-
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """The Celery settings shared by the API (sender) and the worker."""
-    return {
-        "broker_url": settings.celery_broker_url,
-        "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,  # a worker holds one job, the others stay queued
-        "task_ignore_result": True,  # the job store is the result
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "worker_hijack_root_logger": True,
-    }
-
 
 def create_celery_app(settings: Settings) -> Celery:
-    """A Celery app for ``settings`` with the ``train_job`` task registered."""
-    app = Celery("digits", set_as_current=False)
-    app.conf.update(celery_config(settings))
+    """A Celery app for ``settings`` with the ``train_job`` task registered (the worker's;
+    the API sends with ``celery_launcher.sender_app``, which imports no torch)."""
+    app = sender_app(settings)
 
     @app.task(name=TRAIN_TASK, bind=True)
     def train_job(self: Task[Any, Any], job_id: str) -> str:

@@ -14,13 +14,45 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from celery import Celery
 
-from service.jobs.celery_app import TRAIN_TASK, create_celery_app
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+TRAIN_TASK = "digits.train_job"
+#: How long Redis keeps a delivered, unacknowledged message before handing it out again.
+#: Longer than any job may run, so a long job is never delivered twice while it runs.
+VISIBILITY_TIMEOUT_S = 12 * 3600
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings shared by the API (sender) and the worker."""
+    return {
+        "broker_url": settings.celery_broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,  # a worker holds one job, the others stay queued
+        "task_ignore_result": True,  # the job store is the result
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": True,
+    }
+
+
+def sender_app(settings: Settings) -> Celery:
+    """A Celery app on ``settings``' broker with no task registered: what the API sends
+    ``train_job`` by name with (the worker's app, ``celery_app.create_celery_app``, adds the
+    task and imports torch)."""
+    app = Celery("digits", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
 #: How long a kill may wait for the broker.
 KILL_TIMEOUT_S = 10.0
 
@@ -34,7 +66,7 @@ class CeleryLauncher:
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
         """Build the sending app (jobs end on the workers: ``on_done`` is never called)."""
-        self.celery = create_celery_app(self.settings)
+        self.celery = sender_app(self.settings)
 
     async def launch(self, job_id: str) -> None:
         """Send the job's task; raises when the broker cannot take it."""
@@ -45,7 +77,7 @@ class CeleryLauncher:
     async def kill(self, job_ids: list[str]) -> None:
         """Revoke the jobs' tasks with ``terminate``: their pool processes are SIGKILLed."""
         if self.celery is None:
-            self.celery = create_celery_app(self.settings)
+            self.celery = sender_app(self.settings)
         revoke = self.celery.control.revoke
         try:
             await asyncio.wait_for(

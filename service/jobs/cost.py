@@ -27,10 +27,10 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from training.data import OUT_OF_FOLD_FOLDS
-from training.ensemble import EnsembleSpec
-from training.models import ModelSpec
+from training.digits import OUT_OF_FOLD_FOLDS
+from training.ensemble_spec import EnsembleSpec
 from training.recipes import Recipe
+from training.specs import ModelSpec
 
 #: Training rows of the split (the full batch when ``batch_size`` is unset or larger).
 TRAIN_ROWS = 1437

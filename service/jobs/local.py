@@ -34,9 +34,9 @@ from service.jobs.liveness import KILL_GRACE_S, WORKER_LOST, new_owner
 from service.jobs.runner import finish_task
 from service.jobs.store import JobStore
 
-# ``service.jobs.worker`` (the training stack: fit, calibration, export) is imported where a
-# worker is started or given a job (``_import_worker``), not with the API: the API's start-up
-# does not use it.
+#: The training stack (fit, calibration, export: torch), imported in the worker processes
+#: only: the API process names its functions (``_in_worker``) and never imports it (issue 24).
+WORKER_MODULE = "service.jobs.worker"
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,17 @@ class _Slot:
     job_id: str | None = None
 
 
-def _new_pool(nice: int) -> ProcessPoolExecutor:
-    from service.jobs.worker import init_worker_process
+def _in_worker(function: str, *args: Any, **kwargs: Any) -> Any:
+    """``service.jobs.worker.<function>(*args, **kwargs)``, called in a worker process."""
+    return getattr(importlib.import_module(WORKER_MODULE), function)(*args, **kwargs)
 
+
+def _new_pool(nice: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker_process,
-        initargs=(nice, os.getpid()),
+        initializer=_in_worker,
+        initargs=("init_worker_process", nice, os.getpid()),
     )
 
 
@@ -73,12 +76,6 @@ def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> as
         return asyncio.get_running_loop().run_in_executor(pool, fn, *args)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-async def _import_worker() -> None:
-    """Import ``service.jobs.worker`` in a thread, so that the first import (~20 ms of training
-    code) does not stall the event loop while it serves; later calls find it imported."""
-    await asyncio.to_thread(importlib.import_module, "service.jobs.worker")
 
 
 class LocalLauncher:
@@ -180,13 +177,11 @@ class LocalLauncher:
     async def _run(self, slot: _Slot, job_id: str) -> None:
         """Run ``job_id`` in ``slot``'s worker, then report it done."""
         try:
-            await _import_worker()
-            from service.jobs.worker import run_job
-
             if slot.pool is None:
                 slot.pool = _new_pool(self.nice)
             run = functools.partial(
-                run_job,
+                _in_worker,
+                "run_job",
                 self.store.url,
                 str(self.models_dir),
                 job_id,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from service.inference.artifact_store import StoreError, VersionStore
 from service.inference.repository import ModelRepository
-from training.export import Manifest
+from training.contract import Manifest
 from training.pipeline import Fitted
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from service.jobs.cost import Cost
 from service.settings import DEFAULT_GATE_TOLERANCE
-from training.data import OUT_OF_FOLD_FOLDS
-from training.ensemble import EnsembleSpec
-from training.models import ModelSpec
+from training.digits import OUT_OF_FOLD_FOLDS
+from training.ensemble_spec import EnsembleSpec
 from training.recipes import Recipe, RecipeName
+from training.specs import ModelSpec
 
 
 class JobStatus(enum.StrEnum):

@@ -26,9 +26,9 @@ from pydantic_core import CoreSchema, PydanticCustomError
 from service.jobs.cost import job_estimate
 from service.jobs.records import ResolvedJob
 from service.settings import DEFAULT_GATE_TOLERANCE
-from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
-from training.models import Family, ModelSpec
+from training.ensemble_spec import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
 from training.recipes import Recipe, preset
+from training.specs import Family, ModelSpec
 
 
 def _no_bools(value: Any, allowed: str) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.db import make_engine
 from service.errors import database_failure, public_message
-from service.inference.validation import stored_accuracy
+from service.inference.validation import stored_accuracy, validation_rows
 from service.jobs.liveness import new_owner
 from service.jobs.publish import Destination
 from service.jobs.records import JobRecord, JobStatus
@@ -39,7 +39,7 @@ from service.jobs.store import JobStore
 from service.rollout.aliases import AliasStore
 from service.rollout.gate import Gate
 from service.rollout.promotion import promote_job_version
-from training.data import Split, Validation, carve_validation, load_split
+from training.data import Split, load_split
 from training.fit import STOP, FitResult, Step
 from training.pipeline import Fitted, fit_calibrated
 
@@ -109,17 +109,17 @@ def _exit_when_orphaned(parent: int, check_every: float) -> None:
 
 
 def warm_up() -> None:
-    """Import and load what a job needs, so the first job of a fresh process starts fast."""
+    """Import and load what a job needs, so the first job of a fresh process starts fast:
+    the lecture's split and the gate's validation rows."""
     _split()
+    validation_rows()
 
 
 @functools.cache
-def _split() -> tuple[Split, Validation]:
-    # Immutable and ~0.5 s to build: load once per worker process. The lecture's split (a fit
-    # carves the validation rows out of its training rows, ``fit_calibrated``) and those
-    # validation rows, which the promotion gate scores the production version on.
-    split = load_split()
-    return split, carve_validation(split)[1]
+def _split() -> Split:
+    # Immutable and ~0.5 s to build: load once per worker process (a fit carves the
+    # validation rows out of its training rows itself, ``fit_calibrated``).
+    return load_split()
 
 
 class ProgressRecorder:
@@ -208,7 +208,7 @@ def _fit_and_publish(
     store: JobStore, job: JobRecord, owner: str, destination: Destination, interval: float
 ) -> JobStatus:
     spec, recipe = job.spec.fit_spec()
-    split, validation = _split()
+    split = _split()
     recorder = ProgressRecorder(store, job, owner, interval)
     # Fitted on every training row, 5 more fits on folds for the out-of-fold temperature and
     # held-out accuracy (the gate's figure), the temperature folded in (calibrated).
@@ -224,7 +224,7 @@ def _fit_and_publish(
         status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
         store.finish(job.id, owner, status, metrics=metrics, error=reason)
         return status
-    _publish(store, job, owner, destination, fitted, validation, metrics)
+    _publish(store, job, owner, destination, fitted, metrics)
     return JobStatus.SUCCEEDED
 
 
@@ -234,7 +234,6 @@ def _publish(
     owner: str,
     destination: Destination,
     fitted: Fitted,
-    validation: Validation,
     metrics: dict[str, Any],
 ) -> None:
     """Export the fitted model as the job's next version (``service/jobs/publish.py``: into
@@ -243,7 +242,7 @@ def _publish(
     manifest = destination.export(fitted, job.name, job.spec.recipe)
     metrics["test_errors"] = manifest.metrics.test_errors
     gate = Gate(
-        stored_accuracy(destination.repository, manifest.name, validation),
+        stored_accuracy(destination.repository, manifest.name),
         job.spec.gate_tolerance,
     )
     metrics["promotion"] = promote_job_version(

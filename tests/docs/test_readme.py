@@ -156,7 +156,7 @@ def test_make_train_and_make_test_say_what_they_do() -> None:
     """``make train`` names the families ``python -m training`` fits by default (the ensemble
     is not one of them); ``make test`` runs pytest verbosely (each test named as it starts),
     as the README says, and the README gives its duration."""
-    from training.models import FAMILIES
+    from training.specs import FAMILIES
 
     makefile = (ROOT / "Makefile").read_text()
     train = makefile.split("\ntrain:", 1)[1].split("\n\n", 1)[0]

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import SHIPPED_MODELS
-from training.export import MANIFEST_FILE, MODEL_FILE, Manifest, Metrics, sha256_file
+from training.contract import MANIFEST_FILE, MODEL_FILE, Manifest, Metrics, sha256_file
 from training.onnx_export import write_onnx
 
 #: The runtimes a version can be served by (``DIGITS_RUNTIME``, docs/service.md "Runtimes").

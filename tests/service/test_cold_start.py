@@ -138,7 +138,7 @@ def test_main_runs_uvicorn_with_the_collector_paused_for_one_worker(
 class _Timed:
     """A stand-in CPU model whose forward costs ``fixed_us + per_row_us * rows`` (busy)."""
 
-    name, version, device = "timed", 1, torch.device("cpu")
+    name, version, device = "timed", 1, "cpu"
 
     def __init__(self, fixed_us: float, per_row_us: float) -> None:
         self.fixed_us, self.per_row_us = fixed_us, per_row_us

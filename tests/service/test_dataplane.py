@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from service.errors import InvalidInput, VersionNotFound
 from service.inference.dataplane import DataPlane
@@ -30,7 +29,7 @@ def small_dataplane(models: Path, **options: Any) -> DataPlane:
     repository = ModelRepository(models, models.parent / "runtime")
     aliases = AliasStore.open(f"sqlite:///{models.parent / 'aliases.db'}")
     return DataPlane(
-        ModelRegistry(repository, torch.device("cpu"), aliases),
+        ModelRegistry(repository, "cpu", aliases),
         ServiceMetrics(),
         default_model="m",
         max_rows=8,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,24 +11,42 @@ import torch
 from fastapi.testclient import TestClient
 
 from service.http.app import create_app
+from service.inference import device
 from service.inference.device import resolve_device
 from tests.conftest import make_settings
 
 
-@pytest.mark.parametrize(("cuda", "expected"), [(True, "cuda"), (False, "cpu")])
+@pytest.mark.parametrize(("cuda", "expected"), [(True, "cuda:0"), (False, "cpu")])
 def test_auto_picks_cuda_when_available_else_cpu(
-    cuda: bool, expected: str, monkeypatch: pytest.MonkeyPatch
+    cuda: bool, expected: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """``auto`` resolves to CUDA on a machine with a CUDA device and to the CPU without one
-    (the machine's answer is set here, so both cases run on any machine)."""
+    """On a machine whose NVIDIA driver lists a GPU, ``auto`` resolves to CUDA when torch can
+    use it and to the CPU when it cannot (the machine's answers are set here, so both cases
+    run on any machine)."""
+    (tmp_path / "0000:01:00.0").mkdir()
+    monkeypatch.setattr(device, "NVIDIA_GPUS", tmp_path)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: int(cuda))
-    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device("auto") == expected
+
+
+def test_auto_without_a_gpu_never_imports_torch() -> None:
+    """Without an NVIDIA GPU, ``auto`` is the CPU and torch is never imported: the API
+    process that serves ONNX stays torch-free (issue 24). Run where torch cannot be imported."""
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "from service.inference import device\n"
+        "device.NVIDIA_GPUS = device.Path('/nonexistent')\n"
+        "print(device.resolve_device('auto'), device.resolve_device('cpu'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cpu", "cpu"]
 
 
 def test_explicit_cpu_is_honoured() -> None:
     """``cpu`` forces the CPU even on a GPU machine."""
-    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cpu") == "cpu"
 
 
 def test_missing_cuda_device_fails_at_start_with_the_way_out() -> None:

@@ -21,9 +21,8 @@ from service.inference.loaded import LoadedModel
 from service.inference.runtime_torchscript import TorchScriptRuntime
 from tests.conftest import SHIPPED_MODELS, make_settings
 from tests.service.conftest import write_artifact
-from training.artifacts import read_manifest
+from training.contract import MODEL_FILE, read_manifest
 from training.data import Split
-from training.export import MODEL_FILE
 
 FAMILIES = ["logistic", "fnn", "cnn", "ensemble"]
 ZEROS = [0] * 64
@@ -249,7 +248,7 @@ def test_every_openapi_example_is_answered_200(shipped: TestClient) -> None:
 def _load(name: str) -> LoadedModel:
     folder = SHIPPED_MODELS / name / "1"
     module = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
-    runtime = TorchScriptRuntime(module, torch.device("cpu"))
+    runtime = TorchScriptRuntime(module, "cpu")
     return LoadedModel(read_manifest(folder), runtime, folder)
 
 

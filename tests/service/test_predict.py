@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from service.http.app import create_app
 from tests.conftest import make_settings
 from tests.service.conftest import write_artifact
-from training.artifacts import read_manifest
+from training.contract import read_manifest
 from training.data import Split
 
 

@@ -36,7 +36,7 @@ def roots(tmp_path: Path) -> tuple[Path, Path]:
 
 def registry_on(shipped: Path, runtime: Path) -> ModelRegistry:
     aliases = AliasStore.open(f"sqlite:///{shipped.parent / 'aliases.db'}")
-    registry = ModelRegistry(ModelRepository(shipped, runtime), torch.device("cpu"), aliases)
+    registry = ModelRegistry(ModelRepository(shipped, runtime), "cpu", aliases)
     registry.refresh()
     return registry
 

@@ -30,7 +30,7 @@ def registry(tmp_path: Path) -> ModelRegistry:
     write_artifact(tmp_path / "shipped", "n", 1, lit(5))
     repository = ModelRepository(tmp_path / "shipped", tmp_path / "runtime")
     loaded = ModelRegistry(
-        repository, torch.device("cpu"), AliasStore.open(f"sqlite:///{tmp_path / 'aliases.db'}")
+        repository, "cpu", AliasStore.open(f"sqlite:///{tmp_path / 'aliases.db'}")
     )
     loaded.refresh()
     return loaded

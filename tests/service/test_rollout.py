@@ -32,7 +32,7 @@ from tests.conftest import SHIPPED_MODELS, make_settings
 from tests.databases import BACKENDS, database_url
 from tests.service.conftest import write_artifact
 from tests.service.test_registry import lit
-from training.artifacts import read_manifest
+from training.contract import read_manifest
 
 ADMIN_KEY = "rollout-admin-key-0123"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -336,7 +336,7 @@ def test_the_gate_reads_an_out_of_fold_accuracy_as_held_out() -> None:
     assert accuracy(oof, no_forward, validation_rows()) == 0.875
     other = manifest.model_copy(update={"validation": {"from": "elsewhere", "accuracy": 0.9}})
     module = torch.jit.load(str(SHIPPED_MODELS / "logistic" / "1" / "model.pt"))
-    forward = TorchScriptRuntime(module, torch.device("cpu")).forward
+    forward = TorchScriptRuntime(module, "cpu").forward
     measured = accuracy(other, lambda: forward, validation_rows())  # measured, not the record
     assert measured != 0.9
     assert measured > 0.9

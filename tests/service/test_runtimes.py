@@ -15,9 +15,8 @@ from pydantic import ValidationError
 
 from service.http.app import create_app
 from tests.conftest import make_settings
+from training.contract import MANIFEST_FILE, ONNX_FILE
 from training.data import Split
-from training.export import MANIFEST_FILE
-from training.onnx_export import ONNX_FILE
 
 SHIPPED = ("logistic", "fnn", "cnn", "ensemble")
 

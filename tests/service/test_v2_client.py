@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.conftest import SHIPPED_MODELS
 from tests.service.live import LiveService, running_service
-from training.artifacts import read_manifest
+from training.contract import read_manifest
 from training.data import Split
 
 FAMILIES = ("logistic", "fnn", "cnn")

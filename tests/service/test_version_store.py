@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
@@ -54,7 +53,7 @@ def replica(shipped: Path, cache: Path) -> ModelRegistry:
     """A registry like an API replica's: the shipped folder, a cache of its own, the store."""
     aliases = AliasStore.open(f"sqlite:///{cache.parent / (cache.name + '-aliases.db')}")
     repository = ModelRepository(shipped, cache)
-    registry = ModelRegistry(repository, torch.device("cpu"), aliases, VersionStore(URL))
+    registry = ModelRegistry(repository, "cpu", aliases, VersionStore(URL))
     registry.refresh()
     return registry
 

@@ -12,8 +12,8 @@ from torch import nn
 
 from training.data import Split, load_split
 from training.fit import FitResult, train
-from training.models import Family
 from training.recipes import DEFAULT, Preset
+from training.specs import Family
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Few steps keep the suite fast; enough for the loss to fall.

@@ -20,8 +20,9 @@ from training.calibration import (
 )
 from training.data import Split, out_of_fold_record
 from training.fit import FitResult
-from training.models import FAMILIES, Family, HandLogistic
+from training.models import HandLogistic
 from training.recipes import Preset
+from training.specs import FAMILIES, Family
 
 Fitted = dict[Family, tuple[Preset, nn.Module, FitResult]]
 

@@ -6,7 +6,7 @@ import torch
 
 from training.cv import CVScore, folds, macs_per_row, pick
 from training.data import Split
-from training.models import ModelSpec
+from training.specs import ModelSpec
 
 
 def test_folds_partition_the_training_rows_and_never_touch_test_rows(split: Split) -> None:

@@ -14,10 +14,11 @@ from torch import nn
 from training.__main__ import main
 from training.artifacts import load_artifact
 from training.data import Split
-from training.ensemble import Ensemble, ensemble_spec, member_seed, train_ensemble
+from training.ensemble import Ensemble, train_ensemble
+from training.ensemble_spec import ensemble_spec, member_seed
 from training.fit import STOP, FitResult, Step
-from training.models import Family
 from training.recipes import Preset
+from training.specs import Family
 
 Fitted = dict[Family, tuple[Preset, nn.Module, FitResult]]
 

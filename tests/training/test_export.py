@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from training.artifacts import load_artifact, read_manifest
+from training.artifacts import load_artifact
+from training.contract import ArtifactError, Manifest, read_manifest, sha256_file
 from training.data import Split
-from training.export import ArtifactError, Manifest, export, sha256_file
+from training.export import export
 from training.fit import FitResult, train
-from training.models import FAMILIES, Family
 from training.recipes import LECTURE, Preset
+from training.specs import FAMILIES, Family
 
 Fitted = dict[Family, tuple[Preset, nn.Module, FitResult]]
 

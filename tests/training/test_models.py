@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.models import ModelSpec, build_model
+from training.models import build_model
 from training.recipes import DEFAULT, LECTURE_ROWS
+from training.specs import ModelSpec
 
 ALL_SPECS = [pytest.param(p.spec, id=f"lecture-{k}") for k, p in LECTURE_ROWS.items()] + [
     pytest.param(p.spec, id=f"default-{k}") for k, p in DEFAULT.items()

@@ -15,14 +15,24 @@ import torch
 from torch import nn
 
 from training import onnx_export, reexport
-from training.artifacts import load_artifact, onnx_bytes, read_manifest
-from training.data import N_CLASSES, Split
-from training.ensemble import ENSEMBLE
-from training.export import MANIFEST_FILE, ArtifactError, export, sha256_file
+from training.artifacts import load_artifact
+from training.contract import (
+    MANIFEST_FILE,
+    ONNX_FILE,
+    ArtifactError,
+    onnx_bytes,
+    read_manifest,
+    sha256_file,
+)
+from training.data import Split
+from training.digits import N_CLASSES
+from training.ensemble_spec import ENSEMBLE
+from training.export import export
 from training.fit import FitResult
-from training.models import FAMILIES, Family, build_model
-from training.onnx_export import ONNX_FILE, TOLERANCE, OnnxParityError
+from training.models import build_model
+from training.onnx_export import TOLERANCE, OnnxParityError
 from training.recipes import Preset
+from training.specs import FAMILIES, Family
 
 SHIPPED = [*FAMILIES, ENSEMBLE]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.models import FAMILIES
 from training.recipes import LECTURE, preset
+from training.specs import FAMILIES
 
 
 @pytest.mark.parametrize("family", FAMILIES)

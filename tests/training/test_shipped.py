@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.artifacts import read_manifest
 from training.calibration import TEMPERATURE_RANGE, figures
+from training.contract import read_manifest, sha256_file
 from training.data import Split
-from training.ensemble import DEFAULT_MEMBERS, ENSEMBLE
-from training.export import sha256_file
-from training.models import FAMILIES
+from training.ensemble_spec import DEFAULT_MEMBERS, ENSEMBLE
 from training.outlier import made_inputs
+from training.specs import FAMILIES
 
 SHIPPED = [*FAMILIES, ENSEMBLE]
 

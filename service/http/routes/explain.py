@@ -23,7 +23,7 @@ from service.http.policy import READ, needs
 from service.http.routes.predict import ERRORS, ROUTING_PARAMS, answered_by, requested_target
 from service.http.schemas import ExplainResponse, predict_openapi
 from service.inference.explain import BASELINE, COPIES, METHOD, Explanation, explain
-from training.data import N_CLASSES
+from training.digits import N_CLASSES
 
 router = APIRouter(tags=["predict"])
 

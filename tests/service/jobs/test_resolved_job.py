@@ -18,7 +18,7 @@ from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
 from service.jobs.tables import jobs_table
 from tests.service.jobs.conftest import wait_job
-from training.ensemble import EnsembleSpec
+from training.ensemble_spec import EnsembleSpec
 
 OLDER = json.loads((Path(__file__).parent / "data/specs_before_resolved_job.json").read_text())
 

@@ -20,7 +20,7 @@ from tests.service.jobs.conftest import (
     wait_job,
     wait_until,
 )
-from training.artifacts import read_manifest
+from training.contract import read_manifest
 
 PIXELS = {"pixels": [0.0] * 64}
 
