@@ -186,6 +186,14 @@ class ModelUnloaded(ModelUnavailable):
     """The model was unloaded on request (``POST /v2/repository/models/{name}/unload``)."""
 
 
+class TrainingUnavailable(ServiceError):
+    """This install cannot fit a model: the local job backend on an install without torch
+    (``digits-serve[api]``, the ``api`` image)."""
+
+    status_code = 501
+    code = "training_unavailable"
+
+
 class StoreUnavailable(ServiceError):
     """The job store cannot take a write now (disk full, database down); retry later."""
 

@@ -87,5 +87,14 @@ def stored_accuracy(
         except ArtifactError as exc:
             log.warning("cannot evaluate %s v%d for the gate: %s", name, version, exc)
             return None
+        except ModuleNotFoundError as exc:  # the API install: no scikit-learn to read the rows
+            log.warning(
+                "cannot evaluate %s v%d for the gate: its manifest records no validation "
+                "figure and this install cannot load the rows (%s)",
+                name,
+                version,
+                exc,
+            )
+            return None
 
     return measure

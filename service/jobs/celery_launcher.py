@@ -63,6 +63,7 @@ class CeleryLauncher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.celery: Celery | None = None
+        self.unavailable: str | None = None  # the workers have torch: their image does
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
         """Build the sending app (jobs end on the workers: ``on_done`` is never called)."""

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import importlib.util
 import logging
 import multiprocessing
 import os
@@ -105,12 +106,19 @@ class LocalLauncher:
         self._dispatcher: asyncio.Task[None] | None = None
         self._on_done: Callable[[str], Awaitable[None]] | None = None
         self._stopping = False
+        self.unavailable = (
+            "this install has no torch (digits-serve[api]): it serves models but cannot fit "
+            "one in a local worker process"
+            if importlib.util.find_spec("torch") is None
+            else None
+        )
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
         """Dispatch (a worker process starts with the first job of its slot); ``on_done(job_id)``
         after each job."""
         self._on_done = on_done
-        self._dispatcher = asyncio.create_task(self._dispatch_loop())
+        if self.unavailable is None:  # without torch no job is claimed: none could run here
+            self._dispatcher = asyncio.create_task(self._dispatch_loop())
 
     async def launch(self, job_id: str) -> None:
         """A job was queued: look for it now rather than at the next poll."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol, Self
 
-from service.errors import QueueFull
+from service.errors import QueueFull, TrainingUnavailable
 from service.jobs.liveness import SWEEP_INTERVAL_S
 from service.jobs.metrics import JobMetrics
 from service.jobs.records import Curve, JobRecord, JobStatus, ResolvedJob
@@ -58,6 +58,10 @@ async def finish_task(task: asyncio.Task[None], timeout: float) -> None:
 
 class Launcher(Protocol):
     """How queued jobs get run, and their processes killed."""
+
+    #: Why this launcher cannot run jobs here (``POST /train`` answers 501 with it), or
+    #: ``None``.
+    unavailable: str | None
 
     async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None: ...
     async def launch(self, job_id: str) -> None: ...
@@ -121,7 +125,14 @@ class Jobs:
 
     async def submit(self, new: ResolvedJob) -> JobRecord:
         """Queue a job; ``QueueFull`` (429, ``Retry-After``) when the queue is full. A store
-        that cannot take it raises ``OperationalError``: 503 (``service.http.handlers``)."""
+        that cannot take it raises ``OperationalError``: 503 (``service.http.handlers``);
+        ``TrainingUnavailable`` (501) where the launcher cannot run jobs."""
+        if self.launcher.unavailable is not None:
+            raise TrainingUnavailable(
+                self.launcher.unavailable,
+                expected="DIGITS_JOB_BACKEND=celery with workers of the worker image, or an "
+                "install with torch: pip install 'digits-serve[all]'",
+            )
         job = await asyncio.to_thread(self.store.create, new, max_queued=self.max_queued)
         if job is None:
             raise QueueFull(

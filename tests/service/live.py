@@ -59,12 +59,18 @@ def wait_ready(service: LiveService, timeout: float = 90.0) -> None:
 
 @contextlib.contextmanager
 def running_service(
-    models_dir: Path, workdir: Path, settings: dict[str, str] | None = None
+    models_dir: Path,
+    workdir: Path,
+    settings: dict[str, str] | None = None,
+    *,
+    without: tuple[str, ...] = (),
 ) -> Iterator[LiveService]:
     """``python -m service`` on ``models_dir`` with its job database and log in ``workdir``
     (also its working directory, so no ``.env`` of the checkout applies), plus ``settings``
     (``DIGITS_*`` variables; of the test's own environment only ``DIGITS_RUNTIME``, which
-    the suites run under each runtime set); stopped after."""
+    the suites run under each runtime set); stopped after. ``without`` names packages the
+    process cannot import (as on an install that lacks them: ``("torch",)`` is the API
+    install, ``digits-serve[api]``)."""
     port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("DIGITS_") or k == "DIGITS_RUNTIME"
@@ -77,6 +83,9 @@ def running_service(
     )
     env.update(settings or {})
     argv = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+    if without:  # None in sys.modules: any import of the package fails, find_spec says None
+        block = f"import runpy, sys; sys.modules.update(dict.fromkeys({list(without)!r}))"
+        argv[1:3] = ["-c", f"{block}; runpy.run_module('service', run_name='__main__')"]
     log = workdir / "service.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

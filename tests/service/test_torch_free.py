@@ -81,3 +81,26 @@ def test_the_torchscript_runtime_does_map_torch(models_dir: Path, tmp_path: Path
         answer = httpx.post(f"{service.url}/models/cnn/predict", json={"pixels": ROW})
         assert answer.json()["runtime"] == "torchscript"
         assert torch_libraries(service.process.pid)
+
+
+def test_an_install_without_torch_serves_and_refuses_local_training(tmp_path: Path) -> None:
+    """The API install (``digits-serve[api]``: no torch, no scikit-learn) serves every shipped
+    model; a ``/train`` for the local backend, which could only fail in its worker, is refused
+    at once with 501 and what to do, and nothing is queued."""
+    with running_service(
+        SHIPPED_MODELS,
+        workdir(tmp_path),
+        {"DIGITS_RUNTIME": "auto"},
+        without=("torch", "sklearn"),
+    ) as service:
+        for name in ("logistic", "fnn", "cnn", "ensemble"):
+            answer = httpx.post(f"{service.url}/models/{name}/predict", json={"pixels": ROW})
+            assert answer.status_code == 200, answer.text
+        refused = httpx.post(f"{service.url}/train", json=SHORT_LOGISTIC, timeout=10)
+        assert refused.status_code == 501, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "training_unavailable"
+        assert "no torch" in error["message"]
+        assert "DIGITS_JOB_BACKEND=celery" in error["expected"]
+        assert httpx.get(f"{service.url}/train").json()["total"] == 0
+        assert torch_libraries(service.process.pid) == set()
