@@ -185,3 +185,51 @@ def test_a_planted_upward_import_is_caught(tmp_path: Path) -> None:
     result = import_alone("service.inference", tmp_path)
     assert result.returncode == 1
     assert "service.inference imports service.http, a layer above it" in result.stderr
+
+
+#: The modules of ``service`` that hold torch (the training stack of a worker process, the
+#: TorchScript runtime, the device check on a GPU machine): every other module, and the
+#: torch-free half of ``training``, import with torch and scikit-learn unimportable, as on
+#: the API install (``digits-serve[api]``; issue 24).
+TORCH_SIDE = (
+    "service.inference.runtime_torchscript",
+    "service.jobs.worker",
+    "service.jobs.publish",
+    "service.jobs.celery_app",
+)
+TORCH_FREE_TRAINING = (
+    "training.contract",
+    "training.digits",
+    "training.specs",
+    "training.ensemble_spec",
+    "training.recipes",
+    "training.curves",
+    "training.reduce",
+)
+
+
+def test_the_serving_modules_import_without_torch() -> None:
+    """Every module of ``service`` but ``TORCH_SIDE`` (the app factory included) imports
+    where torch and scikit-learn cannot be imported."""
+    modules = [
+        m
+        for m in source_imports(ROOT, "service")
+        if m not in TORCH_SIDE and not m.endswith(".migrations.env") and "versions" not in m
+    ]
+    assert "service.http.app" in modules
+    code = (
+        "import importlib, sys\n"
+        "sys.modules.update(dict.fromkeys(['torch', 'sklearn']))\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *modules, *TORCH_FREE_TRAINING],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

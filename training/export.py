@@ -1,14 +1,14 @@
-"""TorchScript and ONNX export and the artifact contract of ``models/``.
+"""TorchScript and ONNX export into ``models/`` (the contract: ``training.contract``).
 
 A model version is a folder ``<models_dir>/<name>/<version>/`` holding ``model.pt``
 (TorchScript), ``model.onnx`` (the same module as an ONNX graph, ``training.onnx_export``,
 checked against ``model.pt`` on the test rows before anything is published),
-``manifest.json`` (the ``Manifest`` below), ``curves.json`` and ``curves.png``.
+``manifest.json`` (``training.contract.Manifest``), ``curves.json`` and ``curves.png``.
 It is built in a temporary folder beside its final place and renamed into place, so a reader
 never sees half a model; the rename also allocates the version number safely when several
-processes publish at once. ``training.artifacts.load_artifact`` reads a version back and
-refuses a ``model.pt`` whose sha256 differs from its manifest's (``onnx_bytes``: the same for
-``model.onnx``). The module is scripted and timed by ``training.scripting``, the curves drawn
+processes publish at once. ``training.contract`` reads a version back and refuses a file
+whose sha256 differs from its manifest's (``training.artifacts.load_artifact`` loads
+``model.pt``). The module is scripted and timed by ``training.scripting``, the curves drawn
 by ``training.curves``.
 """
 
