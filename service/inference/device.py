@@ -2,9 +2,10 @@
 
 A string, not a ``torch.device``: the serving process imports torch only when a version is
 served by TorchScript (issue 24), so choosing the device must not import it either. ``auto``
-asks torch for CUDA only when torch is installed and the machine shows an NVIDIA GPU
-(``/proc/driver/nvidia/gpus``, which the NVIDIA driver and the container toolkit provide);
-on any other machine it is the CPU at no cost.
+asks torch for CUDA only when torch is installed and the machine shows an NVIDIA GPU (a GPU
+listed in ``/proc/driver/nvidia/gpus`` or a ``/dev/nvidiaN`` device node: the NVIDIA driver
+makes both, and the container toolkit passes them into a container); on any other machine it
+is the CPU at no cost.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 CPU = "cpu"
 #: Where the NVIDIA kernel driver lists the GPUs it sees (one folder per GPU).
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+#: Where it makes their device nodes (``nvidia0``, ``nvidia1``, ...).
+DEVICE_NODES = Path("/dev")
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -36,9 +39,11 @@ def resolve_device(name: str = "auto") -> str:
 
 def _nvidia_gpu_present() -> bool:
     try:
-        return any(NVIDIA_GPUS.iterdir())
+        if any(NVIDIA_GPUS.iterdir()):
+            return True
     except OSError:
-        return False
+        pass
+    return any(p.name.removeprefix("nvidia").isdigit() for p in DEVICE_NODES.glob("nvidia*"))
 
 
 def _check_cuda(name: str) -> str:

@@ -23,10 +23,23 @@ def test_auto_picks_cuda_when_available_else_cpu(
     """On a machine whose NVIDIA driver lists a GPU, ``auto`` resolves to CUDA when torch can
     use it and to the CPU when it cannot (the machine's answers are set here, so both cases
     run on any machine)."""
-    (tmp_path / "0000:01:00.0").mkdir()
-    monkeypatch.setattr(device, "NVIDIA_GPUS", tmp_path)
+    (tmp_path / "gpus" / "0000:01:00.0").mkdir(parents=True)
+    monkeypatch.setattr(device, "NVIDIA_GPUS", tmp_path / "gpus")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert resolve_device("auto") == expected
+
+
+def test_a_gpu_is_seen_by_its_device_node_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container given ``/dev/nvidia0`` but no ``/proc/driver/nvidia`` still asks torch."""
+    (tmp_path / "nvidiactl").touch()
+    monkeypatch.setattr(device, "NVIDIA_GPUS", tmp_path / "absent")
+    monkeypatch.setattr(device, "DEVICE_NODES", tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cpu"  # nvidiactl alone is no GPU
+    (tmp_path / "nvidia0").touch()
+    assert resolve_device("auto") == "cuda:0"
 
 
 def test_auto_without_a_gpu_never_imports_torch() -> None:
@@ -36,7 +49,7 @@ def test_auto_without_a_gpu_never_imports_torch() -> None:
         "import sys\n"
         "sys.modules['torch'] = None  # any import of torch now fails\n"
         "from service.inference import device\n"
-        "device.NVIDIA_GPUS = device.Path('/nonexistent')\n"
+        "device.NVIDIA_GPUS = device.DEVICE_NODES = device.Path('/nonexistent')\n"
         "print(device.resolve_device('auto'), device.resolve_device('cpu'))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
