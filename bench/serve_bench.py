@@ -5,6 +5,7 @@ floor, and optionally itself on TorchScript and MLServer (not a test).
         [--torchscript]    # also this service on DIGITS_RUNTIME=torchscript, side by side
         [--mlserver]       # also MLServer 1.7 serving the CNN's model.onnx (its own venv)
         [--cold-starts 3]  # starts of each server before the load rounds (0: skip)
+        [--v2-only]        # only the service (and --torchscript/--mlserver): /predict vs /v2
         [--bytecode]       # compile the checkout's modules first (see bench/cold_start.py)
         [--baseline DIR]   # also the service of another checkout (e.g. a git worktree of main)
         [--overload 30]    # then c=512 on the service alone for 30 s: status codes, p99, RSS
@@ -159,7 +160,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument(
-        "--cold-starts", type=int, default=3, help="starts of each server for the cold start"
+        "--cold-starts",
+        type=int,
+        help="starts of each server for the cold start and RSS at rest (default 3; 0 with "
+        "--v2-only)",
     )
     parser.add_argument(
         "--bytecode", action="store_true", help="compile the checkout's modules first"
@@ -188,6 +192,8 @@ def arguments() -> argparse.Namespace:
     )
     args = parser.parse_args()
     args.models_dir = args.models_dir.resolve()
+    if args.cold_starts is None:
+        args.cold_starts = 0 if args.v2_only else 3
     return args
 
 
