@@ -67,14 +67,14 @@ fmt: $(STAMP)
 
 check: lint test
 
-## The image built and the compose stack run for real with podman (root, Debian bookworm; no
+## The two images built and the compose stack run for real with podman (root, Debian bookworm; no
 ## Docker engine or container registry needed): deploy/smoke.sh, see docs/deployment.md.
 deploy-test: $(STAMP)
 	bash deploy/smoke.sh $(SMOKE_ARGS)
 
 ## The rendered manifests (deploy/k8s/overlays/scaled) played for real with `podman kube play`:
 ## 2 API pods, a worker pod, a job published through an S3 bucket (moto_server); reuses the
-## image deploy-test built (SMOKE_ARGS=--keep), builds it when missing. docs/deployment.md.
+## images deploy-test built (SMOKE_ARGS=--keep), builds them when missing. docs/deployment.md.
 k8s-test: $(STAMP)
 	bash deploy/k8s_smoke.sh $(K8S_ARGS)
 

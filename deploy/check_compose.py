@@ -4,7 +4,10 @@
   (a typo would otherwise be ignored silently: the settings use ``extra="ignore"``);
 - the ``api`` service publishes no host port, so ``--scale api=N`` cannot clash;
 - every ``depends_on: {condition: service_healthy}`` names a service that has a health check;
-- the API and worker commands are the ones the README and docs/deployment.md document.
+- the API and worker commands are the ones the README and docs/deployment.md document;
+- the two images: ``api`` is built from the Dockerfile's ``api`` target (no torch), every
+  Celery worker from its ``worker`` target, and no image name is given to two targets (the
+  second build would take the first one's name).
 
 Usage: ``python deploy/check_compose.py [docker-compose.yml]``; exit status 1 on a problem.
 """
@@ -21,6 +24,8 @@ from service.settings import Settings
 
 API_COMMAND = ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000"]
 WORKER_PREFIX = ["celery", "-A", "service.jobs.celery_app", "worker"]
+#: The Dockerfile's targets: the API's image (no torch) and the worker's (torch).
+API_TARGET, WORKER_TARGET = "api", "worker"
 
 
 def problems(compose: dict[str, Any]) -> list[str]:
@@ -46,6 +51,38 @@ def problems(compose: dict[str, Any]) -> list[str]:
     worker = services.get("worker", {})
     if worker.get("command", [])[: len(WORKER_PREFIX)] != WORKER_PREFIX:
         found.append(f"worker: command should start with {WORKER_PREFIX}")
+    found += image_problems(services)
+    return found
+
+
+def target_of(service: dict[str, Any]) -> str | None:
+    """The Dockerfile target a service is built from (None: not built here)."""
+    build = service.get("build")
+    if not isinstance(build, dict):
+        return None if build is None else ""  # `build: .` names no target: the last stage
+    return str(build.get("target", ""))
+
+
+def image_problems(services: dict[str, Any]) -> list[str]:
+    """``api`` from the ``api`` target, Celery workers from ``worker``; one target per image."""
+    found: list[str] = []
+    if target_of(services.get("api", {})) != API_TARGET:
+        found.append(f"api: should be built from the Dockerfile's `{API_TARGET}` target")
+    targets: dict[str, set[str]] = {}
+    for name, service in services.items():
+        target = target_of(service)
+        if target is None:
+            continue
+        command = service.get("command") or []
+        if command[: len(WORKER_PREFIX)] == WORKER_PREFIX and target != WORKER_TARGET:
+            found.append(f"{name}: a Celery worker should be built from `{WORKER_TARGET}`")
+        if "image" not in service:
+            found.append(f"{name}: built without an image name")
+        else:
+            targets.setdefault(str(service["image"]), set()).add(target)
+    for image, built in sorted(targets.items()):
+        if len(built) > 1:
+            found.append(f"image {image} is built from several targets: {sorted(built)}")
     return found
 
 

@@ -15,6 +15,10 @@ error). Then what a schema cannot say:
 - the API: compose's ``api`` command; probes on ``/health/ready``, ``/health/live`` (and a
   startup probe) sending a ``Host`` that ``DIGITS_ALLOWED_HOSTS`` admits; the Secret's key
   file mounted where ``DIGITS_ADMIN_API_KEY_FILE`` points; a preStop hook;
+- the images: a Celery worker runs ``digits-serve-worker`` (torch); an API pod runs
+  ``digits-serve-api`` (no torch) when its jobs go to Celery workers, and the worker image
+  when it runs them itself (``DIGITS_JOB_BACKEND=local``: a worker process imports torch);
+  the KServe predictor (it serves only) runs the API image;
 - the scaled shape: the HPA scales the API Deployment, the PodDisruptionBudget selects the
   API pods (not the workers), the worker runs compose's ``worker`` command, and API and
   workers share one ReadWriteMany versions volume.
@@ -55,6 +59,10 @@ KUSTOMIZATIONS = {
 KSERVE = K8S / "kserve" / "inferenceservice.yaml"
 #: How the API's command starts (compose's `api` command, checked whole below).
 PY_SERVICE = ["python", "-m", "service"]
+#: How a Celery worker's command starts (compose's `worker` command).
+CELERY_WORKER = ["celery", "-A", "service.jobs.celery_app", "worker"]
+#: The two images (the Dockerfile's targets `api`, no torch, and `worker`, torch).
+API_IMAGE, WORKER_IMAGE = "digits-serve-api", "digits-serve-worker"
 #: The image's user (Dockerfile: APP_UID).
 APP_UID = 10001
 #: Container securityContext fields and the values every container must set itself.
@@ -289,6 +297,36 @@ def api_problems(docs: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def image_name(image: str) -> str:
+    """The image's name without registry, tag or digest: ``r.io:5000/x/n:t`` -> ``n``."""
+    return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+
+
+def wanted_image(container: dict[str, Any], env: dict[str, Any]) -> str | None:
+    """The image a container needs: the worker's to run jobs (torch), else the API's."""
+    command = container.get("command", [])
+    if command[: len(CELERY_WORKER)] == CELERY_WORKER:
+        return WORKER_IMAGE
+    if command[: len(PY_SERVICE)] == PY_SERVICE:
+        local = env.get("DIGITS_JOB_BACKEND", Settings.model_fields["job_backend"].default)
+        return WORKER_IMAGE if local == "local" else API_IMAGE
+    return None
+
+
+def image_problems(docs: list[dict[str, Any]]) -> list[str]:
+    """Celery workers and API pods that run jobs themselves: the worker image; other API
+    pods: the API image (no torch)."""
+    maps = config_maps(docs)
+    found = []
+    for name, pod in pod_specs(docs):
+        for container in pod["containers"]:
+            want = wanted_image(container, environment(container, maps))
+            got = image_name(str(container.get("image", "")))
+            if want is not None and got != want:
+                found.append(f"{name}: container {container['name']} runs {got}, needs {want}")
+    return found
+
+
 def workload(docs: list[dict[str, Any]], component: str) -> dict[str, Any] | None:
     """The Deployment labelled ``app.kubernetes.io/component: component``."""
     return next(
@@ -364,6 +402,8 @@ def kserve_problems(doc: dict[str, Any]) -> list[str]:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": doc["metadata"], "spec": spec}
     found += schema_problems([pod]) + container_problems([pod])
     found += probe_problems(name_of(doc), container, kserve_hosts(container))
+    if image_name(str(container.get("image", ""))) != API_IMAGE:
+        found.append(f"{KSERVE.name}: the predictor serves only: the API image {API_IMAGE}")
     return found
 
 
@@ -375,6 +415,7 @@ def kserve_hosts(container: dict[str, Any]) -> HostCheck:
 def problems(shape: str, docs: list[dict[str, Any]]) -> list[str]:
     """Every problem of one rendered kustomization (empty when it is fine)."""
     found = schema_problems(docs) + container_problems(docs) + api_problems(docs)
+    found += image_problems(docs)
     if shape != "embedded":
         found += scaled_problems(docs)
     return found

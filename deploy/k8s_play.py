@@ -41,7 +41,8 @@ SECRET_VOLUME_NOTE = (
 class Plan:
     """What this run puts in place of the cluster's parts."""
 
-    image: str
+    #: The image each rendered image name is played with (the images deploy/smoke.sh builds).
+    images: dict[str, str]
     #: One host port (on 127.0.0.1) per API pod; its length is the number of API pods.
     api_ports: tuple[int, ...]
     #: The host folder holding the Secret volume's files.
@@ -107,7 +108,11 @@ def substitute(docs: list[dict[str, Any]], plan: Plan) -> tuple[list[dict[str, A
         "emptyDir volumes renamed <deployment>-<volume>-<run>: podman 4.3.1 names an emptyDir "
         "volume after the pod spec's volume name alone, so pods would share `tmp`, `versions`"
     )
-    notes.append(f"image digits-serve:latest -> {plan.image} (the image deploy/smoke.sh builds)")
+    notes.append(
+        "images "
+        + ", ".join(f"{rendered} -> {played}" for rendered, played in sorted(plan.images.items()))
+        + " (the images deploy/smoke.sh builds)"
+    )
     return out, notes
 
 
@@ -169,7 +174,10 @@ def _pod_spec(
         if "emptyDir" in volume:
             volume["name"] = renamed[old] = f"{name_of(doc)}-{old}-{plan.run_id}"
     for container in pod["containers"]:
-        container["image"] = plan.image
+        image = str(container.get("image", ""))
+        if image not in plan.images:
+            raise PlayError(f"{name_of(doc)}: image {image!r} is not one the plan plays")
+        container["image"] = plan.images[image]
         for mount in container.get("volumeMounts", []):
             mount["name"] = renamed.get(mount["name"], mount["name"])
         secret = _secret_name(container)

@@ -3,7 +3,8 @@ runs this; see docs/deployment.md, "Run for real here: make k8s-test").
 
 ``kubectl kustomize deploy/k8s/overlays/scaled`` is rendered, changed where podman 4.3 cannot
 play it as a cluster would (``deploy/k8s_play.py``: each change printed with its reason), and
-played with the image ``deploy/smoke.sh`` builds: two API pods and one Celery worker pod,
+played with the images ``deploy/smoke.sh`` builds (the API pods from the ``api`` target, the
+worker pod from the ``worker`` target): two API pods and one Celery worker pod,
 against this machine's PostgreSQL (a fresh database ``digits_k8s_<hex>``) and Redis (a free db
 number), with the model versions in a bucket of a ``moto_server`` on this machine. Then:
 
@@ -69,6 +70,8 @@ JOB = {
 }
 CREDENTIALS = {"aws_access_key_id": "k8s-smoke", "aws_secret_access_key": "k8s-smoke"}
 REGION = "us-east-1"
+#: The image names the manifests give (deploy/k8s), played with the images smoke.sh builds.
+API_IMAGE, WORKER_IMAGE = "digits-serve-api:latest", "digits-serve-worker:latest"
 
 
 def render() -> list[dict[str, Any]]:
@@ -225,6 +228,21 @@ def container_of(doc: dict[str, Any]) -> str:
     """podman 4.3's name of a Deployment's (first) container: <name>-pod-0-<container>."""
     name = doc["spec"]["template"]["spec"]["containers"][0]["name"]
     return f"{k8s_play.name_of(doc)}-pod-0-{name}"
+
+
+def check_images(cluster: Cluster, api: dict[str, str], worker_image: str) -> None:
+    """Each pod's container runs the image it should: API pods the API image, the worker pod
+    the worker image (what podman started, read back)."""
+    expected = {**api, cluster.worker: worker_image}
+    running = {
+        container: podman("inspect", "--format", "{{.ImageName}}", container).strip()
+        for container in expected
+    }
+    cluster.report.check(
+        running == expected,
+        "each pod runs its image",
+        "; ".join(f"{c}: {i}" for c, i in running.items()),
+    )
 
 
 def wait_ready(cluster: Cluster, timeout: float = 300) -> None:
@@ -421,7 +439,7 @@ def run(args: argparse.Namespace) -> int:
         )
         keys = cluster.write_secret(rendered, database)
         plan = k8s_play.Plan(
-            image=args.image,
+            images={API_IMAGE: args.api_image, WORKER_IMAGE: args.worker_image},
             api_ports=ports,
             keys_dir=str(keys),
             redis_db=redis_db,
@@ -448,6 +466,7 @@ def run(args: argparse.Namespace) -> int:
         )
         took = cluster.play(played, "play")
         report.figure("podman kube play (create and start every pod)", f"{took:.1f} s")
+        check_images(cluster, {c: args.api_image for c in cluster.api}, args.worker_image)
         say("-- readiness")
         wait_ready(cluster)
         wait_worker(cluster)
@@ -466,7 +485,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", required=True)
+    parser.add_argument("--api-image", required=True)
+    parser.add_argument("--worker-image", required=True)
     parser.add_argument("--work", required=True, help="a folder for the played files")
     parser.add_argument("--no-scale-up", action="store_true", help="skip the third API pod")
     args = parser.parse_args()

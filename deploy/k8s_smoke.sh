@@ -6,9 +6,10 @@
 #   deploy/k8s_smoke.sh [--keep] [--remove-images]        (or: make k8s-test)
 #   deploy/k8s_smoke.sh --remove-images --images-only     only that (CI, after a failure)
 #
-#   1. the image localhost/digits-serve:smoke: reused when it exists (`deploy/smoke.sh --keep`
-#      or an earlier run left it), else built by `deploy/smoke.sh --build-only` (podman, base
-#      images, the build; never twice);
+#   1. the images localhost/digits-serve-api:smoke (API pods) and
+#      localhost/digits-serve-worker:smoke (the worker pod): reused when both exist
+#      (`deploy/smoke.sh --keep` or an earlier run left them), else built by
+#      `deploy/smoke.sh --build-only` (podman, base images, both targets; never twice);
 #   2. deploy/k8s_smoke.py: `kubectl kustomize deploy/k8s/overlays/scaled`, changed where
 #      podman cannot play it as a cluster would (deploy/k8s_play.py, each change printed),
 #      played: 2 API pods, 1 worker pod; readiness, predictions, a job published through the
@@ -29,7 +30,7 @@ for arg in "$@"; do
     --keep) keep=1 ;;
     --remove-images) remove_images=1 ;;
     --images-only) images_only=1 ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 0 ;;
     *) echo "k8s: unknown argument $arg (usage: deploy/k8s_smoke.sh [--keep] [--remove-images] [--images-only])" >&2; exit 2 ;;
   esac
 done
@@ -41,9 +42,11 @@ die() { printf '\nk8s: FAILED: %s\n' "$*" >&2; exit 1; }
 [[ -x .venv/bin/python ]] || die ".venv is missing: run 'make install' first (make k8s-test does)"
 command -v kubectl >/dev/null || die "kubectl is not on PATH (it renders deploy/k8s)"
 
-app_image=localhost/digits-serve:smoke
+api_image=localhost/digits-serve-api:smoke
+worker_image=localhost/digits-serve-worker:smoke
 # The images deploy/smoke.sh makes (its names).
-smoke_images=(localhost/digits-smoke/python:3.11-bookworm localhost/digits-smoke/nginx:bookworm "$app_image")
+smoke_images=(localhost/digits-smoke/python:3.11-bookworm localhost/digits-smoke/nginx:bookworm
+  "$api_image" "$worker_image")
 work=$(mktemp -d /var/tmp/digits-k8s.XXXXXX)
 built=()
 started=$(date +%s)
@@ -64,7 +67,7 @@ cleanup() {
   fi
   if ((${#remove[@]})) && command -v podman >/dev/null; then
     podman rmi -f "${remove[@]}" >/dev/null 2>&1
-    podman image prune -f >/dev/null 2>&1   # the dangling build stage
+    podman image prune -f >/dev/null 2>&1   # the dangling build stages
     echo "k8s: images removed: ${remove[*]}"
   fi
   rm -rf "$work"
@@ -79,7 +82,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- 1. the image ---------------------------------------------------------------------------
+# --- 1. the images --------------------------------------------------------------------------
 if command -v podman >/dev/null; then
   # shellcheck source=deploy/podman.sh
   source deploy/podman.sh
@@ -88,10 +91,11 @@ fi
 if [[ $images_only == 1 ]]; then
   exit 0
 fi
-if command -v podman >/dev/null && podman image exists "$app_image"; then
-  say "image $app_image exists: reused (not rebuilt)"
+if command -v podman >/dev/null && podman image exists "$api_image" \
+  && podman image exists "$worker_image"; then
+  say "images $api_image, $worker_image exist: reused (not rebuilt)"
 else
-  say "no image $app_image: deploy/smoke.sh --build-only"
+  say "no image $api_image or $worker_image: deploy/smoke.sh --build-only"
   for image in "${smoke_images[@]}"; do
     if ! command -v podman >/dev/null || ! podman image exists "$image"; then built+=("$image"); fi
   done
@@ -104,5 +108,6 @@ podman --version
 
 # --- 2. the manifests played ----------------------------------------------------------------
 say "kubectl kustomize deploy/k8s/overlays/scaled | substituted | podman kube play (deploy/k8s_smoke.py)"
-.venv/bin/python deploy/k8s_smoke.py --image "$app_image" --work "$work" \
+.venv/bin/python deploy/k8s_smoke.py --api-image "$api_image" --worker-image "$worker_image" \
+  --work "$work" \
   || die "deploy/k8s_smoke.py failed (its last lines above)"

@@ -11,14 +11,19 @@
 #      its own (CONTAINERS_CONF), so the machine's podman configuration is left alone;
 #   2. base images made from Debian's packages (no registry): `debootstrap bookworm` with
 #      python3 (3.11) + venv for PYTHON_IMAGE, and with nginx-light for the proxy, each
+#      slimmed as Debian's slim images are (no docs but copyright, man pages, locales) and
 #      imported with `podman import`;
 #   3. a local package index with the CPU torch wheel and its dependencies, fetched by
 #      `pip download` through the machine's pip configuration, given to the build as
 #      TORCH_INDEX_URL=file:///wheel-index/simple (a build volume);
-#   4. `podman build` of the Dockerfile with those two build arguments, timed;
-#   5. deploy/smoke_stack.py: the image checks, then the compose stack (2 API containers,
-#      1 Celery worker, nginx with deploy/nginx.conf) against this machine's PostgreSQL and
-#      Redis, then the faults. See docs/deployment.md for the checks and the figures.
+#   4. `podman build` of the Dockerfile's two targets with those build arguments, each timed:
+#      `--target api` (localhost/digits-serve-api:smoke, no torch), then `--target worker`
+#      (localhost/digits-serve-worker:smoke, torch), which reuses the stages they share;
+#   5. deploy/smoke_stack.py: the image checks (both sizes, torch absent from the API image
+#      and present in the worker's, the API image's cold start), then the compose stack
+#      (2 API containers of the API image, 1 Celery worker of the worker image, nginx with
+#      deploy/nginx.conf) against this machine's PostgreSQL and Redis, then the faults. See
+#      docs/deployment.md for the checks and the figures.
 #
 # Everything it makes (containers, volume, images, the database, the Redis db number, the
 # work folder) is removed on exit; --keep (or SMOKE_KEEP=1) keeps the images for a quicker
@@ -32,7 +37,7 @@ for arg in "$@"; do
   case $arg in
     --keep) keep=1 ;;
     --build-only) build_only=1; keep=1 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 0 ;;
     *) echo "smoke: unknown argument $arg (usage: deploy/smoke.sh [--keep] [--build-only])" >&2; exit 2 ;;
   esac
 done
@@ -46,7 +51,8 @@ die() { printf '\nsmoke: FAILED: %s\n' "$*" >&2; exit 1; }
 prefix=digits-smoke
 python_image=localhost/$prefix/python:3.11-bookworm
 nginx_image=localhost/$prefix/nginx:bookworm
-app_image=localhost/digits-serve:smoke
+api_image=localhost/digits-serve-api:smoke
+worker_image=localhost/digits-serve-worker:smoke
 work=$(mktemp -d /var/tmp/digits-smoke.XXXXXX)
 made_images=()
 started=$(date +%s)
@@ -60,10 +66,10 @@ cleanup() {
   podman ps -a --filter "label=$prefix" --format '{{.ID}}' | xargs -r podman rm -f -v -t 0 >/dev/null
   podman volume ls --filter "label=$prefix" --format '{{.Name}}' | xargs -r podman volume rm -f >/dev/null
   if [[ $keep == 1 ]]; then
-    echo "smoke: --keep: images kept: $python_image $nginx_image $app_image"
+    echo "smoke: --keep: images kept: $python_image $nginx_image $api_image $worker_image"
   elif ((${#made_images[@]})); then
     podman rmi -f "${made_images[@]}" >/dev/null 2>&1
-    podman image prune -f >/dev/null 2>&1   # the dangling build stage
+    podman image prune -f >/dev/null 2>&1   # the dangling build stages
   fi
   rm -rf "$work"
   local took=$(($(date +%s) - started))
@@ -116,8 +122,16 @@ make_base() {  # image packages...
   nice -n 10 debootstrap --variant=minbase --include="$(IFS=,; echo "$*")" \
     --cache-dir="$work/debs" bookworm "$work/rootfs-$name" "$mirror" >"$work/debootstrap-$name.log" 2>&1 \
     || { tail -n 20 "$work/debootstrap-$name.log" >&2; die "debootstrap of $image failed"; }
-  rm -rf "$work/rootfs-$name"/var/cache/apt/archives/*.deb "$work/rootfs-$name"/var/lib/apt/lists/*
-  rm -f "$work/rootfs-$name"/etc/nginx/sites-enabled/default
+  local root=$work/rootfs-$name
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  rm -f "$root"/etc/nginx/sites-enabled/default
+  # What Debian's slim images (the base of python:3.11-slim) leave out: documentation but the
+  # copyright files, man and info pages, locales.
+  if [[ -d $root/usr/share/doc ]]; then
+    find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+    find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+  fi
+  rm -rf "$root"/usr/share/{man,info,groff,lintian,linda,locale}/*
   local change=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
     --change 'ENV LANG=C.UTF-8')
   if [[ $name == nginx ]]; then
@@ -167,8 +181,8 @@ for name, wheels in projects.items():
 print(f"smoke: index of {len(projects)} projects: {', '.join(sorted(projects))}")
 EOF
 
-# --- 4. the image ---------------------------------------------------------------------------
-say "podman build (PYTHON_IMAGE=$python_image, TORCH_INDEX_URL=file:///wheel-index/simple)"
+# --- 4. the images --------------------------------------------------------------------------
+say "podman build --target api, --target worker (PYTHON_IMAGE=$python_image, TORCH_INDEX_URL=file:///wheel-index/simple)"
 # --network host: the project's own dependencies come from the machine's package registry
 # the way pip's defaults reach it; torch and its dependencies from the local index only.
 # The machine's pip configuration, for the build's RUN steps only (build volumes, never in the
@@ -186,23 +200,31 @@ build_volumes=(--volume "$work/index:/wheel-index:ro" --volume "$work/pip.conf:/
   fi
   if [[ -n $pip_index ]]; then echo "index-url = $pip_index"; fi
 } >"$work/pip.conf"
-t0=$SECONDS
-nice -n 10 podman build --format docker --pull=never --network host "${build_volumes[@]}" \
-  --build-arg "PYTHON_IMAGE=$python_image" \
-  --build-arg "TORCH_INDEX_URL=file:///wheel-index/simple" \
-  --build-arg "TORCH_VERSION=${torch_pin#torch==}" \
-  --label "$prefix=build" \
-  -t "$app_image" -f Dockerfile . >"$work/build.log" 2>&1 \
-  || { tail -n 40 "$work/build.log" >&2; die "podman build failed (log above)"; }
-build_s=$((SECONDS - t0))
-made_images+=("$app_image")
-echo "smoke: built $app_image in ${build_s} s"
+build() {  # target image: sets build_s
+  local t0=$SECONDS
+  nice -n 10 podman build --format docker --pull=never --network host "${build_volumes[@]}" \
+    --build-arg "PYTHON_IMAGE=$python_image" \
+    --build-arg "TORCH_INDEX_URL=file:///wheel-index/simple" \
+    --build-arg "TORCH_VERSION=${torch_pin#torch==}" \
+    --label "$prefix=build" \
+    --target "$1" -t "$2" -f Dockerfile . >"$work/build-$1.log" 2>&1 \
+    || { tail -n 40 "$work/build-$1.log" >&2; die "podman build --target $1 failed (log above)"; }
+  build_s=$((SECONDS - t0))
+  made_images+=("$2")
+  echo "smoke: built $2 (--target $1) in ${build_s} s"
+}
+# The API first: the worker's build then reuses the stages both start from (deps, runtime).
+build api "$api_image"
+api_build_s=$build_s
+build worker "$worker_image"
+worker_build_s=$build_s
 if [[ $build_only == 1 ]]; then
   exit 0
 fi
 
 # --- 5. the image checks, the stack, the faults ---------------------------------------------
 say "image checks, stack, faults (deploy/smoke_stack.py)"
-.venv/bin/python deploy/smoke_stack.py --image "$app_image" --nginx-image "$nginx_image" \
-  --work "$work" --build-seconds "$build_s" --label "$prefix" \
+.venv/bin/python deploy/smoke_stack.py --api-image "$api_image" --worker-image "$worker_image" \
+  --nginx-image "$nginx_image" --work "$work" --label "$prefix" \
+  --api-build-seconds "$api_build_s" --worker-build-seconds "$worker_build_s" \
   || die "deploy/smoke_stack.py failed (its last lines above)"

@@ -307,6 +307,39 @@ def test_the_embedded_shape_is_one_pod_replaced_not_rolled(rendered: dict[str, D
     assert api["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 5 + 10 + 30
 
 
+@needs_kubectl
+def test_each_pod_runs_the_image_its_work_needs(rendered: dict[str, Docs]) -> None:
+    """Scaled: the API pods the API image (no torch), the Celery workers the worker image;
+    embedded: the worker image (its jobs run in the pod and import torch). A Celery worker
+    or an embedded API on the API image is caught, as is a scaled API on the worker image."""
+
+    def images(docs: Docs) -> dict[str, str]:
+        return {
+            d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["template"]["spec"][
+                "containers"
+            ][0]["image"]
+            for d in find(docs, "Deployment")
+        }
+
+    assert images(rendered["scaled"]) == {
+        "api": "digits-serve-api:latest",
+        "worker": "digits-serve-worker:latest",
+    }
+    assert images(rendered["embedded"]) == {"api": "digits-serve-worker:latest"}
+    assert checks.image_name("registry.example:5000/team/digits-serve-api:v3") == checks.API_IMAGE
+    planted = copy.deepcopy(rendered["scaled"])
+    api_container(planted)["image"] = "digits-serve-worker:latest"
+    (worker,) = find(planted, "Deployment", "worker")
+    worker["spec"]["template"]["spec"]["containers"][0]["image"] = "digits-serve-api:latest"
+    found = checks.image_problems(planted)
+    assert len(found) == 2, found
+    assert "runs digits-serve-worker, needs digits-serve-api" in found[0]
+    assert "runs digits-serve-api, needs digits-serve-worker" in found[1]
+    embedded = copy.deepcopy(rendered["embedded"])
+    api_container(embedded)["image"] = "digits-serve-api:latest"
+    assert "needs digits-serve-worker" in checks.image_problems(embedded)[0]
+
+
 def test_the_inference_service_is_a_locked_down_v2_predictor() -> None:
     """The KServe InferenceService (no kubectl needed): its required fields, its predictor
     strictly valid as a Pod's spec, the same container checks, port 8080 both in --port

@@ -37,7 +37,10 @@ def _load() -> ModuleType:
 
 play = _load()
 PLAN = play.Plan(
-    image="localhost/digits-serve:smoke",
+    images={
+        "digits-serve-api:latest": "localhost/digits-serve-api:smoke",
+        "digits-serve-worker:latest": "localhost/digits-serve-worker:smoke",
+    },
     api_ports=(40001, 40002),
     keys_dir="/var/tmp/keys",
     redis_db=7,
@@ -126,6 +129,28 @@ def test_volumes_are_per_pod_and_the_secret_a_host_folder(rendered: list[dict[st
                     assert volume["name"].startswith(play.name_of(doc))
 
 
+def test_each_pod_plays_its_own_image(rendered: list[dict[str, Any]]) -> None:
+    """API pods the API image (no torch), the worker pod the worker image; an image the plan
+    does not know stops the substitution."""
+    played, notes = play.substitute(rendered, PLAN)
+    images = {
+        name: [c["image"] for c in pod(doc)["containers"]]
+        for name, doc in deployments(played).items()
+    }
+    assert images == {
+        "digits-serve-api-0": ["localhost/digits-serve-api:smoke"],
+        "digits-serve-api-1": ["localhost/digits-serve-api:smoke"],
+        "digits-serve-worker": ["localhost/digits-serve-worker:smoke"],
+    }
+    assert any(
+        "digits-serve-worker:latest -> localhost/digits-serve-worker:smoke" in n for n in notes
+    )
+    docs = copy.deepcopy(rendered)
+    pod(deployments(docs)["digits-serve-worker"])["containers"][0]["image"] = "other:1"
+    with pytest.raises(play.PlayError, match="other:1"):
+        play.substitute(docs, PLAN)
+
+
 def test_the_rest_is_played_as_rendered(rendered: list[dict[str, Any]]) -> None:
     """Commands, probes, security contexts, resources, envFrom and mount paths: unchanged;
     env only gains the bucket's credentials from the Secret."""
@@ -135,7 +160,7 @@ def test_the_rest_is_played_as_rendered(rendered: list[dict[str, Any]]) -> None:
         original = before[name.rsplit("-", 1)[0] if name[-1].isdigit() else name]
         for old, new in zip(pod(original)["containers"], pod(doc)["containers"], strict=True):
             new = copy.deepcopy(new)
-            assert new.pop("image") == PLAN.image
+            assert new.pop("image") == PLAN.images[old["image"]]
             added = new["env"][len(old["env"]) :]
             new["env"] = new["env"][: len(old["env"])]
             assert [(v["name"], v["valueFrom"]["secretKeyRef"]["key"]) for v in added] == [
