@@ -48,7 +48,7 @@ def _scope(path: str, body: bytes) -> dict[str, Any]:
         "query_string": b"",
         "root_path": "",
         "headers": [
-            (b"host", b"x"),
+            (b"host", b"localhost"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ],
