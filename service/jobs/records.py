@@ -8,12 +8,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 
-from service.jobs.cost import Cost
 from service.settings import DEFAULT_GATE_TOLERANCE
 from training.digits import OUT_OF_FOLD_FOLDS
 from training.ensemble_spec import EnsembleSpec
+from training.fit_cost import Cost
 from training.recipes import Recipe, RecipeName
 from training.specs import ModelSpec
 
@@ -34,8 +34,9 @@ class JobStatus(enum.StrEnum):
 
 class ResolvedJob(BaseModel):
     """A job resolved once from its request (``JobSpec.resolve``): the model it publishes,
-    the architecture and recipe it fits, its estimated cost and its limits. The job row keeps
-    it (``model_dump``); every process reads it back with ``model_validate``."""
+        the architecture and recipe it fits, its estimated cost and its limits. The job row keeps
+        it (``model_dump``); every process reads it back with ``model_validate`` (rows of older
+    releases are rewritten to this form by migration 0002)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -54,23 +55,6 @@ class ResolvedJob(BaseModel):
     #: Wall-clock seconds the fit may run (``None``: no limit).
     time_limit_s: float | None = None
     gate_tolerance: float = DEFAULT_GATE_TOLERANCE
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_older_rows(cls, data: Any) -> Any:
-        """Rows written before this model kept the request body under ``request`` and the
-        resolved recipe under ``recipe``."""
-        if isinstance(data, dict) and "request" in data:
-            request = data["request"]
-            data = {
-                **data,
-                "family": request["family"],
-                "name": request.get("name") or request["family"],
-                "promote": request.get("promote", False),
-                "recipe": request.get("recipe", "default"),
-                "hyperparameters": data["recipe"],
-            }
-        return data
 
     @property
     def total_iterations(self) -> int:

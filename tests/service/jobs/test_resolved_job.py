@@ -1,6 +1,6 @@
 """The typed job: resolved once, stored as JSON, read back the same in every process, and
 rows written before it (``data/specs_before_resolved_job.json``, made by the code of
-commit 86eda33) still served and run."""
+commit 86eda33) upgraded by migration 0002, then served and run."""
 
 from __future__ import annotations
 
@@ -11,22 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert
 
+from service.http.app import create_app
+from service.http.routes.job_request import JobSpec
 from service.jobs.records import ResolvedJob
-from service.jobs.request import JobSpec
-from service.jobs.store import JobStore
 from service.jobs.tables import jobs_table
-from tests.service.jobs.conftest import wait_job
+from tests.service.db import store_86eda33
+from tests.service.jobs.conftest import job_settings, wait_job
 from training.ensemble_spec import EnsembleSpec
 
 OLDER = json.loads((Path(__file__).parent / "data/specs_before_resolved_job.json").read_text())
 
 
-def _insert_older_row(store: JobStore, row: dict[str, Any]) -> str:
+def _queue_older_row(url: str, row: dict[str, Any]) -> str:
     """Queue a job row exactly as the code before ``ResolvedJob`` wrote it."""
     job_id = uuid.uuid4().hex
-    with store.engine.begin() as conn:
+    engine = create_engine(url)
+    with engine.begin() as conn:
         conn.execute(
             insert(jobs_table).values(
                 id=job_id,
@@ -41,33 +43,36 @@ def _insert_older_row(store: JobStore, row: dict[str, Any]) -> str:
                 total_iterations=row["spec"]["recipe"]["iterations"],
             )
         )
+    engine.dispose()
     return job_id
 
 
-def test_rows_written_before_the_typed_job_are_served_and_run(jobs_client: TestClient) -> None:
-    """An older queued row is shown with its recipe, architecture and hyper-parameters, and
-    the worker fits and publishes it as it was asked."""
-    store: JobStore = jobs_client.app.state.jobs.store  # type: ignore[attr-defined]
-    fnn = _insert_older_row(store, OLDER["fnn"])
-    ensemble = _insert_older_row(store, OLDER["ensemble"])
-
-    body = jobs_client.get(f"/train/{fnn}").json()
-    assert (body["recipe"], body["name"], body["promote"]) == ("lecture", "older", True)
-    assert body["architecture"]["hidden"] == 12
-    assert body["hyperparameters"]["iterations"] == 7
-    assert jobs_client.get("/train").status_code == 200
-
-    jobs_client.app.state.jobs.launcher._wake.set()  # type: ignore[attr-defined]
-    assert wait_job(jobs_client, fnn).status == "succeeded"
-    assert wait_job(jobs_client, ensemble).status == "succeeded"
-    body = jobs_client.get(f"/train/{fnn}").json()
-    assert body["model"] == {"name": "older", "version": 1}
-    # six fits (the fit and 5 out-of-fold fits) of the 7 steps it asked for, all counted
-    assert body["progress"]["iteration"] == body["progress"]["total"] == 7 * 6
-    body = jobs_client.get(f"/train/{ensemble}").json()
-    assert body["hyperparameters"]["seed"] == 4
-    assert body["progress"]["iteration"] == body["progress"]["total"] == 6 * 6
-    assert body["model"]["name"] == "ensemble"
+def test_rows_written_before_the_typed_job_are_served_and_run(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """Older queued rows in a store of that release are rewritten by its upgrade at start,
+    shown with their recipe, architecture and hyper-parameters, and fitted and published as
+    they were asked."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store_86eda33.build(url)
+    fnn = _queue_older_row(url, OLDER["fnn"])
+    ensemble = _queue_older_row(url, OLDER["ensemble"])
+    with TestClient(create_app(job_settings(tmp_path, models_dir, database_url=url))) as client:
+        body = client.get(f"/train/{fnn}").json()
+        assert (body["recipe"], body["name"], body["promote"]) == ("lecture", "older", True)
+        assert body["architecture"]["hidden"] == 12
+        assert body["hyperparameters"]["iterations"] == 7
+        assert client.get("/train").status_code == 200
+        assert wait_job(client, fnn).status == "succeeded"
+        assert wait_job(client, ensemble).status == "succeeded"
+        body = client.get(f"/train/{fnn}").json()
+        assert body["model"] == {"name": "older", "version": 1}
+        # six fits (the fit and 5 out-of-fold fits) of the 7 steps it asked for, all counted
+        assert body["progress"]["iteration"] == body["progress"]["total"] == 7 * 6
+        body = client.get(f"/train/{ensemble}").json()
+        assert body["hyperparameters"]["seed"] == 4
+        assert body["progress"]["iteration"] == body["progress"]["total"] == 6 * 6
+        assert body["model"]["name"] == "ensemble"
 
 
 def test_a_resolved_job_reads_back_equal_from_its_stored_json() -> None:

@@ -19,6 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     _jobs()
+    _job_curve()
     _rollout()
 
 
@@ -51,6 +52,9 @@ def _jobs() -> None:
     )
     op.create_index("ix_jobs_status", "jobs", ["status"])
     op.create_index("ix_jobs_created", "jobs", ["created_at"])
+
+
+def _job_curve() -> None:
     op.create_table(
         "job_curve",
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
