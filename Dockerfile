@@ -48,7 +48,7 @@ COPY service ./service
 # installs packages (~20 MB).
 RUN pip install --no-cache-dir . -r requirements-api.txt \
     && python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
-    && python -c "import service.http.app, service.jobs.celery_launcher, training.curves" \
+    && python -c "import service.http.app, service.jobs.celery_app, training.curves" \
     && pip uninstall --yes pip setuptools wheel \
     && rm -f /opt/venv/bin/Activate.ps1
 

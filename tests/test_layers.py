@@ -195,7 +195,6 @@ TORCH_SIDE = (
     "service.inference.runtime_torchscript",
     "service.jobs.worker",
     "service.jobs.publish",
-    "service.jobs.celery_app",
 )
 TORCH_FREE_TRAINING = (
     "training.contract",

@@ -1,53 +1,111 @@
-"""The Celery side of the ``celery`` job backend: ``celery -A service.jobs.celery_app worker``.
+"""The ``celery`` job backend: ``CeleryLauncher`` in the API, the worker's app in
+``celery -A service.jobs.celery_app worker``.
 
-``create_celery_app(settings)`` builds a Celery app on ``settings.celery_broker_url`` whose one
-task, ``train_job(job_id)``, calls the same ``run_job`` as the local backend: the job row,
-its curve and its cancel flag live in the shared store (``settings.database_url``), the new
-version goes into the shared ``settings.versions_dir``. The API sends the task by name with its
-own app (``CeleryLauncher``'s ``sender_app``: no task registered, no torch imported); the
-worker finds ``app`` here, built from the environment on first access (PEP 562), so
-importing this module has no side effect.
-
-When a worker dies mid-job (see docs/deployment.md, "what happens when a worker dies"):
-
-- ``task_acks_late`` + ``task_reject_on_worker_lost``: a job's message is acknowledged only
-  once the task returns; if the pool process running it is killed, the message goes back to
-  the queue and is redelivered at once. The redelivered task finds the job ``running`` under
-  the dead attempt's owner and refuses it at once (``run_job`` runs only a job it claims):
-  a job that kills its worker (out of memory, say) must not take down worker after worker,
-  and a client that saw progress should not see the curve restart. Resubmitting is one call.
-- The job itself is failed by the one liveness rule (``service.jobs.liveness``): its progress
-  stops, and the API's sweeper fails it after ``job_stall_s`` without progress and revokes
-  its task (``CeleryLauncher.kill``: a hung or stopped pool process is SIGKILLed). The same
-  holds when the whole worker is killed (Redis keeps the message until
-  ``VISIBILITY_TIMEOUT_S``; redelivered then, it finds its job finished and is dropped).
+The API sends ``train_job(job_id)`` by name (task id = job id) with an app that registers no
+task; the worker's app (``app``, built from the environment on first access, PEP 562) runs it
+with the same ``run_job`` as the local backend on the shared store, importing the training
+stack (torch) only in its processes: importing this module imports no torch. ``kill`` revokes
+a task with SIGKILL (a hung or stopped pool process too); jobs keep running on their workers
+when the API stops. What happens when a worker dies, and why a redelivered task refuses its
+job: docs/deployment.md, "Jobs on Celery".
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from celery import Celery, Task
 
 from service.db import open_database
-from service.jobs.celery_launcher import TRAIN_TASK, sender_app
-from service.jobs.worker import run_job, warm_up
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
+TRAIN_TASK = "digits.train_job"
+#: How long Redis keeps a delivered, unacknowledged message before handing it out again.
+#: Longer than any job may run, so a long job is never delivered twice while it runs.
+VISIBILITY_TIMEOUT_S = 12 * 3600
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings shared by the API (sender) and the worker."""
+    return {
+        "broker_url": settings.celery_broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,  # a worker holds one job, the others stay queued
+        "task_ignore_result": True,  # the job store is the result
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": True,
+    }
+
+
+def sender_app(settings: Settings) -> Celery:
+    """A Celery app on ``settings``' broker with no task registered: what the API sends
+    ``train_job`` by name with (``create_celery_app`` adds the task for the worker)."""
+    app = Celery("digits", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+#: How long a kill may wait for the broker.
+KILL_TIMEOUT_S = 10.0
+
+
+class CeleryLauncher:
+    """Sends each queued job to the Celery workers through the broker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.celery: Celery | None = None
+        self.unavailable: str | None = None  # the workers have torch: their image does
+
+    async def start(self, on_done: Callable[[str], Awaitable[None]]) -> None:
+        """Build the sending app (jobs end on the workers: ``on_done`` is never called)."""
+        self.celery = sender_app(self.settings)
+
+    async def launch(self, job_id: str) -> None:
+        """Send the job's task; raises when the broker cannot take it."""
+        if self.celery is None:
+            raise RuntimeError("CeleryLauncher.launch before start")
+        await asyncio.to_thread(self.celery.send_task, TRAIN_TASK, args=[job_id], task_id=job_id)
+
+    async def kill(self, job_ids: list[str]) -> None:
+        """Revoke the jobs' tasks with ``terminate``: their pool processes are SIGKILLed."""
+        if self.celery is None:
+            self.celery = sender_app(self.settings)
+        revoke = self.celery.control.revoke
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(revoke, job_ids, terminate=True, signal="SIGKILL"),
+                KILL_TIMEOUT_S,
+            )
+        except Exception:  # the broker's errors vary; the jobs are failed already
+            log.exception("could not revoke the tasks of jobs %s", job_ids)
+
+    async def aclose(self) -> None:
+        """Close the broker connections; running jobs are left to their workers."""
+        if self.celery is not None:
+            await asyncio.to_thread(self.celery.close)
+
 
 def create_celery_app(settings: Settings) -> Celery:
     """A Celery app for ``settings`` with the ``train_job`` task registered (the worker's;
-    the API sends with ``celery_launcher.sender_app``, which imports no torch)."""
+    the API sends with ``sender_app``)."""
     app = sender_app(settings)
 
     @app.task(name=TRAIN_TASK, bind=True)
     def train_job(self: Task[Any, Any], job_id: str) -> str:
         """Run training job ``job_id`` from the shared store; returns its status."""
+        from service.jobs.worker import run_job  # the training stack: torch
+
         return run_job(
             settings.database_url,
             Path(settings.models_dir),
@@ -71,6 +129,10 @@ def _build_from_environment() -> Celery:
 
     @worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:
+        import torch
+
+        from service.jobs.worker import warm_up
+
         torch.set_num_threads(settings.torch_threads)
         warm_up()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.jobs.celery_launcher import CeleryLauncher
+from service.http.routes.job_request import JobSpec
+from service.jobs.celery_app import CeleryLauncher
 from service.jobs.records import JobStatus
-from service.jobs.request import JobSpec
 from service.jobs.runner import Jobs
 from service.jobs.store import JobStore
 from service.jobs.worker import run_job
