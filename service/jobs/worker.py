@@ -1,14 +1,9 @@
-"""``run_job``: what a worker process does with one job, whatever started it.
+"""``run_job``: what a worker process does with one job, local or Celery.
 
-The local runner calls it in a process of its pool; the Celery backend's task calls the same
-function. It needs only the database URL, the models folder and the job id: it reads the
-resolved spec from the store, fits with ``training.pipeline.fit_calibrated`` (every training
-row, then 5 fits on folds for the out-of-fold temperature and held-out accuracy), reports
-progress and checks for a cancel from the ``on_step`` callback, publishes through
-``training.export.export`` (the CLI's code) with the held-out accuracy in the manifest (and
-into the version store, with one: ``service/jobs/publish.py``),
-applies the promotion gate (``service/rollout/promotion.py``) and records the outcome. It
-never raises for a failed fit: the job says why.
+From the database URL, the folders and the job id: read the resolved job, fit it with
+``training.pipeline.fit_calibrated`` (progress, cancel and the time limit checked in the
+``on_step`` callback), publish it (``publish.py``), apply the promotion gate and record the
+outcome. It never raises for a failed fit: the job says why.
 """
 
 from __future__ import annotations
@@ -31,9 +26,11 @@ from sqlalchemy.exc import OperationalError
 
 from service.db import make_engine
 from service.errors import database_failure, public_message
+from service.inference.artifact_store import VersionStore
+from service.inference.repository import ModelRepository
 from service.inference.validation import stored_accuracy, validation_rows
 from service.jobs.liveness import new_owner
-from service.jobs.publish import Destination
+from service.jobs.publish import publish
 from service.jobs.records import JobRecord, JobStatus
 from service.jobs.store import JobStore
 from service.rollout.aliases import AliasStore
@@ -71,40 +68,31 @@ def with_retries(write: Callable[[], T], delays: tuple[float, ...] = RETRY_DELAY
 
 #: Linux ``prctl`` option: the signal the kernel sends a process when its parent dies.
 _PR_SET_PDEATHSIG = 1
-#: How often the fallback watchdog checks that the parent process is still there.
+#: How often the watchdog checks that the parent process is still there.
 PARENT_CHECK_S = 1.0
 
 
-def init_worker_process(nice: int = 0, parent: int | None = None) -> None:
+def init_worker_process(nice: int, parent: int) -> None:
     """Process-pool initializer: one torch thread per worker (the API keeps the others),
     ``nice`` added to its niceness so a fit yields the CPU to the predict path, Ctrl-C left
-    to the parent (which stops its workers), and death with the parent (pid ``parent``)."""
+    to the parent (which stops its workers), and death with the parent (pid ``parent``), even
+    by ``kill -9``: the kernel's parent-death signal on Linux, and everywhere a watchdog thread
+    that exits once this process has another parent (as it has at once when the parent died
+    before the signal was armed, while this process was still importing)."""
     torch.set_num_threads(1)
     if nice:
         os.nice(nice)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the spawner
-    die_with_parent(parent)
-
-
-def die_with_parent(parent: int | None = None, check_every: float = PARENT_CHECK_S) -> None:
-    """Make this process end when its parent does, even by ``kill -9``: the kernel's
-    parent-death signal on Linux, and everywhere a watchdog thread that exits the process
-    once it has been re-parented (within ``check_every`` seconds)."""
-    parent = os.getppid()
     if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-    threading.Thread(
-        target=_exit_when_orphaned, args=(parent, check_every), name="parent-watch", daemon=True
-    ).start()
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    watch = threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True)
+    watch.start()
 
 
-def _exit_when_orphaned(parent: int, check_every: float) -> None:
+def _exit_when_orphaned(parent: int) -> None:
     while os.getppid() == parent:
-        time.sleep(check_every)
+        time.sleep(PARENT_CHECK_S)
     os._exit(1)
 
 
@@ -188,74 +176,61 @@ def _fail_when_writable(store: JobStore, job_id: str, owner: str, error: str) ->
     """End the job ``failed`` with ``error`` as soon as the store takes the write."""
     log.error("job %s: %s", job_id, error)
     with_retries(
-        lambda: store.fail(job_id, error, owner=owner),
+        lambda: store.finish(job_id, owner, JobStatus.FAILED, error=error),
         delays=(0.5,) * int(FINAL_WRITE_S / 0.5),
     )
 
 
-def _metrics(result: FitResult) -> dict[str, Any]:
-    """The job's ``metrics`` from its fit."""
-    return {
-        "train_accuracy": result.train_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "final_loss": result.final_loss,
-        "fit_seconds": round(result.fit_seconds, 3),
-        "iterations": result.iterations,
-    }
+#: What a job's ``metrics`` keep of its fit (``fit_seconds`` rounded to the millisecond).
+_METRICS = ("train_accuracy", "test_accuracy", "final_loss", "fit_seconds", "iterations")
 
 
-def _fit_and_publish(
-    store: JobStore, job: JobRecord, owner: str, destination: Destination, interval: float
-) -> JobStatus:
-    spec, recipe = job.spec.fit_spec()
-    split = _split()
-    recorder = ProgressRecorder(store, job, owner, interval)
-    # Fitted on every training row, 5 more fits on folds for the out-of-fold temperature and
-    # held-out accuracy (the gate's figure), the temperature folded in (calibrated).
-    fitted = fit_calibrated(spec, split, recipe, on_step=recorder)
-    result = fitted.result
-    if recorder.store_error is not None:
-        _fail_when_writable(store, job.id, owner, recorder.store_error)
-        return JobStatus.FAILED
-    recorder.finish(result)
-    metrics = _metrics(result)
-    if result.cancelled:
-        reason = recorder.stop_reason
-        status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
-        store.finish(job.id, owner, status, metrics=metrics, error=reason)
-        return status
-    _publish(store, job, owner, destination, fitted, metrics)
-    return JobStatus.SUCCEEDED
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One job run here: the store, the job ``owner`` holds, where its version goes (the
+    repository's runtime folder, and the version store if there is one)."""
 
+    store: JobStore
+    job: JobRecord
+    owner: str
+    repository: ModelRepository
+    versions: VersionStore | None
 
-def _publish(
-    store: JobStore,
-    job: JobRecord,
-    owner: str,
-    destination: Destination,
-    fitted: Fitted,
-    metrics: dict[str, Any],
-) -> None:
-    """Export the fitted model as the job's next version (``service/jobs/publish.py``: into
-    the version store too, if any), gate and promote it as the job asked, and end the job
-    ``succeeded`` with ``metrics`` (completed here)."""
-    manifest = destination.export(fitted, job.name, job.spec.recipe)
-    metrics["test_errors"] = manifest.metrics.test_errors
-    gate = Gate(
-        stored_accuracy(destination.repository, manifest.name),
-        job.spec.gate_tolerance,
-    )
-    metrics["promotion"] = promote_job_version(
-        AliasStore(store.engine), manifest.name, manifest.version, gate,
-        job_id=job.id, requested=job.promote,
-    )  # fmt: skip
-    store.finish(
-        job.id,
-        owner,
-        JobStatus.SUCCEEDED,
-        metrics=metrics,
-        model=(manifest.name, manifest.version),
-    )
+    def fit_and_publish(self, interval: float) -> JobStatus:
+        store, job, owner = self.store, self.job, self.owner
+        recorder = ProgressRecorder(store, job, owner, interval)
+        # Fitted on every training row, 5 more fits on folds for the out-of-fold temperature
+        # and held-out accuracy (the gate's figure), the temperature folded in (calibrated).
+        spec, recipe = job.spec.fit_spec()
+        fitted = fit_calibrated(spec, _split(), recipe, on_step=recorder)
+        result = fitted.result
+        if recorder.store_error is not None:
+            _fail_when_writable(store, job.id, owner, recorder.store_error)
+            return JobStatus.FAILED
+        recorder.finish(result)
+        metrics: dict[str, Any] = {k: getattr(result, k) for k in _METRICS}
+        metrics["fit_seconds"] = round(result.fit_seconds, 3)
+        if result.cancelled:
+            reason = recorder.stop_reason
+            status = JobStatus.CANCELLED if reason is None else JobStatus.FAILED
+            store.finish(job.id, owner, status, metrics=metrics, error=reason)
+            return status
+        self.publish(fitted, metrics)
+        return JobStatus.SUCCEEDED
+
+    def publish(self, fitted: Fitted, metrics: dict[str, Any]) -> None:
+        """Publish the fitted model as the job's next version (``publish.py``), gate and
+        promote it as the job asked, and end the job ``succeeded`` with ``metrics``."""
+        job = self.job
+        manifest = publish(fitted, self.repository, job.name, job.spec.recipe, self.versions)
+        metrics["test_errors"] = manifest.metrics.test_errors
+        gate = Gate(stored_accuracy(self.repository, manifest.name), job.spec.gate_tolerance)
+        metrics["promotion"] = promote_job_version(
+            AliasStore(self.store.engine), manifest.name, manifest.version, gate,
+            job_id=job.id, requested=job.promote,
+        )  # fmt: skip
+        model = (manifest.name, manifest.version)
+        self.store.finish(job.id, self.owner, JobStatus.SUCCEEDED, metrics=metrics, model=model)
 
 
 def run_job(
@@ -284,8 +259,11 @@ def run_job(
             log.info("job %s is not ours to run; refusing it", job_id)
             return store.get(job_id).status.value
         try:
-            destination = Destination.of(models_dir, versions_dir, versions_url)
-            status = _fit_and_publish(store, job, owner, destination, progress_interval)
+            runtime = None if versions_dir is None else Path(versions_dir)
+            repository = ModelRepository(Path(models_dir), runtime)
+            versions = VersionStore(versions_url) if versions_url else None
+            run = _Run(store, job, owner, repository, versions)
+            status = run.fit_and_publish(progress_interval)
         except Exception as exc:  # the one catch-all: any failure of a fit fails its job
             log.exception("job %s failed", job_id)
             error = public_message(exc)

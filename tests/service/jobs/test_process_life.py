@@ -119,6 +119,26 @@ def test_kill_9_of_the_api_stops_its_training_worker_within_5_s(
     assert time.monotonic() - killed < 5
 
 
+def spawned_workers(pid: int) -> list[int]:
+    """The live children of ``pid`` that are multiprocessing's spawned workers."""
+    return [k for k in children(pid) if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+
+
+def test_kill_9_of_the_api_while_its_worker_starts_stops_the_worker(
+    service: tuple[subprocess.Popen[str], str, str],
+) -> None:
+    """The API SIGKILLed while its new worker is still importing (before the worker could
+    arm the kernel's parent-death signal): the worker stops within 5 s of its initializer
+    running, not lives on re-parented."""
+    process, base, _ = service
+    httpx.post(f"{base}/train", json=LONG_CNN, timeout=10).raise_for_status()
+    [worker] = poll(lambda: spawned_workers(process.pid), 30, "the worker process to spawn")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    # its imports (torch) take seconds on a busy machine: then 5 s to notice the orphaning
+    poll(lambda: gone(worker), 30, f"orphaned worker {worker} to stop")
+
+
 def test_ctrl_c_stops_the_service_and_its_idle_worker_without_a_traceback(
     service: tuple[subprocess.Popen[str], str, str],
 ) -> None:
