@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from service.jobs.cost import estimate
-from service.jobs.request import JobSpec
+from service.http.routes.job_request import JobSpec
 from training.data import load_split
 from training.fit import train
+from training.fit_cost import estimate
 from training.recipes import Recipe
 from training.specs import ModelSpec
 

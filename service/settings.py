@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     # --- job limits ------------------------------------------------------------------
     max_job_seconds_estimate: float = Field(default=1800.0, gt=0)
     """Longest estimated job, in seconds: its six fits (one on every row, five out-of-fold
-    for the calibration; ``service/jobs/cost.py``, calibrated on one torch thread of the
+    for the calibration; ``training/fit_cost.py``, calibrated on one torch thread of the
     development machine: ``bench/job_cost.py``); ``POST /train`` refuses a longer one with
     422 naming the estimate and this limit. The default (30 minutes, half the time limit)
     admits every recipe, the default ensemble included, at twice its iterations."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +35,7 @@ from service.http.access import (
     unauthenticated_warning,
 )
 from service.http.deadlines import RequestDeadline
+from service.http.feeds import JobFeeds, poll
 from service.http.middleware import BodyLimit, RequestMetrics
 from service.http.plots import PlotQueue
 from service.http.policy import OPEN, RouteTable, needs
@@ -57,7 +59,6 @@ from service.inference.device import resolve_device
 from service.inference.registry import ModelRegistry
 from service.inference.repository import ModelRepository
 from service.jobs import open_job_runner
-from service.jobs.feeds import JobFeeds
 from service.metrics import ServiceMetrics
 from service.rollout.aliases import AliasStore
 from service.settings import Settings
@@ -165,7 +166,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.plotter = PlotQueue(settings.max_queued_plots)
         stack.callback(app.state.plotter.close)
         app.state.feeds = JobFeeds(
-            app.state.jobs.events,
+            functools.partial(poll, app.state.jobs),
             per_job=settings.max_event_followers_per_job,
             total=settings.max_event_followers,
         )

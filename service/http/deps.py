@@ -10,11 +10,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.http.feeds import JobFeeds
 from service.http.plots import PlotQueue
 from service.inference.dataplane import DataPlane
 from service.inference.registry import ModelRegistry
 from service.jobs import Jobs
-from service.jobs.feeds import JobFeeds
 from service.metrics import ServiceMetrics
 from service.rollout.aliases import AliasStore
 from service.settings import Settings

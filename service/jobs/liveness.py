@@ -2,10 +2,9 @@
 
 Liveness is progress: ``heartbeat_at`` is the job's last progress, written when it is
 claimed and started and by every progress write of its fit (``JobStore.record_progress``),
-never by a timer. ``fail_stalled`` (the one sweeper, run by every API process through
-``JobStore.fail_stalled``) ends ``failed`` a ``running`` job with no progress for
-``job_stall_s`` seconds, or running longer than its ``time_limit_s`` plus ``KILL_GRACE_S``;
-the launcher then kills its process.
+never by a timer. ``fail_stalled`` (the one sweeper, run by every API process's ``Jobs``)
+ends ``failed`` a ``running`` job with no progress for ``job_stall_s`` seconds, or running
+longer than its ``time_limit_s`` plus ``KILL_GRACE_S``; the launcher then kills its process.
 """
 
 from __future__ import annotations

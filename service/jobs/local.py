@@ -1,14 +1,10 @@
 """``LocalLauncher``: jobs run in worker processes owned by the API process.
 
-It keeps ``max_running`` single-process pools ("spawn" context), each started by the first
-job it runs and kept for the next (a service that runs no job has no worker process: nothing
-competes with requests for the CPU once it says ready), so a worker killed mid-fit breaks
-only its own pool, which is rebuilt; its job is marked failed at once. A dispatcher task
-claims queued jobs from the store (an atomic ``UPDATE``, so with several API processes on
-one database each job runs once) whenever a slot is free, and hands each to
-``worker.run_job``. ``launch`` only wakes the dispatcher.
-A worker whose job the store has ended (the sweeper of any API process failed it: no
-progress, or over its time limit) is SIGKILLed, stopped or not, and its pool rebuilt.
+``DIGITS_MAX_RUNNING_JOBS`` single-process pools ("spawn"), each started by its first job and
+kept for the next, so a worker killed mid-fit breaks only its own pool (its job fails at once,
+the pool is rebuilt). A dispatcher task claims a queued job whenever a slot is free and runs
+``worker.run_job`` there; it SIGKILLs a worker whose job the store has ended (failed by any API
+process's sweeper). docs/train.md, "How a job runs".
 """
 
 from __future__ import annotations
@@ -27,13 +23,14 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from service.errors import JobNotCancellable, public_message
 from service.jobs.liveness import KILL_GRACE_S, WORKER_LOST, new_owner
+from service.jobs.records import JobStatus
 from service.jobs.runner import finish_task
 from service.jobs.store import JobStore
+from service.settings import Settings
 
 #: The training stack (fit, calibration, export: torch), imported in the worker processes
 #: only: the API process names its functions (``_in_worker``) and never imports it (issue 24).
@@ -80,27 +77,14 @@ def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> as
 
 
 class LocalLauncher:
-    """Runs jobs in ``max_running`` worker processes owned by this launcher."""
+    """Runs jobs in ``max_running_jobs`` worker processes owned by this launcher."""
 
-    def __init__(
-        self,
-        store: JobStore,
-        *,
-        models_dir: Path,
-        versions_dir: Path | None = None,
-        versions_url: str | None = None,
-        max_running: int,
-        nice: int = 0,
-        poll_interval: float = 0.25,
-    ) -> None:
+    def __init__(self, store: JobStore, settings: Settings, *, poll_interval: float = 0.25) -> None:
         self.store = store
-        self.models_dir = Path(models_dir)
-        self.versions_dir = versions_dir
-        self.versions_url = versions_url
-        self.nice = nice
+        self.settings = settings
         self.poll_interval = poll_interval
         self.owner = new_owner()
-        self._slots = [_Slot() for _ in range(max_running)]
+        self._slots = [_Slot() for _ in range(settings.max_running_jobs)]
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dispatcher: asyncio.Task[None] | None = None
@@ -137,9 +121,12 @@ class LocalLauncher:
             await asyncio.wait(list(self._tasks.values()), timeout=30)
         for slot in self._slots:
             if slot.job_id is not None:  # did not stop in time: say so, leave it to exit
-                await asyncio.to_thread(self.store.fail, slot.job_id, SHUTDOWN, owner=self.owner)
+                await asyncio.to_thread(self._fail, slot.job_id, SHUTDOWN)
             if slot.pool is not None:  # an idle worker: do not wait for it
                 slot.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fail(self, job_id: str, error: str) -> None:
+        self.store.finish(job_id, self.owner, JobStatus.FAILED, error=error)
 
     @property
     def running(self) -> list[str]:
@@ -186,27 +173,27 @@ class LocalLauncher:
         """Run ``job_id`` in ``slot``'s worker, then report it done."""
         try:
             if slot.pool is None:
-                slot.pool = _new_pool(self.nice)
+                slot.pool = _new_pool(self.settings.job_nice)
             run = functools.partial(
                 _in_worker,
                 "run_job",
                 self.store.url,
-                str(self.models_dir),
+                str(self.settings.models_dir),
                 job_id,
                 self.owner,
-                versions_dir=self.versions_dir,
-                versions_url=self.versions_url,
+                versions_dir=self.settings.versions_dir,
+                versions_url=self.settings.versions_url,
             )
             await _submit(slot.pool, run)
         except BrokenProcessPool:
             log.error("the worker running job %s exited; starting a new one", job_id)
-            await asyncio.to_thread(self.store.fail, job_id, WORKER_LOST, owner=self.owner)
-            broken, slot.pool = slot.pool, _new_pool(self.nice)
+            await asyncio.to_thread(self._fail, job_id, WORKER_LOST)
+            broken, slot.pool = slot.pool, _new_pool(self.settings.job_nice)
             if broken is not None:
                 broken.shutdown(wait=False, cancel_futures=True)
         except Exception as exc:  # e.g. the job could not be sent to the worker
             log.exception("job %s could not run", job_id)
-            await asyncio.to_thread(self.store.fail, job_id, public_message(exc), owner=self.owner)
+            await asyncio.to_thread(self._fail, job_id, public_message(exc))
         finally:
             slot.job_id = None
             self._wake.set()

@@ -1,16 +1,10 @@
 """The persistent job store: ``JobStore(engine)`` on the one database (``service/db``).
 
-Every method is a short synchronous transaction; the API calls them through
-``asyncio.to_thread``, worker processes call them directly. Transitions are conditional
-``UPDATE ... WHERE status = ...`` statements whose row count says whether they happened, so
-several API processes and workers can share one database:
-
-- ``claim_next`` / ``start``: ``queued -> running`` for exactly one claimant;
-- ``record_progress`` / ``finish`` / ``fail``: only while the job is ``running`` and owned
-  by the caller, so a job declared lost is never resurrected by a late worker.
-
-Liveness (``heartbeat_at`` is the job's last progress) and the one sweeper, ``fail_stalled``,
-live in ``service.jobs.liveness``; ``JobStore.fail_stalled`` runs it on the store's engine.
+Every method is a short synchronous transaction (the API calls them in a thread). Transitions
+are conditional ``UPDATE``s whose row count says whether they happened: ``queued -> running``
+for exactly one claimant, and progress and finish writes only while the caller owns the
+running job, so a job declared lost is never resurrected by a late worker (docs/train.md,
+"Exactly once"). The liveness sweeper is ``liveness.fail_stalled``.
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from service.db import open_database
 from service.errors import JobNotCancellable, JobNotFound
-from service.jobs.liveness import fail_stalled
 from service.jobs.records import Curve, JobRecord, JobStatus, ResolvedJob
 from service.jobs.tables import curve_table, jobs_table
 
@@ -163,28 +156,20 @@ class JobStore:
             )
         return job
 
-    def fail_stalled(self, stall_s: float) -> list[str]:
-        """Fail the running jobs with no progress for ``stall_s`` seconds or over their time
-        limit (``liveness.fail_stalled``); returns their ids, whose processes are to be killed."""
-        return fail_stalled(self.engine, stall_s)
-
     # --- worker side -------------------------------------------------------------------
 
     def claim_next(self, owner: str) -> str | None:
-        """Claim the oldest queued job for ``owner``; ``None`` when nothing is queued."""
+        """Claim the oldest queued job for ``owner``; ``None`` when nothing is queued (or ten
+        claims in a row lost their race: the next round tries again)."""
+        c = jobs_table.c
+        oldest = select(c.id).where(c.status == JobStatus.QUEUED)
+        oldest = oldest.order_by(c.created_at, c.id).limit(1)
         for _attempt in range(10):
             with self.engine.connect() as conn:
-                job_id = conn.execute(
-                    select(jobs_table.c.id)
-                    .where(jobs_table.c.status == JobStatus.QUEUED)
-                    .order_by(jobs_table.c.created_at, jobs_table.c.id)
-                    .limit(1)
-                ).scalar()
-            if job_id is None:
-                return None
-            if self.claim(job_id, owner):
-                return str(job_id)
-        return None  # lost every race: let the next round try again
+                job_id = conn.execute(oldest).scalar()
+            if job_id is None or self.claim(job_id, owner):
+                return job_id
+        return None
 
     def claim(self, job_id: str, owner: str) -> bool:
         """``queued -> running`` for ``owner``; ``False`` if another claimant was first."""
@@ -273,21 +258,6 @@ class JobStore:
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(jobs_table).where(*self._held(job_id, owner)).values(**values)
-            ).rowcount
-        return done == 1
-
-    def fail(self, job_id: str, error: str, *, owner: str | None = None) -> bool:
-        """Mark a queued or running job failed (only ``owner``'s running job, if given)."""
-        where = [jobs_table.c.id == job_id]
-        if owner is None:
-            where.append(jobs_table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-        else:
-            where.extend(self._held(job_id, owner)[1:])
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(jobs_table)
-                .where(*where)
-                .values(status=JobStatus.FAILED, error=error, finished_at=time.time())
             ).rowcount
         return done == 1
 

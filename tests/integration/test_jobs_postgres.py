@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.http.app import create_app
+from service.http.routes.job_request import JobSpec
 from service.jobs.records import JobStatus
-from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
 from tests.databases import postgres_schema_url
 from tests.service.jobs.conftest import (

@@ -21,6 +21,7 @@ from service.errors import InvalidInput
 from service.http.deps import FeedsDep, JobsDep, PlotterDep, SettingsDep
 from service.http.numbers import PLAIN
 from service.http.policy import ADMIN, READ, needs
+from service.http.routes.job_request import JobSpec
 from service.http.routes.job_views import (
     AccuracyCurve,
     FullCurve,
@@ -30,7 +31,6 @@ from service.http.routes.job_views import (
     progress_event,
 )
 from service.jobs.records import JobStatus, ResolvedJob
-from service.jobs.request import JobSpec
 from service.settings import Settings
 from training.curves import plot_curves
 

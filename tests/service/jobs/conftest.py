@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from service.http.app import create_app
+from service.http.routes.job_request import JobSpec
 from service.jobs.records import JobRecord
-from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
 from service.jobs.tables import jobs_table
 from service.settings import Settings
@@ -68,8 +68,14 @@ def jobs_client(module_tmp: Path) -> Iterator[TestClient]:
 
 def wait_job(client: TestClient, job_id: str, timeout: float = 60) -> JobRecord:
     """The job once it has ended and its model is served (``TimeoutError`` otherwise)."""
-    job: JobRecord = client.portal.call(client.app.state.jobs.wait, job_id, timeout)  # type: ignore[attr-defined]
+    wait_until(client, job_id, lambda body: body["status"] in FINISHED, timeout)
+    jobs = client.app.state.jobs  # type: ignore[attr-defined]
+    job: JobRecord = client.portal.call(jobs.get, job_id)  # type: ignore[attr-defined]
+    client.portal.call(jobs.serve, job)  # type: ignore[attr-defined]
     return job
+
+
+FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def wait_until(

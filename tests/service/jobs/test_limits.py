@@ -13,8 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.http.app import create_app
-from service.jobs.cost import estimate, job_estimate
-from service.jobs.request import JobSpec
+from service.http.routes.job_request import JobSpec
 from service.settings import Settings
 from tests.service.jobs.conftest import (
     LONG_CNN,
@@ -24,6 +23,7 @@ from tests.service.jobs.conftest import (
     wait_job,
     wait_until,
 )
+from training.fit_cost import estimate, job_estimate
 from training.recipes import PRESETS
 
 #: The spec that held the only slot for days: inside every per-field bound, yet huge.

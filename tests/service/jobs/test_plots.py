@@ -18,6 +18,15 @@ from service.http.routes import train as train_routes
 from tests.service.jobs.conftest import SHORT_LOGISTIC, job_settings
 
 
+async def finished(client: httpx.AsyncClient, job_id: str, timeout: float = 60) -> None:
+    """Until ``GET /train/{id}`` says the job has succeeded."""
+    deadline = time.monotonic() + timeout
+    while (status := (await client.get(f"/train/{job_id}")).json()["status"]) != "succeeded":
+        assert status in ("queued", "running"), status
+        assert time.monotonic() < deadline, f"job {job_id} still {status} after {timeout} s"
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.anyio
 async def test_a_burst_of_plot_requests_does_not_delay_listing_jobs(
     tmp_path: Path, models_dir: Path
@@ -30,7 +39,7 @@ async def test_a_burst_of_plot_requests_does_not_delay_listing_jobs(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
     ):
         job_id = (await client.post("/train", json=SHORT_LOGISTIC)).json()["id"]
-        await app.state.jobs.wait(job_id, 60)
+        await finished(client, job_id)
         start = time.monotonic()
         plots = [
             asyncio.create_task(client.get(f"/train/{job_id}/curve.png", timeout=120))
@@ -96,7 +105,7 @@ async def test_past_the_plot_bound_a_request_gets_429_with_retry_after(
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
     ):
         job_id = (await client.post("/train", json=SHORT_LOGISTIC)).json()["id"]
-        await app.state.jobs.wait(job_id, 60)
+        await finished(client, job_id)
         monkeypatch.setattr(train_routes, "_draw", slow_draw)
         url = f"/train/{job_id}/curve.png"
         held = [asyncio.create_task(client.get(url, timeout=60)) for _ in range(2)]

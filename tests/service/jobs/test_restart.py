@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from service.http.app import create_app
-from service.jobs.liveness import KILL_GRACE_S
+from service.http.routes.job_request import JobSpec
+from service.jobs.liveness import KILL_GRACE_S, fail_stalled
 from service.jobs.records import JobStatus
-from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
 from service.jobs.tables import jobs_table
 from tests.service.jobs.conftest import SHORT_LOGISTIC, age_heartbeat, job_settings, wait_job
@@ -91,8 +91,8 @@ def test_a_running_job_fails_for_no_progress_or_past_its_time_limit(tmp_path: Pa
             .values(started_at=time.time() - 100 - KILL_GRACE_S - 1)
         )
 
-    assert sorted(store.fail_stalled(30)) == sorted([quiet.id, overdue.id])
+    assert sorted(fail_stalled(store.engine, 30)) == sorted([quiet.id, overdue.id])
     assert store.get(quiet.id).error.startswith("no progress for 60 s")  # type: ignore[union-attr]
     assert store.get(overdue.id).error.startswith("time limit: the job ran 111 s")  # type: ignore[union-attr]
     assert store.get(progressing.id).status == JobStatus.RUNNING
-    assert store.fail_stalled(30) == []  # a failed job is not failed twice
+    assert fail_stalled(store.engine, 30) == []  # a failed job is not failed twice

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from service.errors import JobNotCancellable
+from service.http.routes.job_request import JobSpec
 from service.http.routes.job_views import MAX_CURVE_POINTS, thin
 from service.jobs.records import JobStatus
-from service.jobs.request import JobSpec
 from service.jobs.store import JobStore
 from tests.service.jobs.conftest import claim_concurrently, submit_concurrently
 

@@ -3,7 +3,7 @@
 Without it each ``GET /train/{id}/events`` stream polled the store on its own (three calls
 every 0.25 s): 300 followers pushed ``GET /train`` from 7 ms to 994 ms p50, their calls
 queued on the same threads. Here the first follower of a job starts one ``Feed`` (the
-``Jobs.events`` poll), which keeps the job and its curve so far and the ``progress`` events
+``poll`` below), which keeps the job and its curve so far and the ``progress`` events
 since; each follower gets a ``state`` of the feed at its arrival, then the progress events
 after it, then ``final``. The last follower to leave stops the feed.
 
@@ -18,12 +18,48 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from service.errors import Overloaded
-from service.jobs.records import Curve
-from service.jobs.runner import JobEvent
+from service.jobs.records import Curve, JobRecord
+from service.jobs.runner import Jobs
 
 RETRY_AFTER_S = 5
+#: Seconds between two reads of a followed job.
+POLL_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One step of a job as it is followed: ``state`` first (``curve`` so far), ``progress``
+    as the fit advances (``curve``: the new points, the first of them at iteration
+    ``first_iteration``), ``final`` (the whole curve). The routes render it."""
+
+    kind: Literal["state", "progress", "final"]
+    job: JobRecord
+    curve: Curve
+    first_iteration: int = 1
+
+
+async def poll(jobs: Jobs, job_id: str) -> AsyncIterator[JobEvent]:
+    """The state so far, then a ``progress`` event per read that saw new points, then
+    ``final`` once the job has ended (and its version is served here)."""
+    job = await jobs.get(job_id)
+    curve = await jobs.curve(job_id)
+    yield JobEvent("state", job, curve)
+    seen = (job.iteration, job.status, curve.last_seq)
+    while not job.status.finished:
+        await asyncio.sleep(POLL_INTERVAL_S)
+        job = await jobs.get(job_id)
+        new = await jobs.curve(job_id, after_seq=curve.last_seq)
+        if (job.iteration, job.status, new.last_seq) != seen:
+            first = len(curve.losses) + 1
+            curve.extend(new.losses, new.accuracy, new.last_seq)
+            seen = (job.iteration, job.status, curve.last_seq)
+            if not job.status.finished:
+                yield JobEvent("progress", job, new, first)
+    await jobs.serve(job)
+    yield JobEvent("final", await jobs.get(job_id), curve)
 
 
 @dataclass

@@ -23,10 +23,10 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from service.jobs.cost import job_estimate
 from service.jobs.records import ResolvedJob
 from service.settings import DEFAULT_GATE_TOLERANCE
 from training.ensemble_spec import DEFAULT_MEMBERS, ENSEMBLE, EnsembleSpec, ensemble_spec
+from training.fit_cost import job_estimate
 from training.recipes import Recipe, preset
 from training.specs import Family, ModelSpec
 
