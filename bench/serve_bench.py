@@ -56,6 +56,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import cold_start
 import mlserver_ref
@@ -92,6 +93,7 @@ __all__ += ["progress", "start", "stop", "wait_ready", "wrk"]
 PORTS = {"service": 8100, "naive": 8101, "ceiling": 8102, "floor": 8104}
 #: MLServer's HTTP, gRPC and metrics ports (it opens all three).
 MLSERVER_PORTS = (8106, 8107, 8108)
+K = TypeVar("K")  # the key of a ``Figures`` table of results
 
 
 def start(name: str, models_dir: Path, baseline: Path | None = None) -> Server:
@@ -284,48 +286,42 @@ def measure_all(f: Figures, folder: Path, mlserver_bin: Path | None) -> None:
         result = measure(service, f"{url['service']}/predict", one, c, args.seconds)
         f.ready[c] = (after, result)
         progress(f"from readiness (+{after:.3f} s), c={c}, service: {result}")
+
+    def record(
+        results: dict[K, list[Result]],
+        key: K,
+        name: str,
+        path: str,
+        script: Path,
+        conns: int,
+        label: str,
+    ) -> None:
+        """One step of a round: ``path`` of server ``name`` measured, the result appended to
+        ``results[key]`` and printed after ``label``."""
+        result = measure(f.servers[name], url[name] + path, script, conns, args.seconds)
+        results.setdefault(key, []).append(result)
+        progress(f"{label}: {result}")
+
+    conns = args.batch_connections
     for round_ in range(1, args.rounds + 1):
         step = f"round {round_}/{args.rounds}"
         for c in args.concurrency:
+            at = f"{step}, c={c}"
             for name in PORTS:
-                result = measure(f.servers[name], f"{url[name]}/predict", one, c, args.seconds)
-                f.single.setdefault((name, c), []).append(result)
-                progress(f"{step}, c={c}, {name}: {result}")
-            result = measure(
-                service, f"{url['service']}/v2/models/cnn/infer", v2_one, c, args.seconds
-            )
-            f.v2_single.setdefault(c, []).append(result)
-            progress(f"{step}, c={c}, service /v2 JSON: {result}")
+                record(f.single, (name, c), name, "/predict", one, c, f"{at}, {name}")
+            v2 = "/v2/models/cnn/infer"
+            record(f.v2_single, c, "service", v2, v2_one, c, f"{at}, service /v2 JSON")
             if "mlserver" in f.servers:
-                server = f.servers["mlserver"]
-                result = measure(
-                    server, f"{url['mlserver']}/v2/models/cnn/infer", v2_one, c, args.seconds
-                )
-                f.mlserver.setdefault(c, []).append(result)
-                progress(f"{step}, c={c}, mlserver /v2 JSON: {result}")
+                record(f.mlserver, c, "mlserver", v2, v2_one, c, f"{at}, mlserver /v2 JSON")
         for m in f.families:
-            conns = args.batch_connections
-            result = measure(
-                service, f"{url['service']}/models/{m}/predict", rows, conns, args.seconds
+            at, v2 = f"{step}, batch 256, {m}", f"/v2/models/{m}/infer"
+            record(
+                f.batch, m, "service", f"/models/{m}/predict", rows, conns, f"{at}, /predict JSON"
             )
-            f.batch.setdefault(m, []).append(result)
-            progress(f"{step}, batch 256, {m}, /predict JSON: {result}")
-            result = measure(
-                service, f"{url['service']}/v2/models/{m}/infer", v2_rows, conns, args.seconds
-            )
-            f.v2_batch.setdefault(m, []).append(result)
-            progress(f"{step}, batch 256, {m}, /v2 binary: {result}")
+            record(f.v2_batch, m, "service", v2, v2_rows, conns, f"{at}, /v2 binary")
             if "torchscript" in f.servers:
-                server = f.servers["torchscript"]
-                result = measure(
-                    server,
-                    f"{url['torchscript']}/v2/models/{m}/infer",
-                    v2_rows,
-                    conns,
-                    args.seconds,
-                )
-                f.ts_batch.setdefault(m, []).append(result)
-                progress(f"{step}, batch 256, {m}, torchscript /v2 binary: {result}")
+                label = f"{at}, torchscript /v2 binary"
+                record(f.ts_batch, m, "torchscript", v2, v2_rows, conns, label)
     f.rss_after = {name: s.rss_mb() for name, s in f.servers.items()}
     f.mean_batch = mean_batch(service.port)
     progress(f"service: mean CNN rows per forward over the run: {f.mean_batch:.1f}")

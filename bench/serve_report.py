@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cold_start import Start
@@ -94,18 +95,19 @@ def single_table(f: Figures) -> None:
 
 def runtimes(f: Figures) -> None:
     """The service on its default runtime (ONNX Runtime) against itself on TorchScript."""
-    print(
+    side_by_side(
         "\n| single CNN row /predict | ONNX Runtime req/s | TorchScript req/s | ratio "
-        "| CPU us/req ORT | TorchScript | ratio | forward us/req ORT | TorchScript |"
-    )
-    print("|---|" + "---:|" * 8)
-    for c in f.args.concurrency:
-        o, t = median(f.single[("service", c)]), median(f.single[("torchscript", c)])
-        print(
-            f"| c={c} | {o.rps:,.0f} | {t.rps:,.0f} | {o.rps / t.rps:.2f}x | {o.cpu_us:.0f} "
+        "| CPU us/req ORT | TorchScript | ratio | forward us/req ORT | TorchScript |",
+        [
+            (f"c={c}", f.single[("service", c)], f.single[("torchscript", c)])
+            for c in f.args.concurrency
+        ],
+        lambda o, t: (
+            f"{o.rps:,.0f} | {t.rps:,.0f} | {o.rps / t.rps:.2f}x | {o.cpu_us:.0f} "
             f"| {t.cpu_us:.0f} | {o.cpu_us / t.cpu_us:.2f}x | {o.forward_us:.0f} "
-            f"| {t.forward_us:.0f} |"
-        )
+            f"| {t.forward_us:.0f}"
+        ),
+    )
 
 
 def tail(f: Figures) -> None:
@@ -130,18 +132,16 @@ def tail(f: Figures) -> None:
 
 
 def against_mlserver(f: Figures) -> None:
-    print(
+    side_by_side(
         "\n| one CNN row, /v2 JSON | service req/s | MLServer req/s | ratio | p50 ms service "
-        "| MLServer | p99 ms service | MLServer | CPU us/req service | MLServer | errors |"
-    )
-    print("|---|" + "---:|" * 10)
-    for c in f.args.concurrency:
-        s, m = median(f.v2_single[c]), median(f.mlserver[c])
-        print(
-            f"| c={c} | {s.rps:,.0f} | {m.rps:,.0f} | {s.rps / m.rps:.2f}x | {s.p50_ms:.2f} "
+        "| MLServer | p99 ms service | MLServer | CPU us/req service | MLServer | errors |",
+        [(f"c={c}", f.v2_single[c], f.mlserver[c]) for c in f.args.concurrency],
+        lambda s, m: (
+            f"{s.rps:,.0f} | {m.rps:,.0f} | {s.rps / m.rps:.2f}x | {s.p50_ms:.2f} "
             f"| {m.p50_ms:.2f} | {s.p99_ms:.2f} | {m.p99_ms:.2f} | {s.cpu_us:.0f} "
-            f"| {m.cpu_us:.0f} | {s.errors + m.errors} |"
-        )
+            f"| {m.cpu_us:.0f} | {s.errors + m.errors}"
+        ),
+    )
 
 
 def batch_table(f: Figures) -> None:
@@ -154,7 +154,7 @@ def batch_table(f: Figures) -> None:
         r = median(results)
         rows = r.rps * ROWS
         print(
-            f"| {m} (c={f.args.batch_connections}) | {rows:,.0f} | {f.forward[m]:,.0f} "
+            f"| {batch_label(f, m)} | {rows:,.0f} | {f.forward[m]:,.0f} "
             f"| {rows / f.forward[m]:.2f}x | {r.p50_ms:.2f} | {r.errors} "
             f"| {r.cpu_us / ROWS:.1f} |"
         )
@@ -162,43 +162,57 @@ def batch_table(f: Figures) -> None:
 
 def v2_tables(f: Figures) -> None:
     """The Open Inference Protocol against /predict of the same service, same rounds."""
-    print("\n| one row, CNN | /v2 JSON req/s | /predict req/s | /v2 / /predict | p99 ms /v2 "
-          "| p99 ms /predict | CPU us/req /v2 | /predict |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for c in f.args.concurrency:
-        v2, predict = median(f.v2_single[c]), median(f.single[("service", c)])
-        print(
-            f"| c={c} | {v2.rps:,.0f} | {predict.rps:,.0f} | {v2.rps / predict.rps:.2f}x "
-            f"| {v2.p99_ms:.2f} | {predict.p99_ms:.2f} | {v2.cpu_us:.0f} | {predict.cpu_us:.0f} |"
-        )
-    print(
-        "\n| batch of 256 rows | /v2 binary rows/s | /predict JSON rows/s | ratio "
-        "| CPU us/row /v2 | /predict | errors |"
+    side_by_side(
+        "\n| one row, CNN | /v2 JSON req/s | /predict req/s | /v2 / /predict | p99 ms /v2 "
+        "| p99 ms /predict | CPU us/req /v2 | /predict |",
+        [(f"c={c}", f.v2_single[c], f.single[("service", c)]) for c in f.args.concurrency],
+        lambda v2, predict: (
+            f"{v2.rps:,.0f} | {predict.rps:,.0f} | {v2.rps / predict.rps:.2f}x "
+            f"| {v2.p99_ms:.2f} | {predict.p99_ms:.2f} | {v2.cpu_us:.0f} | {predict.cpu_us:.0f}"
+        ),
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for m, results in f.v2_batch.items():
-        v2, predict = median(results), median(f.batch[m])
-        print(
-            f"| {m} (c={f.args.batch_connections}) | {v2.rps * ROWS:,.0f} "
-            f"| {predict.rps * ROWS:,.0f} | {v2.rps / predict.rps:.2f}x | {v2.cpu_us / ROWS:.1f} "
-            f"| {predict.cpu_us / ROWS:.1f} | {v2.errors + predict.errors} |"
-        )
+    side_by_side(
+        "\n| batch of 256 rows | /v2 binary rows/s | /predict JSON rows/s | ratio "
+        "| CPU us/row /v2 | /predict | errors |",
+        [(batch_label(f, m), results, f.batch[m]) for m, results in f.v2_batch.items()],
+        lambda v2, predict: (
+            f"{v2.rps * ROWS:,.0f} | {predict.rps * ROWS:,.0f} | {v2.rps / predict.rps:.2f}x "
+            f"| {v2.cpu_us / ROWS:.1f} | {predict.cpu_us / ROWS:.1f} | {v2.errors + predict.errors}"
+        ),
+    )
 
 
 def batch_runtimes(f: Figures) -> None:
     """256-row /v2 binary batches per family: ONNX Runtime against TorchScript."""
-    print(
+    side_by_side(
         "\n| batch of 256 rows, /v2 binary | ONNX Runtime rows/s | TorchScript rows/s | ratio "
-        "| CPU us/row ORT | TorchScript | ratio | errors |"
+        "| CPU us/row ORT | TorchScript | ratio | errors |",
+        [(batch_label(f, m), f.v2_batch[m], results) for m, results in f.ts_batch.items()],
+        lambda o, t: (
+            f"{o.rps * ROWS:,.0f} | {t.rps * ROWS:,.0f} | {o.rps / t.rps:.2f}x "
+            f"| {o.cpu_us / ROWS:.1f} | {t.cpu_us / ROWS:.1f} | {o.cpu_us / t.cpu_us:.2f}x "
+            f"| {o.errors + t.errors}"
+        ),
     )
-    print("|---|" + "---:|" * 7)
-    for m, results in f.ts_batch.items():
-        o, t = median(f.v2_batch[m]), median(results)
-        print(
-            f"| {m} (c={f.args.batch_connections}) | {o.rps * ROWS:,.0f} | {t.rps * ROWS:,.0f} "
-            f"| {o.rps / t.rps:.2f}x | {o.cpu_us / ROWS:.1f} | {t.cpu_us / ROWS:.1f} "
-            f"| {o.cpu_us / t.cpu_us:.2f}x | {o.errors + t.errors} |"
-        )
+
+
+def side_by_side(
+    head: str,
+    rows: Iterable[tuple[str, list[Result], list[Result]]],
+    cells: Callable[[Result, Result], str],
+) -> None:
+    """A markdown table of two servers' results side by side: ``head`` (the first column
+    left-aligned, the others right), then per ``(label, a, b)`` a row of the label and the
+    ``cells`` of the medians of ``a`` and ``b``."""
+    print(head)
+    print("|---|" + "---:|" * (head.count("|") - 2))
+    for label, a, b in rows:
+        print(f"| {label} | {cells(median(a), median(b))} |")
+
+
+def batch_label(f: Figures, family: str) -> str:
+    """The first cell of a batch table's row."""
+    return f"{family} (c={f.args.batch_connections})"
 
 
 def summary(f: Figures) -> None:

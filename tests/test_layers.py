@@ -67,8 +67,16 @@ def _within(module: str, packages: Iterable[str]) -> bool:
 def import_alone(package: str, root: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """Import ``package`` and all its modules in a fresh interpreter with its forbidden
     packages blocked."""
+    return run_python(_IMPORT_ALONE, [package, *forbidden_for(package)], root)
+
+
+def run_python(
+    code: str, argv: Iterable[str], root: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with ``python -c`` and ``argv`` in a fresh interpreter, in ``root`` and with
+    only ``root`` on its path; its output captured."""
     return subprocess.run(
-        [sys.executable, "-c", _IMPORT_ALONE, package, *forbidden_for(package)],
+        [sys.executable, "-c", code, *argv],
         cwd=root,
         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -222,13 +230,5 @@ def test_the_serving_modules_import_without_torch() -> None:
         "for name in sys.argv[1:]:\n"
         "    importlib.import_module(name)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, *modules, *TORCH_FREE_TRAINING],
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_python(code, [*modules, *TORCH_FREE_TRAINING])
     assert done.returncode == 0, done.stderr[-2000:]

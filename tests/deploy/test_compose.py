@@ -5,29 +5,14 @@ from the API target, one image name given to both targets)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.common import ROOT, load_deploy_script
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "check_compose", ROOT / "deploy" / "check_compose.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-checks = _load()
+checks = load_deploy_script("check_compose")
 
 
 @pytest.fixture

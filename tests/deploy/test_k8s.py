@@ -7,12 +7,10 @@ them. There is no cluster here: nothing is applied (docs/deployment.md, "Kuberne
 from __future__ import annotations
 
 import copy
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,23 +19,14 @@ from fastapi.testclient import TestClient
 
 from service.http.app import create_app
 from tests.conftest import make_settings
+from tests.deploy.common import ROOT, load_deploy_script
 
-ROOT = Path(__file__).resolve().parents[2]
 needs_kubectl = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not on PATH (it renders the manifests)"
 )
 
 
-def _load_checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_k8s", ROOT / "deploy" / "check_k8s.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-checks = _load_checks()
+checks = load_deploy_script("check_k8s")
 Docs = list[dict[str, Any]]
 
 

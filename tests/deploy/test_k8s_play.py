@@ -7,35 +7,22 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.common import ROOT, load_deploy_script
+
 pytestmark = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not on PATH (it renders the manifests)"
 )
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k8s_play", ROOT / "deploy" / "k8s_play.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["k8s_play"] = module  # dataclasses resolve the module's annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-play = _load()
+play = load_deploy_script("k8s_play", register=True)
 PLAN = play.Plan(
     images={
         "digits-serve-api:latest": "localhost/digits-serve-api:smoke",
