@@ -41,7 +41,10 @@ def resolved(spec: dict[str, Any]) -> dict[str, Any]:
 
 def upgrade() -> None:
     conn = op.get_bind()
-    for job_id, spec in conn.execute(sa.select(_jobs.c.id, _jobs.c.spec)).all():
+    # Only the ids of the candidates are held (a store may keep many jobs), then row by row.
+    older = sa.select(_jobs.c.id).where(sa.cast(_jobs.c.spec, sa.Text).like('%"request"%'))
+    for job_id in conn.execute(older).scalars().all():
+        spec = conn.execute(sa.select(_jobs.c.spec).where(_jobs.c.id == job_id)).scalar_one()
         if isinstance(spec, dict) and "request" in spec:
             conn.execute(sa.update(_jobs).where(_jobs.c.id == job_id).values(spec=resolved(spec)))
 
