@@ -34,8 +34,8 @@ class JobStatus(enum.StrEnum):
 
 class ResolvedJob(BaseModel):
     """A job resolved once from its request (``JobSpec.resolve``): the model it publishes,
-        the architecture and recipe it fits, its estimated cost and its limits. The job row keeps
-        it (``model_dump``); every process reads it back with ``model_validate`` (rows of older
+    the architecture and recipe it fits, its estimated cost and its limits. The job row keeps
+    it (``model_dump``); every process reads it back with ``model_validate`` (rows of older
     releases are rewritten to this form by migration 0002)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
